@@ -1,0 +1,1 @@
+"""Pulse: a support-ticket backend in which every ticket is a Temporal workflow."""

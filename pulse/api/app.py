@@ -1,0 +1,53 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+from fastapi import FastAPI
+from temporalio.client import Client
+
+from pulse.api.errors import install_error_handlers
+from pulse.api.routers import accounts, health, reference, tickets
+from pulse.config import Settings, get_settings
+from pulse.db import SessionFactory, make_engine, make_sessionmaker
+from pulse.temporal import connect
+
+
+def create_app(settings: Settings | None = None, *, sessions: SessionFactory | None = None,
+               temporal: Client | None = None) -> FastAPI:
+    """Build the app. Tests may hand in a session factory and a Temporal client; otherwise they
+    are made from the settings when the app starts."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = None
+        app.state.settings = settings
+        if sessions is None:
+            if not settings.database_url:
+                raise RuntimeError("DATABASE_URL is not set")
+            engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
+            app.state.sessions = make_sessionmaker(engine)
+        else:
+            app.state.sessions = sessions
+        app.state.temporal = temporal or await connect(settings.temporal_target, settings.temporal_namespace)
+        try:
+            yield
+        finally:
+            if engine is not None:
+                await engine.dispose()
+
+    app = FastAPI(
+        title="Pulse",
+        version="0.1.0",
+        description="Support tickets whose SLA promises are kept by durable Temporal timers.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(accounts.router)
+    app.include_router(reference.router)
+    app.include_router(tickets.router)
+    return app

@@ -1,0 +1,59 @@
+"""Request dependencies: the database session (the request owns its transaction), the Temporal
+client, and the authenticated principal with a permission check."""
+
+from __future__ import annotations
+
+from typing import Annotated, AsyncIterator, Callable
+
+from fastapi import Depends, Header, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import Client
+
+from pulse.config import Settings
+from pulse.db import SessionFactory
+from pulse.domain.tickets import Permission
+from pulse.services.auth import Principal, authenticate
+
+
+def get_sessions(request: Request) -> SessionFactory:
+    return request.app.state.sessions
+
+
+def get_temporal(request: Request) -> Client:
+    return request.app.state.temporal
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+async def db_session(sessions: Annotated[SessionFactory, Depends(get_sessions)]) -> AsyncIterator[AsyncSession]:
+    """One transaction per request, committed when the handler returns without error."""
+    async with sessions() as session, session.begin():
+        yield session
+
+
+async def current_principal(
+    sessions: Annotated[SessionFactory, Depends(get_sessions)],
+    authorization: Annotated[str | None, Header()] = None,
+    x_account_id: Annotated[str | None, Header()] = None,
+) -> Principal:
+    async with sessions() as session:
+        return await authenticate(session, authorization, x_account_id)
+
+
+def requires(permission: Permission) -> Callable[..., Principal]:
+    async def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        principal.require(permission)
+        return principal
+
+    return check
+
+
+Session = Annotated[AsyncSession, Depends(db_session)]
+Sessions = Annotated[SessionFactory, Depends(get_sessions)]
+Temporal = Annotated[Client, Depends(get_temporal)]
+Reader = Annotated[Principal, Depends(requires(Permission.READ_SUPPORT))]
+Writer = Annotated[Principal, Depends(requires(Permission.WRITE_SUPPORT))]
+Manager = Annotated[Principal, Depends(requires(Permission.MANAGE_SETTINGS))]
+Authenticated = Annotated[Principal, Depends(current_principal)]

@@ -1,0 +1,82 @@
+"""Every error leaves the API in the contract's shape: {error, message, details}."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from pulse.domain.errors import DomainError
+
+log = logging.getLogger("pulse.api")
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    503: "unavailable",
+}
+
+
+def error_response(status: int, code: str, message: str, details: list[dict[str, Any]] | None = None) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(
+        status_code=status, content={"error": code, "message": message, "details": details or []}, headers=headers
+    )
+
+
+def _field_name(location: tuple[Any, ...]) -> str:
+    parts = [str(part) for part in location if part not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+def validation_details(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
+    details = []
+    for error in errors:
+        message = error.get("msg", "invalid")
+        if error.get("type") == "extra_forbidden":
+            message = "unknown field"
+        elif error.get("type") == "json_invalid":
+            message = "the body is not valid JSON"
+        details.append({"field": _field_name(tuple(error.get("loc", ()))), "message": message})
+    return details
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def domain_error(_: Request, error: DomainError) -> JSONResponse:
+        return error_response(error.status, error.code, error.message, error.details)
+
+    @app.exception_handler(RequestValidationError)
+    async def request_validation(_: Request, error: RequestValidationError) -> JSONResponse:
+        details = validation_details(list(error.errors()))
+        summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
+        return error_response(422, "validation_error", f"invalid request: {summary}", details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(error.status_code, "error")
+        message = error.detail if isinstance(error.detail, str) else code
+        if error.status_code == 404 and message == "Not Found":
+            message = "no such endpoint"
+        return error_response(error.status_code, code, message)
+
+    @app.exception_handler(IntegrityError)
+    async def integrity(_: Request, error: IntegrityError) -> JSONResponse:
+        log.info("integrity error: %s", error.orig)
+        return error_response(409, "conflict", "the change conflicts with existing data (it is referenced or duplicated)")
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, error: Exception) -> JSONResponse:
+        log.exception("unexpected error")
+        return error_response(500, "internal_error", "an unexpected error occurred; it has been logged")

@@ -1,0 +1,99 @@
+"""/api/tickets: reads from PostgreSQL, writes through the ticket's workflow."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from pulse.api.deps import Reader, Sessions, Temporal, Writer, get_settings
+from pulse.api.pagination import Page, page_params, paginated, pagination
+from pulse.api.schemas import CommentBody, TicketCreateBody, TicketUpdateBody
+from pulse.config import Settings
+from pulse.domain.commands import AddCommentInput
+from pulse.domain.errors import ValidationFailed
+from pulse.domain.ticket_query import parse_ticket_query
+from pulse.services.auth import Principal
+from pulse.services.tickets import TicketService, actor_of
+
+router = APIRouter(prefix="/api/tickets", tags=["tickets"])
+
+
+def ticket_service(sessions: Sessions, temporal: Temporal,
+                   settings: Annotated[Settings, Depends(get_settings)]) -> TicketService:
+    return TicketService(sessions, temporal, settings.task_queue)
+
+
+Tickets = Annotated[TicketService, Depends(ticket_service)]
+
+
+def expected_version(if_match: str | None, body_version: int | None) -> int | None:
+    """``If-Match: 3`` (quotes and W/ tolerated) or ``"version": 3`` in the body."""
+    if if_match is None:
+        return body_version
+    cleaned = if_match.strip().removeprefix("W/").strip('"')
+    try:
+        return int(cleaned)
+    except ValueError:
+        raise ValidationFailed("If-Match must be the ticket's version number",
+                               details=[{"field": "If-Match", "message": "not an integer"}]) from None
+
+
+@router.post("", status_code=201)
+async def create_ticket(body: TicketCreateBody, principal: Writer, tickets: Tickets, response: Response,
+                        idempotency_key: Annotated[str | None, Header()] = None) -> dict:
+    ticket, created = await tickets.create(principal, body.changes(), idempotency_key)
+    if not created:
+        response.headers["Idempotent-Replayed"] = "true"
+    response.headers["Location"] = f"/api/tickets/{ticket.id}"
+    return ticket.to_api()
+
+
+@router.get("")
+async def list_tickets(request: Request, principal: Reader, tickets: Tickets) -> dict:
+    query = parse_ticket_query(request.query_params)
+    rows, total = await tickets.list(principal.account_id, query)
+    return {"tickets": [row.to_api() for row in rows], "pagination": pagination(query.page, query.page_size, total)}
+
+
+@router.get("/{ticket_ref}")
+async def get_ticket(ticket_ref: str, principal: Reader, tickets: Tickets) -> dict:
+    return (await tickets.get(principal.account_id, ticket_ref)).to_api()
+
+
+@router.patch("/{ticket_ref}")
+async def update_ticket(ticket_ref: str, body: TicketUpdateBody, principal: Writer, tickets: Tickets,
+                        if_match: Annotated[str | None, Header()] = None) -> dict:
+    changes = body.changes()
+    version = expected_version(if_match, changes.pop("version", None))
+    return (await tickets.update(principal, ticket_ref, changes, version)).to_api()
+
+
+@router.delete("/{ticket_ref}")
+async def delete_ticket(ticket_ref: str, principal: Writer, tickets: Tickets,
+                        if_match: Annotated[str | None, Header()] = None) -> dict:
+    return (await tickets.delete(principal, ticket_ref, expected_version(if_match, None))).to_api()
+
+
+@router.post("/{ticket_ref}/comments", status_code=201)
+async def add_comment(ticket_ref: str, body: CommentBody, principal: Writer, tickets: Tickets,
+                      idempotency_key: Annotated[str | None, Header()] = None) -> dict:
+    command = AddCommentInput(actor=actor_of(principal), **body.changes())
+    return (await tickets.add_comment(principal, ticket_ref, command, idempotency_key)).to_api()
+
+
+@router.get("/{ticket_ref}/comments")
+async def list_comments(ticket_ref: str, principal: Reader, tickets: Tickets,
+                        page: Annotated[Page, Depends(page_params)],
+                        include_internal: Annotated[bool, Query(alias="includeInternal")] = True) -> dict:
+    rows, total = await tickets.comments(principal, ticket_ref, include_internal=include_internal,
+                                         page=page.page, page_size=page.page_size)
+    return paginated([row.to_api() for row in rows], page, total)
+
+
+@router.get("/{ticket_ref}/timeline")
+async def timeline(ticket_ref: str, principal: Reader, tickets: Tickets,
+                   page: Annotated[Page, Depends(page_params)]) -> dict:
+    rows, total = await tickets.timeline(principal.account_id, ticket_ref, page=page.page, page_size=page.page_size)
+    return paginated([row.to_api() for row in rows], page, total)

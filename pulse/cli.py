@@ -1,0 +1,50 @@
+"""``pulse dev | api | worker | migrate``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from pulse.config import get_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pulse", description="Pulse support-ticket backend")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("dev", help="run the whole stack locally (Temporal, PostgreSQL, worker, API)")
+    commands.add_parser("api", help="serve the HTTP API")
+    commands.add_parser("worker", help="run a Temporal worker")
+    commands.add_parser("migrate", help="apply database migrations")
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    if args.command == "dev":
+        from pulse.devstack import run_dev
+
+        return run_dev(settings)
+    if args.command == "api":
+        import uvicorn
+
+        from pulse.api.app import create_app
+
+        uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="warning")
+        return 0
+    if args.command == "worker":
+        from pulse.worker import main as worker_main
+
+        worker_main()
+        return 0
+    if args.command == "migrate":
+        from pulse.devstack import migrate
+
+        if not settings.database_url:
+            parser.error("set DATABASE_URL")
+        migrate(settings.database_url)
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Settings, read from the environment (prefix ``PULSE_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PULSE_", extra="ignore")
+
+    data_dir: Path = Path(".pulse")
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    temporal_port: int = 7233
+    temporal_ui_port: int = 8233
+    temporal_address: str | None = Field(
+        default=None, validation_alias=AliasChoices("PULSE_TEMPORAL_ADDRESS", "TEMPORAL_ADDRESS")
+    )
+    temporal_namespace: str = "default"
+    task_queue: str = "pulse-tickets"
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("PULSE_DATABASE_URL", "DATABASE_URL")
+    )
+    dev_admin_token: str | None = None
+    db_pool_size: int = 10
+
+    @property
+    def temporal_target(self) -> str:
+        return self.temporal_address or f"127.0.0.1:{self.temporal_port}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+def sync_database_url(url: str) -> str:
+    """SQLAlchemy URL for psycopg 3 from any ``postgresql://`` URL (same driver, sync or async)."""
+    return async_database_url(url)
+
+
+def async_database_url(url: str) -> str:
+    """SQLAlchemy URL for psycopg 3 from any ``postgresql://`` URL."""
+    for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    raise ValueError(f"not a PostgreSQL URL: {url}")

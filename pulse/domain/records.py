@@ -1,0 +1,113 @@
+"""Plain read models of what Pulse stores: what activities return and the API renders.
+
+They are pydantic models with snake_case names; the API renders them in camelCase.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+from pulse.domain.tickets import AuthorType, Priority, TicketSource, TicketStatus, format_ticket_number
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, from_attributes=True)
+
+    def to_api(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+
+class Ticket(Record):
+    id: int
+    account_id: int
+    number: int
+    subject: str
+    description: str | None = None
+    status: TicketStatus
+    priority: Priority
+    version: int
+    assigned_to_user_id: int | None = None
+    assigned_to_team_id: int | None = None
+    type_id: int | None = None
+    category_id: int | None = None
+    tags: list[str] = []
+    requester_name: str | None = None
+    requester_email: str | None = None
+    requester_phone: str | None = None
+    source: TicketSource = TicketSource.API
+    sla_policy_id: int | None = None
+    sla_status: str | None = None
+    sla_first_response_due: datetime | None = None
+    sla_first_response_met: bool | None = None
+    sla_resolution_due: datetime | None = None
+    sla_resolution_met: bool | None = None
+    sla_breached_at: datetime | None = None
+    sla_paused_at: datetime | None = None
+    sla_total_paused_time: int = 0
+    first_response_time: int | None = None
+    resolution_time: int | None = None
+    response_count: int = 0
+    internal_note_count: int = 0
+    attachment_count: int = 0
+    reopen_count: int = 0
+    escalation_count: int = 0
+    escalation_level: int = 0
+    created_at: datetime
+    updated_at: datetime
+    first_responded_at: datetime | None = None
+    resolved_at: datetime | None = None
+    closed_at: datetime | None = None
+    last_customer_response_at: datetime | None = None
+    created_by: int | None = None
+    custom_fields: dict[str, Any] = {}
+    external_source: str | None = None
+    external_ticket_id: str | None = None
+    merged_into_ticket_id: int | None = None
+    deleted_at: datetime | None = None
+
+    @property
+    def ticket_number(self) -> str:
+        return format_ticket_number(self.number)
+
+    def to_api(self) -> dict[str, Any]:
+        body = super().to_api()
+        for internal in ("accountId", "number", "deletedAt"):
+            body.pop(internal)
+        body["ticketNumber"] = self.ticket_number
+        return body
+
+
+class Comment(Record):
+    id: int
+    ticket_id: int
+    body: str
+    is_internal: bool
+    notify_customer: bool
+    author_type: AuthorType
+    author_user_id: int | None = None
+    mentions: list[int] = []
+    created_at: datetime
+
+
+class TimelineEntry(Record):
+    id: int
+    ticket_id: int
+    event_type: str
+    actor: str
+    actor_user_id: int | None = None
+    field: str | None = None
+    from_value: Any = None
+    to_value: Any = None
+    data: dict[str, Any] = {}
+    created_at: datetime
+
+
+class CommentResult(Record):
+    """What adding a comment returns: the comment and the ticket after it."""
+
+    comment: Comment
+    ticket: Ticket

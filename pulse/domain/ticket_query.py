@@ -1,0 +1,290 @@
+"""Parsing ticket list parameters (filters, sorting, paging) into a typed query.
+
+Pure: the repository turns a ``TicketQuery`` into parameterised SQL; no user string ever becomes
+SQL text. Unknown parameters and sort fields are a 422 that lists the valid ones.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Callable, Mapping
+
+from pydantic import BaseModel
+
+from pulse.domain.errors import ValidationFailed
+from pulse.domain.tickets import Priority, TicketSource, TicketStatus, parse_ticket_number
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+
+
+def _int(value: str) -> int:
+    return int(value)
+
+
+def _bool(value: str) -> bool:
+    lowered = value.lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _datetime(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise ValueError("timestamp needs an offset, e.g. 2026-01-31T00:00:00Z")
+    return parsed
+
+
+def _enum(enum: type) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        return enum(value).value
+
+    return parse
+
+
+def _text(value: str) -> str:
+    return value
+
+
+# API name → (column attribute, parser). Every scalar field of the ticket filters by equality,
+# a comma-separated value is any-of.
+SCALAR_FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "id": ("id", _int),
+    "status": ("status", _enum(TicketStatus)),
+    "priority": ("priority", _enum(Priority)),
+    "assignedToUserId": ("assigned_to_user_id", _int),
+    "assignedToTeamId": ("assigned_to_team_id", _int),
+    "typeId": ("type_id", _int),
+    "categoryId": ("category_id", _int),
+    "requesterName": ("requester_name", _text),
+    "requesterEmail": ("requester_email", _text),
+    "requesterPhone": ("requester_phone", _text),
+    "source": ("source", _enum(TicketSource)),
+    "slaPolicyId": ("sla_policy_id", _int),
+    "slaStatus": ("sla_status", _text),
+    "slaFirstResponseMet": ("sla_first_response_met", _bool),
+    "slaResolutionMet": ("sla_resolution_met", _bool),
+    "createdBy": ("created_by", _int),
+    "externalSource": ("external_source", _text),
+    "externalTicketId": ("external_ticket_id", _text),
+    "mergedIntoTicketId": ("merged_into_ticket_id", _int),
+    "reopenCount": ("reopen_count", _int),
+    "escalationLevel": ("escalation_level", _int),
+    "responseCount": ("response_count", _int),
+    "subject": ("subject", _text),
+}
+
+INPUT_ALIASES = {
+    "assignedTo": "assignedToUserId",
+    "assignedTeamId": "assignedToTeamId",
+    "ticketTypeId": "typeId",
+}
+
+# API name → column for ranges: ``<name>After`` / ``<name>Before`` (inclusive / exclusive).
+RANGE_FIELDS: dict[str, str] = {
+    "created": "created_at",
+    "updated": "updated_at",
+    "resolved": "resolved_at",
+    "closed": "closed_at",
+    "firstResponded": "first_responded_at",
+    "slaFirstResponseDue": "sla_first_response_due",
+    "slaResolutionDue": "sla_resolution_due",
+}
+
+# API name → column for sorting. ``priority`` sorts by severity.
+SORT_FIELDS: dict[str, str] = {
+    "id": "id",
+    "ticketNumber": "number",
+    "subject": "subject",
+    "status": "status",
+    "priority": "priority_rank",
+    "assignedToUserId": "assigned_to_user_id",
+    "assignedToTeamId": "assigned_to_team_id",
+    "typeId": "type_id",
+    "categoryId": "category_id",
+    "requesterName": "requester_name",
+    "requesterEmail": "requester_email",
+    "source": "source",
+    "slaStatus": "sla_status",
+    "slaFirstResponseDue": "sla_first_response_due",
+    "slaResolutionDue": "sla_resolution_due",
+    "slaBreachedAt": "sla_breached_at",
+    "firstResponseTime": "first_response_time",
+    "resolutionTime": "resolution_time",
+    "responseCount": "response_count",
+    "reopenCount": "reopen_count",
+    "escalationLevel": "escalation_level",
+    "escalationCount": "escalation_count",
+    "createdAt": "created_at",
+    "updatedAt": "updated_at",
+    "firstRespondedAt": "first_responded_at",
+    "resolvedAt": "resolved_at",
+    "closedAt": "closed_at",
+    "lastCustomerResponseAt": "last_customer_response_at",
+}
+
+# Fields sorted descending when no order is given (urgent first, newest first).
+DEFAULT_DESCENDING = {"priority", "createdAt", "updatedAt"}
+
+PAGING_PARAMS = {"page", "pageSize", "sortBy", "sortOrder", "sort"}
+OTHER_PARAMS = {"tags", "unassigned", "search"}
+
+
+class FieldFilter(BaseModel):
+    column: str
+    values: list[Any]
+
+
+class RangeFilter(BaseModel):
+    column: str
+    after: datetime | None = None
+    before: datetime | None = None
+
+
+class SortKey(BaseModel):
+    field: str
+    column: str
+    descending: bool
+
+
+class TicketQuery(BaseModel):
+    equals: list[FieldFilter] = []
+    ranges: list[RangeFilter] = []
+    tags_all: list[str] = []
+    unassigned: bool | None = None
+    custom_fields: dict[str, str] = {}
+    search: str | None = None
+    search_ticket_number: int | None = None
+    sort: list[SortKey] = []
+    page: int = 1
+    page_size: int = DEFAULT_PAGE_SIZE
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.page_size
+
+
+def valid_filter_names() -> list[str]:
+    ranges = [f"{name}{edge}" for name in RANGE_FIELDS for edge in ("After", "Before")]
+    return sorted([*SCALAR_FIELDS, *ranges, *OTHER_PARAMS, "customFields.<key>"])
+
+
+def parse_ticket_query(params: Mapping[str, str], *, allow_paging: bool = True) -> TicketQuery:
+    """Parse list parameters; every problem becomes one ``details`` entry of a single 422."""
+    problems: list[dict[str, str]] = []
+    query = TicketQuery()
+    ranges: dict[str, RangeFilter] = {}
+
+    def bad(field: str, message: str) -> None:
+        problems.append({"field": field, "message": message})
+
+    for raw_name, raw_value in params.items():
+        name = INPUT_ALIASES.get(raw_name, raw_name)
+        value = raw_value.strip()
+        if name in PAGING_PARAMS:
+            if not allow_paging:
+                bad(raw_name, "not a filter")
+            continue
+        if name in SCALAR_FIELDS:
+            column, parser = SCALAR_FIELDS[name]
+            try:
+                values = [parser(part.strip()) for part in value.split(",") if part.strip()]
+            except ValueError as exc:
+                bad(raw_name, f"invalid value {value!r}: {exc}")
+                continue
+            if not values:
+                bad(raw_name, "empty filter value")
+                continue
+            query.equals.append(FieldFilter(column=column, values=values))
+        elif name == "tags":
+            query.tags_all = [t.strip().lower() for t in value.split(",") if t.strip()]
+        elif name == "unassigned":
+            try:
+                query.unassigned = _bool(value)
+            except ValueError as exc:
+                bad(raw_name, str(exc))
+        elif name == "search":
+            query.search = value or None
+            if value:
+                query.search_ticket_number = parse_ticket_number(value)
+        elif name.startswith("customFields."):
+            key = name[len("customFields."):]
+            if not key:
+                bad(raw_name, "name the custom field: customFields.<key>=<value>")
+            else:
+                query.custom_fields[key] = value
+        elif name.endswith(("After", "Before")) and name.removesuffix("After").removesuffix("Before") in RANGE_FIELDS:
+            base = name.removesuffix("After").removesuffix("Before")
+            try:
+                instant = _datetime(value)
+            except ValueError as exc:
+                bad(raw_name, f"invalid timestamp {value!r}: {exc}")
+                continue
+            entry = ranges.setdefault(base, RangeFilter(column=RANGE_FIELDS[base]))
+            if name.endswith("After"):
+                entry.after = instant
+            else:
+                entry.before = instant
+        else:
+            bad(raw_name, "unknown filter; valid filters: " + ", ".join(valid_filter_names()))
+    query.ranges = list(ranges.values())
+
+    if allow_paging:
+        _parse_paging(params, query, bad)
+    if problems:
+        raise ValidationFailed("invalid list parameters", details=problems)
+    return query
+
+
+def _parse_paging(params: Mapping[str, str], query: TicketQuery, bad: Callable[[str, str], None]) -> None:
+    for name, attr, upper in (("page", "page", None), ("pageSize", "page_size", MAX_PAGE_SIZE)):
+        if name in params:
+            try:
+                number = int(params[name])
+                if number < 1 or (upper is not None and number > upper):
+                    raise ValueError
+                setattr(query, attr, number)
+            except ValueError:
+                limit = f"1..{upper}" if upper else "≥ 1"
+                bad(name, f"must be an integer {limit}")
+    try:
+        query.sort = parse_sort(params.get("sort"), params.get("sortBy"), params.get("sortOrder"))
+    except ValidationFailed as exc:
+        for detail in exc.details:
+            bad(detail["field"], detail["message"])
+
+
+def parse_sort(sort: str | None, sort_by: str | None, sort_order: str | None) -> list[SortKey]:
+    """``sort=priority,-createdAt`` and/or ``sortBy=priority&sortOrder=asc``."""
+    keys: list[SortKey] = []
+    problems: list[dict[str, str]] = []
+    valid = ", ".join(sorted(SORT_FIELDS))
+    if sort_order is not None and sort_order.lower() not in ("asc", "desc"):
+        problems.append({"field": "sortOrder", "message": "must be asc or desc"})
+    specs: list[tuple[str, bool | None, str]] = []
+    if sort_by:
+        descending = None if sort_order is None else sort_order.lower() == "desc"
+        specs.append((sort_by.strip(), descending, "sortBy"))
+    if sort:
+        for part in sort.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if part.startswith("-"):
+                specs.append((part[1:], True, "sort"))
+            else:
+                specs.append((part.lstrip("+"), None if part[0] != "+" else False, "sort"))
+    for field, descending, param in specs:
+        field = INPUT_ALIASES.get(field, field)
+        if field not in SORT_FIELDS:
+            problems.append({"field": param, "message": f"cannot sort by {field!r}; valid: {valid}"})
+            continue
+        if descending is None:
+            descending = field in DEFAULT_DESCENDING
+        keys.append(SortKey(field=field, column=SORT_FIELDS[field], descending=descending))
+    if problems:
+        raise ValidationFailed("invalid sort", details=problems)
+    return keys

@@ -1,0 +1,35 @@
+"""SQLAlchemy ORM tables (no behaviour). Queries live in ``pulse.repositories``."""
+
+from pulse.models.base import Base
+from pulse.models.tables import (
+    Account,
+    AccountMember,
+    ApiToken,
+    AppliedCommand,
+    IdempotencyKey,
+    Team,
+    TeamMember,
+    Ticket,
+    TicketCategory,
+    TicketComment,
+    TicketType,
+    TimelineEvent,
+    User,
+)
+
+__all__ = [
+    "Account",
+    "AccountMember",
+    "ApiToken",
+    "AppliedCommand",
+    "Base",
+    "IdempotencyKey",
+    "Team",
+    "TeamMember",
+    "Ticket",
+    "TicketCategory",
+    "TicketComment",
+    "TicketType",
+    "TimelineEvent",
+    "User",
+]

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pulse.models import Account, AccountMember, ApiToken, User
+
+
+class AccountRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def create(self, name: str) -> Account:
+        account = Account(name=name)
+        self.session.add(account)
+        await self.session.flush()
+        return account
+
+    async def get(self, account_id: int) -> Account | None:
+        return await self.session.get(Account, account_id)
+
+    async def allocate_ticket_number(self, account_id: int) -> int:
+        """Next ``PULSE-<n>`` of the account. The row lock serialises concurrent creates and the
+        number rolls back with a failed transaction, so numbers have no gaps and never repeat."""
+        result = await self.session.execute(
+            update(Account)
+            .where(Account.id == account_id)
+            .values(last_ticket_number=Account.last_ticket_number + 1)
+            .returning(Account.last_ticket_number)
+        )
+        return result.scalar_one()
+
+    async def is_member(self, account_id: int, user_id: int) -> bool:
+        user_account = await self.session.scalar(select(User.account_id).where(User.id == user_id))
+        if user_account == account_id:
+            return True
+        found = await self.session.scalar(
+            select(AccountMember.user_id).where(
+                AccountMember.account_id == account_id, AccountMember.user_id == user_id
+            )
+        )
+        return found is not None
+
+
+class TokenRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def by_hash(self, token_hash: str) -> ApiToken | None:
+        return await self.session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash))
+
+    async def add(self, token: ApiToken) -> ApiToken:
+        self.session.add(token)
+        await self.session.flush()
+        return token
+
+    async def list(self, account_id: int) -> list[ApiToken]:
+        rows = await self.session.scalars(
+            select(ApiToken)
+            .where(ApiToken.account_id == account_id, ApiToken.revoked_at.is_(None))
+            .order_by(ApiToken.id)
+        )
+        return list(rows)
+
+    async def get(self, account_id: int, token_id: int) -> ApiToken | None:
+        return await self.session.scalar(
+            select(ApiToken).where(
+                ApiToken.account_id == account_id, ApiToken.id == token_id, ApiToken.revoked_at.is_(None)
+            )
+        )

@@ -1,0 +1,278 @@
+"""The API's side of tickets: reads from PostgreSQL, writes as updates to the ticket's workflow.
+
+Cost per call: a read is one indexed lookup (+ one count for lists beyond one page). A write is
+one ticket lookup (to resolve ``PULSE-n`` and the account) plus one Temporal update round trip,
+whose handler runs one local activity = one database transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from pulse.db import SessionFactory
+from pulse.domain import records
+from pulse.domain.commands import (
+    Actor,
+    AddCommentInput,
+    CreateTicketInput,
+    DeleteTicketInput,
+    TicketWorkflowInput,
+    UpdateTicketInput,
+)
+from pulse.domain.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
+from pulse.domain.ticket_query import TicketQuery
+from pulse.domain.tickets import Permission, Priority, TicketStatus, parse_ticket_number, workflow_id_for
+from pulse.failures import from_application_error
+from pulse.models import IdempotencyKey, Ticket, TicketCategory
+from pulse.repositories.reference import ReferenceRepository
+from pulse.repositories.tickets import CommentRepository, TicketRepository, TimelineRepository
+from pulse.services.auth import Principal
+from pulse.services.ticket_writes import TicketWriter
+from pulse.workflows import search_attributes as sa
+from pulse.workflows.ticket import TicketWorkflow
+
+
+class TemporalUnavailable(DomainError):
+    status, code = 503, "unavailable"
+
+
+def actor_of(principal: Principal) -> Actor:
+    return Actor(kind="user", user_id=principal.user_id)
+
+
+def _request_hash(payload: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _domain_error(error: Exception) -> DomainError:
+    """The domain error behind a failed update, or a 503 when Temporal could not be reached."""
+    cause = getattr(error, "cause", None)
+    while cause is not None and not isinstance(cause, ApplicationError):
+        cause = getattr(cause, "cause", None)
+    if isinstance(cause, ApplicationError):
+        found = from_application_error(cause)
+        if found is not None:
+            return found
+        return Conflict(cause.message, code=cause.type or "conflict")
+    return TemporalUnavailable(f"the ticket engine did not answer: {error}")
+
+
+class TicketService:
+    def __init__(self, sessions: SessionFactory, temporal: Client, task_queue: str) -> None:
+        self.sessions = sessions
+        self.temporal = temporal
+        self.task_queue = task_queue
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    async def resolve(self, account_id: int, reference: str) -> Ticket:
+        """A ticket by numeric id or ``PULSE-n``, within the account (404 otherwise)."""
+        async with self.sessions() as session:
+            repository = TicketRepository(session)
+            number = parse_ticket_number(reference)
+            ticket = None
+            if number is not None:
+                ticket = await repository.get_by_number(account_id, number)
+            elif reference.isdigit():
+                ticket = await repository.get(account_id, int(reference))
+            if ticket is None:
+                raise NotFound(f"ticket {reference} not found")
+            return ticket
+
+    async def get(self, account_id: int, reference: str) -> records.Ticket:
+        return records.Ticket.model_validate(await self.resolve(account_id, reference))
+
+    async def list(self, account_id: int, query: TicketQuery) -> tuple[list[records.Ticket], int]:
+        async with self.sessions() as session:
+            rows, total = await TicketRepository(session).list(account_id, query)
+            return [records.Ticket.model_validate(row) for row in rows], total
+
+    async def comments(
+        self, principal: Principal, reference: str, *, include_internal: bool, page: int, page_size: int
+    ) -> tuple[list[records.Comment], int]:
+        ticket = await self.resolve(principal.account_id, reference)
+        include_internal = include_internal and principal.has(Permission.WRITE_SUPPORT)
+        async with self.sessions() as session:
+            rows, total = await CommentRepository(session).list(
+                ticket.id, include_internal=include_internal, page=page, page_size=page_size
+            )
+            return [records.Comment.model_validate(row) for row in rows], total
+
+    async def timeline(
+        self, account_id: int, reference: str, *, page: int, page_size: int
+    ) -> tuple[list[records.TimelineEntry], int]:
+        ticket = await self.resolve(account_id, reference)
+        async with self.sessions() as session:
+            rows, total = await TimelineRepository(session).list(ticket.id, page=page, page_size=page_size)
+            return [records.TimelineEntry.model_validate(row) for row in rows], total
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    async def _resolve_category(self, account_id: int, fields: dict[str, Any]) -> None:
+        """``category`` (the API guide's alias) names a category by id or by name."""
+        if "category" not in fields:
+            return
+        category = fields.pop("category")
+        if "category_id" in fields:
+            raise ValidationFailed("send category or categoryId, not both",
+                                   details=[{"field": "category", "message": "duplicate of categoryId"}])
+        if category is None or isinstance(category, int):
+            fields["category_id"] = category
+            return
+        async with self.sessions() as session:
+            found = await ReferenceRepository(session, TicketCategory).find_by_name(account_id, category)
+        if found is None:
+            raise ValidationFailed("unknown category",
+                                   details=[{"field": "category", "message": f"no category named {category!r}"}])
+        fields["category_id"] = found.id
+
+    async def create(self, principal: Principal, fields: dict[str, Any], idempotency_key: str | None) -> tuple[records.Ticket, bool]:
+        """Create a ticket (update-with-start). Returns the ticket and whether it was created now
+        (False when an ``Idempotency-Key`` replays an earlier create)."""
+        account_id = principal.account_id
+        await self._resolve_category(account_id, fields)
+        request_hash = _request_hash(fields)
+        async with self.sessions() as session, session.begin():
+            ticket_id = await TicketRepository(session).next_id()
+            if idempotency_key:
+                inserted = await session.scalar(
+                    insert(IdempotencyKey)
+                    .values(account_id=account_id, scope="tickets.create", key=idempotency_key,
+                            resource_id=ticket_id, request_hash=request_hash)
+                    .on_conflict_do_nothing()
+                    .returning(IdempotencyKey.resource_id)
+                )
+                if inserted is None:
+                    first = await session.scalar(
+                        select(IdempotencyKey).where(
+                            IdempotencyKey.account_id == account_id,
+                            IdempotencyKey.scope == "tickets.create",
+                            IdempotencyKey.key == idempotency_key,
+                        )
+                    )
+                    assert first is not None and first.resource_id is not None
+                    ticket_id = first.resource_id
+                    if (datetime.now(timezone.utc) - first.created_at).total_seconds() < 24 * 3600:
+                        return await self._replay_create(principal, ticket_id, fields), False
+        try:
+            ticket = await self._start(principal, ticket_id, fields)
+        except DomainError:
+            if idempotency_key:
+                async with self.sessions() as session, session.begin():
+                    await session.execute(
+                        delete(IdempotencyKey).where(
+                            IdempotencyKey.account_id == account_id,
+                            IdempotencyKey.scope == "tickets.create",
+                            IdempotencyKey.key == idempotency_key,
+                        )
+                    )
+            raise
+        return ticket, True
+
+    async def _replay_create(self, principal: Principal, ticket_id: int, fields: dict[str, Any]) -> records.Ticket:
+        async with self.sessions() as session:
+            existing = await session.get(Ticket, ticket_id)
+        if existing is not None:
+            return records.Ticket.model_validate(existing)
+        # The first request is still in flight: the same update id makes Temporal answer with its result.
+        return await self._start(principal, ticket_id, fields)
+
+    async def _start(self, principal: Principal, ticket_id: int, fields: dict[str, Any]) -> records.Ticket:
+        account_id = principal.account_id
+        workflow_input = TicketWorkflowInput(account_id=account_id, ticket_id=ticket_id)
+        priority = fields.get("priority") or Priority.MEDIUM
+        status = fields.get("status") or TicketStatus.OPEN
+        start = WithStartWorkflowOperation(
+            TicketWorkflow.run,
+            workflow_input,
+            id=workflow_id_for(account_id, ticket_id),
+            task_queue=self.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(sa.TICKET_STATUS, TicketStatus(status).value),
+                    SearchAttributePair(sa.TICKET_PRIORITY, Priority(priority).value),
+                ]
+            ),
+            static_summary=f"Ticket {ticket_id}: {fields.get('subject', '')[:200]}",
+        )
+        try:
+            return await self.temporal.execute_update_with_start_workflow(
+                TicketWorkflow.create,
+                CreateTicketInput(account_id=account_id, ticket_id=ticket_id, actor=actor_of(principal), fields=fields),
+                start_workflow_operation=start,
+                id="create",
+            )
+        except WorkflowUpdateFailedError as error:
+            raise _domain_error(error) from None
+        except RPCError as error:
+            if error.status == RPCStatusCode.ALREADY_EXISTS:
+                async with self.sessions() as session:
+                    existing = await session.get(Ticket, ticket_id)
+                if existing is not None:
+                    return records.Ticket.model_validate(existing)
+            raise _domain_error(error) from None
+
+    async def _run_update(self, ticket: Ticket, update: Any, argument: Any, *, update_id: str | None = None) -> Any:
+        handle = self.temporal.get_workflow_handle(workflow_id_for(ticket.account_id, ticket.id))
+        try:
+            return await handle.execute_update(update, argument, id=update_id)
+        except WorkflowUpdateFailedError as error:
+            raise _domain_error(error) from None
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                # The workflow has ended: the ticket was closed or deleted meanwhile.
+                current = await self.resolve(ticket.account_id, str(ticket.id))
+                if current.status == TicketStatus.CLOSED.value:
+                    raise Conflict("the ticket is closed; closed tickets are read-only", code="ticket_closed") from None
+                raise NotFound(f"ticket {ticket.id} not found") from None
+            raise _domain_error(error) from None
+
+    async def update(self, principal: Principal, reference: str, changes: dict[str, Any],
+                     expected_version: int | None) -> records.Ticket:
+        ticket = await self.resolve(principal.account_id, reference)
+        if ticket.status == TicketStatus.CLOSED.value:
+            raise Conflict("the ticket is closed; closed tickets are read-only", code="ticket_closed")
+        await self._resolve_category(principal.account_id, changes)
+        command = UpdateTicketInput(actor=actor_of(principal), changes=changes, expected_version=expected_version)
+        return await self._run_update(ticket, TicketWorkflow.update, command)
+
+    async def delete(self, principal: Principal, reference: str, expected_version: int | None) -> records.Ticket:
+        ticket = await self.resolve(principal.account_id, reference)
+        command = DeleteTicketInput(actor=actor_of(principal), expected_version=expected_version)
+        if ticket.status == TicketStatus.CLOSED.value:
+            # The workflow has ended with the close; a closed ticket is deleted directly.
+            async with self.sessions() as session, session.begin():
+                return await TicketWriter(session).delete(ticket.account_id, ticket.id, command, datetime.now(timezone.utc))
+        return await self._run_update(ticket, TicketWorkflow.delete, command)
+
+    async def add_comment(self, principal: Principal, reference: str, comment: AddCommentInput,
+                          idempotency_key: str | None) -> records.Comment:
+        ticket = await self.resolve(principal.account_id, reference)
+        if ticket.status == TicketStatus.CLOSED.value:
+            if not principal.has(Permission.MANAGE_SETTINGS):
+                raise Forbidden("closed tickets take comments only from manageSettings holders", code="ticket_closed")
+            comment = comment.model_copy(update={"is_internal": True, "notify_customer": False})
+            async with self.sessions() as session, session.begin():
+                result = await TicketWriter(session).add_comment(
+                    ticket.account_id, ticket.id, comment, datetime.now(timezone.utc)
+                )
+            return result.comment
+        update_id = None
+        if idempotency_key:
+            update_id = "comment-" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+        result = await self._run_update(
+            ticket, TicketWorkflow.add_comment, comment, update_id=update_id
+        )
+        return result.comment
