@@ -1,0 +1,81 @@
+"""The ticket workflow's lifecycle, on the time-skipping server with real activities."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WithStartWorkflowOperation, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from pulse.db import SessionFactory
+from pulse.domain.commands import Actor, AddCommentInput, CreateTicketInput, TicketWorkflowInput, UpdateTicketInput
+from pulse.repositories.tickets import TicketRepository
+from pulse.services.auth import create_account_with_admin
+from pulse.workflows.ticket import TicketWorkflow
+
+
+async def start_ticket(env: WorkflowEnvironment, worker: Worker, sessions: SessionFactory, **fields):
+    async with sessions() as session, session.begin():
+        account_id, user_id, _ = await create_account_with_admin(session, "Workflow tests")
+        ticket_id = await TicketRepository(session).next_id()
+    workflow_input = TicketWorkflowInput(account_id=account_id, ticket_id=ticket_id)
+    operation = WithStartWorkflowOperation(
+        TicketWorkflow.run, workflow_input, id=f"ticket-{account_id}-{ticket_id}", task_queue=worker.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+    )
+    ticket = await env.client.execute_update_with_start_workflow(
+        TicketWorkflow.create,
+        CreateTicketInput(account_id=account_id, ticket_id=ticket_id, actor=Actor(user_id=user_id),
+                          fields={"subject": "Printer on fire", **fields}),
+        start_workflow_operation=operation,
+    )
+    return await operation.workflow_handle(), ticket, user_id
+
+
+async def test_closing_a_ticket_ends_its_workflow(time_skipping_env, time_skipping_worker, sessions) -> None:
+    handle, ticket, user_id = await start_ticket(time_skipping_env, time_skipping_worker, sessions)
+    assert ticket.number >= 1 and ticket.status == "open"
+    closed = await handle.execute_update(
+        TicketWorkflow.update, UpdateTicketInput(actor=Actor(user_id=user_id), changes={"status": "closed"})
+    )
+    assert closed.status == "closed" and closed.closed_at is not None
+    await handle.result()  # the run has ended
+    description = await handle.describe()
+    assert description.status is not None and description.status.name == "COMPLETED"
+
+
+async def test_an_invalid_transition_is_rejected_before_it_reaches_history(
+    time_skipping_env, time_skipping_worker, sessions
+) -> None:
+    handle, _, user_id = await start_ticket(time_skipping_env, time_skipping_worker, sessions, status="waiting_customer")
+    with pytest.raises(WorkflowUpdateFailedError) as failure:
+        await handle.execute_update(
+            TicketWorkflow.update, UpdateTicketInput(actor=Actor(user_id=user_id), changes={"status": "open"})
+        )
+    assert failure.value.cause.type == "invalid_transition"
+    assert "in_progress, resolved, closed" in str(failure.value.cause)
+    accepted = [e async for e in handle.fetch_history_events()
+                if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED]
+    assert len(accepted) == 1  # only the create: the rejected update never reached history
+
+
+async def test_an_idle_open_ticket_sleeps_without_timers_or_history_growth(
+    time_skipping_env, time_skipping_worker, sessions
+) -> None:
+    handle, _, user_id = await start_ticket(time_skipping_env, time_skipping_worker, sessions)
+    events_before = len([e async for e in handle.fetch_history_events()])
+    await time_skipping_env.sleep(timedelta(days=30))
+    result = await handle.execute_update(
+        TicketWorkflow.add_comment, AddCommentInput(actor=Actor(user_id=user_id), body="Still there?")
+    )
+    assert result.ticket.response_count == 1
+    state = await handle.query(TicketWorkflow.current_state)
+    assert state.version == result.ticket.version
+    events = [e async for e in handle.fetch_history_events()]
+    # Only the update's own events were added in 30 days: no polling.
+    assert len(events) - events_before < 12
