@@ -11,6 +11,7 @@ from temporalio.client import Client
 
 from pulse.config import Settings
 from pulse.db import SessionFactory
+from pulse.domain.errors import Forbidden
 from pulse.domain.tickets import Permission
 from pulse.services.auth import Principal, authenticate
 
@@ -57,3 +58,13 @@ Reader = Annotated[Principal, Depends(requires(Permission.READ_SUPPORT))]
 Writer = Annotated[Principal, Depends(requires(Permission.WRITE_SUPPORT))]
 Manager = Annotated[Principal, Depends(requires(Permission.MANAGE_SETTINGS))]
 Authenticated = Annotated[Principal, Depends(current_principal)]
+
+
+async def platform_admin(principal: Authenticated) -> Principal:
+    """Checked as a dependency, so a caller who may not act learns nothing about the body."""
+    if not principal.is_platform_admin:
+        raise Forbidden("only a platform admin can do this", code="missing_permission")
+    return principal
+
+
+PlatformAdmin = Annotated[Principal, Depends(platform_admin)]

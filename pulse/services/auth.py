@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pulse.domain.errors import Forbidden, Unauthorized
+from pulse.domain.ids import is_storable_id
 from pulse.domain.tickets import Permission
 from pulse.models import ApiToken, User
 from pulse.repositories.accounts import AccountRepository, TokenRepository
@@ -54,6 +55,8 @@ async def authenticate(session: AsyncSession, authorization: str | None, account
             requested = int(account_header)
         except ValueError:
             raise Forbidden("x-account-id must be the id of one of your accounts") from None
+        if not is_storable_id(requested):
+            raise Forbidden("you do not belong to that account")
         if requested != token.account_id:
             member = token.user_id is not None and await AccountRepository(session).is_member(requested, token.user_id)
             if not (member or token.is_platform_admin):

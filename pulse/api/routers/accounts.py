@@ -6,9 +6,9 @@ from datetime import datetime, timezone
 
 from fastapi import APIRouter, Response
 
-from pulse.api.deps import Authenticated, Manager, Session
+from pulse.api.deps import Manager, PlatformAdmin, Session
 from pulse.api.schemas import AccountBody, TokenBody
-from pulse.domain.errors import Forbidden, NotFound, ValidationFailed
+from pulse.domain.errors import NotFound, ValidationFailed
 from pulse.models import ApiToken, User
 from pulse.repositories.accounts import TokenRepository
 from pulse.repositories.reference import ReferenceRepository
@@ -30,9 +30,7 @@ def token_view(token: ApiToken) -> dict:
 
 
 @router.post("/accounts", status_code=201)
-async def create_account(body: AccountBody, principal: Authenticated, session: Session) -> dict:
-    if not principal.is_platform_admin:
-        raise Forbidden("only a platform admin can create accounts")
+async def create_account(body: AccountBody, principal: PlatformAdmin, session: Session) -> dict:
     account_id, _, admin_token = await create_account_with_admin(session, body.name)
     return {"id": account_id, "name": body.name, "adminToken": admin_token}
 
