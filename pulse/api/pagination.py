@@ -6,6 +6,7 @@ from typing import Annotated, Any
 from fastapi import Query
 from pydantic import BaseModel
 
+from pulse.domain.ids import MAX_INT
 from pulse.domain.ticket_query import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 
@@ -15,7 +16,7 @@ class Page(BaseModel):
 
 
 def page_params(
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=MAX_INT)] = 1,
     page_size: Annotated[int, Query(alias="pageSize", ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
 ) -> Page:
     return Page(page=page, page_size=page_size)

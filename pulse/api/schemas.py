@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from pulse.domain.ids import MAX_ID
 from pulse.domain.tickets import AuthorType, Permission, Priority, TicketSource, TicketStatus
+
+# A reference to a stored row: anything outside the id column's range names nothing (422).
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class Body(BaseModel):
@@ -41,11 +45,11 @@ class TicketFieldsBody(Body):
     description: str | None = Field(default=None, max_length=100_000)
     priority: Priority | None = None
     status: TicketStatus | None = None
-    assigned_to_user_id: int | None = None
-    assigned_to_team_id: int | None = None
-    type_id: int | None = None
-    category_id: int | None = None
-    category: int | str | None = None
+    assigned_to_user_id: Id | None = None
+    assigned_to_team_id: Id | None = None
+    type_id: Id | None = None
+    category_id: Id | None = None
+    category: Id | str | None = None
     tags: list[str] | None = None
     requester_name: str | None = Field(default=None, max_length=200)
     requester_email: str | None = Field(default=None, max_length=320)
@@ -96,7 +100,7 @@ class CommentBody(Body):
     is_internal: bool = False
     notify_customer: bool = False
     author_type: AuthorType = AuthorType.AGENT
-    mentions: list[int] = []
+    mentions: list[Id] = []
 
     @model_validator(mode="before")
     @classmethod
@@ -111,7 +115,7 @@ class AccountBody(Body):
 class TokenBody(Body):
     name: str = Field(min_length=1, max_length=200)
     permissions: list[Permission] = Field(min_length=1)
-    user_id: int | None = None
+    user_id: Id | None = None
 
 
 class UserBody(Body):
@@ -134,8 +138,8 @@ class UserPatch(Body):
 class TeamBody(Body):
     name: str = Field(min_length=1, max_length=200)
     description: str | None = None
-    manager_user_id: int | None = None
-    member_ids: list[int] = []
+    manager_user_id: Id | None = None
+    member_ids: list[Id] = []
     slack_webhook_url: str | None = None
 
     @model_validator(mode="before")
@@ -147,8 +151,8 @@ class TeamBody(Body):
 class TeamPatch(Body):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = None
-    manager_user_id: int | None = None
-    member_ids: list[int] | None = None
+    manager_user_id: Id | None = None
+    member_ids: list[Id] | None = None
     slack_webhook_url: str | None = None
     version: int | None = None
 

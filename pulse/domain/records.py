@@ -105,6 +105,12 @@ class TimelineEntry(Record):
     data: dict[str, Any] = {}
     created_at: datetime
 
+    def to_api(self) -> dict[str, Any]:
+        body = super().to_api()
+        if self.field is not None:
+            body["field"] = to_camel(self.field)  # the ticket's field as the API names it
+        return body
+
 
 class CommentResult(Record):
     """What adding a comment returns: the comment and the ticket after it."""

@@ -12,6 +12,7 @@ from typing import Any, Callable, Mapping
 from pydantic import BaseModel
 
 from pulse.domain.errors import ValidationFailed
+from pulse.domain.ids import MAX_INT, is_storable_id, is_storable_int
 from pulse.domain.tickets import Priority, TicketSource, TicketStatus, parse_ticket_number
 
 DEFAULT_PAGE_SIZE = 50
@@ -19,7 +20,19 @@ MAX_PAGE_SIZE = 200
 
 
 def _int(value: str) -> int:
-    return int(value)
+    """A number stored as ``integer`` (counters, minutes, ticket numbers)."""
+    number = int(value)
+    if not is_storable_int(number):
+        raise ValueError("out of range")
+    return number
+
+
+def _id(value: str) -> int:
+    """A row id (``bigint``)."""
+    number = int(value)
+    if not is_storable_id(number):
+        raise ValueError("not an id")
+    return number
 
 
 def _bool(value: str) -> bool:
@@ -52,25 +65,25 @@ def _text(value: str) -> str:
 # API name → (column attribute, parser). Every scalar field of the ticket filters by equality,
 # a comma-separated value is any-of.
 SCALAR_FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
-    "id": ("id", _int),
+    "id": ("id", _id),
     "status": ("status", _enum(TicketStatus)),
     "priority": ("priority", _enum(Priority)),
-    "assignedToUserId": ("assigned_to_user_id", _int),
-    "assignedToTeamId": ("assigned_to_team_id", _int),
-    "typeId": ("type_id", _int),
-    "categoryId": ("category_id", _int),
+    "assignedToUserId": ("assigned_to_user_id", _id),
+    "assignedToTeamId": ("assigned_to_team_id", _id),
+    "typeId": ("type_id", _id),
+    "categoryId": ("category_id", _id),
     "requesterName": ("requester_name", _text),
     "requesterEmail": ("requester_email", _text),
     "requesterPhone": ("requester_phone", _text),
     "source": ("source", _enum(TicketSource)),
-    "slaPolicyId": ("sla_policy_id", _int),
+    "slaPolicyId": ("sla_policy_id", _id),
     "slaStatus": ("sla_status", _text),
     "slaFirstResponseMet": ("sla_first_response_met", _bool),
     "slaResolutionMet": ("sla_resolution_met", _bool),
-    "createdBy": ("created_by", _int),
+    "createdBy": ("created_by", _id),
     "externalSource": ("external_source", _text),
     "externalTicketId": ("external_ticket_id", _text),
-    "mergedIntoTicketId": ("merged_into_ticket_id", _int),
+    "mergedIntoTicketId": ("merged_into_ticket_id", _id),
     "reopenCount": ("reopen_count", _int),
     "escalationLevel": ("escalation_level", _int),
     "responseCount": ("response_count", _int),
@@ -240,7 +253,7 @@ def parse_ticket_query(params: Mapping[str, str], *, allow_paging: bool = True) 
 
 
 def _parse_paging(params: Mapping[str, str], query: TicketQuery, bad: Callable[[str, str], None]) -> None:
-    for name, attr, upper in (("page", "page", None), ("pageSize", "page_size", MAX_PAGE_SIZE)):
+    for name, attr, upper in (("page", "page", MAX_INT), ("pageSize", "page_size", MAX_PAGE_SIZE)):
         if name in params:
             try:
                 number = int(params[name])

@@ -3,6 +3,7 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pulse.domain.ids import is_storable_id
 from pulse.models import Account, AccountMember, ApiToken, User
 
 
@@ -63,6 +64,8 @@ class TokenRepository:
         return list(rows)
 
     async def get(self, account_id: int, token_id: int) -> ApiToken | None:
+        if not is_storable_id(token_id):
+            return None
         return await self.session.scalar(
             select(ApiToken).where(
                 ApiToken.account_id == account_id, ApiToken.id == token_id, ApiToken.revoked_at.is_(None)

@@ -7,6 +7,7 @@ from typing import Any, Generic, Sequence, TypeVar
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pulse.domain.ids import is_storable_id
 from pulse.models import Team, TeamMember, TicketCategory, TicketType, User
 
 Row = TypeVar("Row", User, Team, TicketType, TicketCategory)
@@ -18,6 +19,8 @@ class ReferenceRepository(Generic[Row]):
         self.model = model
 
     async def get(self, account_id: int, row_id: int) -> Row | None:
+        if not is_storable_id(row_id):
+            return None  # no such row can exist, and PostgreSQL would reject the number
         model: Any = self.model
         return await self.session.scalar(select(model).where(model.account_id == account_id, model.id == row_id))
 

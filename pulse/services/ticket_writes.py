@@ -46,11 +46,12 @@ WRITABLE_FIELDS = (
 )
 CREATE_ONLY_FIELDS = ("source",)
 
-_REFERENCES: dict[str, type[Any]] = {
-    "assigned_to_user_id": User,
-    "assigned_to_team_id": Team,
-    "type_id": TicketType,
-    "category_id": TicketCategory,
+# Reference field → (the table it points at, its API name, what it is called in messages).
+_REFERENCES: dict[str, tuple[type[Any], str, str]] = {
+    "assigned_to_user_id": (User, "assignedToUserId", "user"),
+    "assigned_to_team_id": (Team, "assignedToTeamId", "team"),
+    "type_id": (TicketType, "typeId", "ticket type"),
+    "category_id": (TicketCategory, "categoryId", "ticket category"),
 }
 
 
@@ -69,12 +70,12 @@ class TicketWriter:
 
     async def _check_references(self, account_id: int, fields: dict[str, Any]) -> None:
         problems = []
-        for field, model in _REFERENCES.items():
+        for field, (model, api_name, label) in _REFERENCES.items():
             value = fields.get(field)
             if value is None:
                 continue
             if await ReferenceRepository(self.session, model).get(account_id, value) is None:
-                problems.append({"field": field, "message": f"no {model.__tablename__[:-1].replace('_', ' ')} with id {value} in this account"})
+                problems.append({"field": api_name, "message": f"no {label} with id {value} in this account"})
         if problems:
             raise ValidationFailed("unknown referenced record", details=problems)
 

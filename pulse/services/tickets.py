@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from datetime import datetime, timezone
 from typing import Any
 
@@ -29,9 +30,17 @@ from pulse.domain.commands import (
     TicketWorkflowInput,
     UpdateTicketInput,
 )
-from pulse.domain.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
+from pulse.domain.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed, VersionConflict
+from pulse.domain.ids import MAX_INT, is_storable_id
 from pulse.domain.ticket_query import TicketQuery
-from pulse.domain.tickets import Permission, Priority, TicketStatus, parse_ticket_number, workflow_id_for
+from pulse.domain.tickets import (
+    Permission,
+    Priority,
+    TicketStatus,
+    check_transition,
+    parse_ticket_number,
+    workflow_id_for,
+)
 from pulse.failures import from_application_error
 from pulse.models import IdempotencyKey, Ticket, TicketCategory
 from pulse.repositories.reference import ReferenceRepository
@@ -40,6 +49,9 @@ from pulse.services.auth import Principal
 from pulse.services.ticket_writes import TicketWriter
 from pulse.workflows import search_attributes as sa
 from pulse.workflows.ticket import TicketWorkflow
+
+
+log = logging.getLogger("pulse.tickets")
 
 
 class TemporalUnavailable(DomainError):
@@ -63,7 +75,12 @@ def _domain_error(error: Exception) -> DomainError:
         found = from_application_error(cause)
         if found is not None:
             return found
-        return Conflict(cause.message, code=cause.type or "conflict")
+        # Not one of our domain errors: an unexpected failure whose text (SQL, stack details) is
+        # for the log, not for the client.
+        log.error("ticket write failed: %s: %s", cause.type, cause.message)
+        if cause.type == "write_failed":
+            return TemporalUnavailable("the change could not be stored right now; retry shortly")
+        return DomainError("the change could not be applied; it has been logged", code="internal_error", status=500)
     return TemporalUnavailable(f"the ticket engine did not answer: {error}")
 
 
@@ -82,8 +99,9 @@ class TicketService:
             number = parse_ticket_number(reference)
             ticket = None
             if number is not None:
-                ticket = await repository.get_by_number(account_id, number)
-            elif reference.isdigit():
+                if number <= MAX_INT:
+                    ticket = await repository.get_by_number(account_id, number)
+            elif reference.isdigit() and is_storable_id(int(reference)):
                 ticket = await repository.get(account_id, int(reference))
             if ticket is None:
                 raise NotFound(f"ticket {reference} not found")
@@ -243,10 +261,26 @@ class TicketService:
                      expected_version: int | None) -> records.Ticket:
         ticket = await self.resolve(principal.account_id, reference)
         if ticket.status == TicketStatus.CLOSED.value:
-            raise Conflict("the ticket is closed; closed tickets are read-only", code="ticket_closed")
+            return self._update_closed(ticket, changes, expected_version)
         await self._resolve_category(principal.account_id, changes)
         command = UpdateTicketInput(actor=actor_of(principal), changes=changes, expected_version=expected_version)
         return await self._run_update(ticket, TicketWorkflow.update, command)
+
+    @staticmethod
+    def _update_closed(ticket: Ticket, changes: dict[str, Any], expected_version: int | None) -> records.Ticket:
+        """A closed ticket's workflow has ended and the ticket is read-only. Closing it again is the
+        no-op that setting the current status always is (so a retried close succeeds); any other
+        status is an invalid transition; any other change a ``ticket_closed`` conflict."""
+        if expected_version is not None and expected_version != ticket.version:
+            raise VersionConflict(
+                f"ticket is at version {ticket.version}, not {expected_version}; reload and retry",
+                details=[{"field": "version", "message": f"current version is {ticket.version}"}],
+            )
+        if changes.get("status") is not None:
+            check_transition(TicketStatus.CLOSED, TicketStatus(changes["status"]))
+        if set(changes) <= {"status"}:
+            return records.Ticket.model_validate(ticket)
+        raise Conflict("the ticket is closed; closed tickets are read-only", code="ticket_closed")
 
     async def delete(self, principal: Principal, reference: str, expected_version: int | None) -> records.Ticket:
         ticket = await self.resolve(principal.account_id, reference)
