@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from itertools import pairwise
@@ -106,9 +106,7 @@ def _parse_day(day: str, windows: list[tuple[str, str]]) -> list[_Window]:
     for start_text, end_text in windows:
         start, end = _parse_hhmm(start_text), _parse_hhmm(end_text)
         if start >= end:
-            raise ValueError(
-                f"{day}: window {start_text}-{end_text} must start before it ends"
-            )
+            raise ValueError(f"{day}: window {start_text}-{end_text} must start before it ends")
         parsed.append((start, end))
     parsed.sort()
     for (prev_start, prev_end), (start, end) in pairwise(parsed):
@@ -143,6 +141,7 @@ class BusinessCalendar(BaseModel):
     ``weekly_hours`` is normalised on validation: keys lower-cased and ordered
     Monday..Sunday, times rendered ``"HH:MM"``, each day's windows sorted.
     Missing days are closed. Windows of one day may touch but not overlap.
+    Equal calendars are equal and hash alike, so they can serve as cache keys.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -180,8 +179,7 @@ class BusinessCalendar(BaseModel):
             if day in by_day:
                 raise ValueError(f"weekday {day!r} given more than once")
             by_day[day] = [
-                (_format_hhmm(start), _format_hhmm(end))
-                for start, end in _parse_day(day, windows)
+                (_format_hhmm(start), _format_hhmm(end)) for start, end in _parse_day(day, windows)
             ]
         return {day: by_day[day] for day in DAY_NAMES if day in by_day}
 
@@ -201,10 +199,18 @@ class BusinessCalendar(BaseModel):
         """Precompute the zone, per-weekday windows (in minutes) and holiday set."""
         self._zone = ZoneInfo(self.timezone)
         self._day_windows = tuple(
-            _merge_touching(_parse_day(day, self.weekly_hours.get(day, [])))
-            for day in DAY_NAMES
+            _merge_touching(_parse_day(day, self.weekly_hours.get(day, []))) for day in DAY_NAMES
         )
         self._holiday_dates = frozenset(self.holidays)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """Copy; with ``update`` the result is re-validated (and re-derived) from scratch."""
+        if update:
+            return self.model_validate({**self.model_dump(), **update})
+        return super().model_copy(deep=deep)
+
+    def __hash__(self) -> int:
+        return hash(self.model_dump_json())
 
     @classmethod
     def always_open(cls) -> Self:
@@ -243,7 +249,7 @@ class BusinessCalendar(BaseModel):
         return windows
 
 
-# --------------------------------------------------------------------------- helpers
+# --- helpers ---------------------------------------------------------------------------------
 
 
 def _as_utc(name: str, value: datetime) -> datetime:
@@ -263,7 +269,7 @@ def _local_to_utc(zone: ZoneInfo, wall: datetime) -> datetime:
     Ambiguous times resolve to their first occurrence; times inside a
     spring-forward gap resolve to the transition instant (end of the gap).
     """
-    candidate = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)
+    candidate = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
     if _wall_time(zone, candidate) == wall:
         return candidate
     # ``wall`` is in a gap. fold=0 read it with the pre-transition offset
@@ -298,9 +304,11 @@ def _open_pieces(
     """
     zone = calendar.zone
     start_day = _wall_time(zone, start).date()
-    # The day whose windows contain an instant is the local date of the instant
-    # or (around a backwards shift) the day before it, hence the one-day margins.
-    day = start_day - timedelta(days=1) if start_day > date.min else start_day
+    # Earlier days cannot contribute: their windows end by U(start_day 00:00),
+    # which is <= start because start's wall reading is on start_day. Around a
+    # backwards shift the last contributing day may be the one after the local
+    # date of ``end``, hence the one-day margin there.
+    day = start_day
     if end is None:
         last_day = _last_day(start_day, MAX_SEARCH_DAYS)
     else:
@@ -329,7 +337,7 @@ def _require_open_time(calendar: BusinessCalendar) -> None:
         raise ValueError("calendar has no opening hours on any weekday")
 
 
-# --------------------------------------------------------------------------- public API
+# --- public API ------------------------------------------------------------------------------
 
 
 def open_intervals(
@@ -365,9 +373,7 @@ def _merged_intervals(
         yield current
 
 
-def business_time_between(
-    calendar: BusinessCalendar | None, a: datetime, b: datetime
-) -> timedelta:
+def business_time_between(calendar: BusinessCalendar | None, a: datetime, b: datetime) -> timedelta:
     """Exact open time within ``[a, b)``; ``timedelta(0)`` if ``b <= a``."""
     start, end = _as_utc("a", a), _as_utc("b", b)
     if end <= start:
@@ -377,9 +383,7 @@ def business_time_between(
     return sum((high - low for low, high in _open_pieces(calendar, start, end)), timedelta(0))
 
 
-def business_minutes_between(
-    calendar: BusinessCalendar | None, a: datetime, b: datetime
-) -> float:
+def business_minutes_between(calendar: BusinessCalendar | None, a: datetime, b: datetime) -> float:
     """Open minutes within ``[a, b)`` (0.0 if ``b <= a``); see :func:`business_time_between`."""
     return business_time_between(calendar, a, b) / _ONE_MINUTE
 

@@ -34,6 +34,9 @@ class UpdateTicketInput(BaseModel):
     actor: Actor
     changes: dict[str, Any]
     expected_version: int | None = None
+    # Tag edits relative to the ticket's tags when applied (bulk add_tags / remove_tags).
+    add_tags: list[str] = []
+    remove_tags: list[str] = []
 
 
 class AddCommentInput(BaseModel):

@@ -91,6 +91,7 @@ class Comment(Record):
     author_user_id: int | None = None
     mentions: list[int] = []
     created_at: datetime
+    merged_from_ticket_id: int | None = None  # a copy made when that ticket was merged into this one
 
 
 class TimelineEntry(Record):

@@ -1,6 +1,7 @@
 """SQLAlchemy ORM tables (no behaviour). Queries live in ``pulse.repositories``."""
 
 from pulse.models.base import Base
+from pulse.models.ticket_ops import BulkOperation, BulkOperationItem, SavedView
 from pulse.models.tables import (
     Account,
     AccountMember,
@@ -23,7 +24,10 @@ __all__ = [
     "ApiToken",
     "AppliedCommand",
     "Base",
+    "BulkOperation",
+    "BulkOperationItem",
     "IdempotencyKey",
+    "SavedView",
     "Team",
     "TeamMember",
     "Ticket",

@@ -15,7 +15,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pulse.models.base import Base, created_at_column
@@ -122,6 +122,18 @@ class Ticket(Base):
               postgresql_where=text("deleted_at IS NULL")),
         Index("ix_tickets_account_user", "account_id", "assigned_to_user_id",
               postgresql_where=text("deleted_at IS NULL")),
+        # Search, filters and sorts at scale (migration 0002).
+        Index("ix_tickets_search", "search_vector", postgresql_using="gin",
+              postgresql_where=text("deleted_at IS NULL")),
+        Index("ix_tickets_custom_fields", "custom_fields", postgresql_using="gin",
+              postgresql_ops={"custom_fields": "jsonb_path_ops"}, postgresql_where=text("deleted_at IS NULL")),
+        Index("ix_tickets_tags", "tags", postgresql_using="gin", postgresql_where=text("deleted_at IS NULL")),
+        Index("ix_tickets_account_external", "account_id", "external_source", "external_ticket_id",
+              postgresql_where=text("deleted_at IS NULL")),
+        Index("ix_tickets_account_priority", "account_id", text("priority_rank DESC"), text("created_at DESC"),
+              text("id DESC"), postgresql_where=text("deleted_at IS NULL")),
+        Index("ix_tickets_account_updated", "account_id", text("updated_at DESC"), text("id DESC"),
+              postgresql_where=text("deleted_at IS NULL")),
     )
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
@@ -170,11 +182,18 @@ class Ticket(Base):
     external_ticket_id: Mapped[str | None] = mapped_column(String(200))
     merged_into_ticket_id: Mapped[int | None] = mapped_column(BigInteger)
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Full-text document: subject (weight A), description (B), public comments (C), internal notes
+    # (D). Kept current by TicketWriter; deferred so ticket reads never load it.
+    search_vector: Mapped[Any] = mapped_column(TSVECTOR, server_default=text("''::tsvector"), deferred=True)
 
 
 class TicketComment(Base):
     __tablename__ = "ticket_comments"
-    __table_args__ = (Index("ix_ticket_comments_ticket_created", "ticket_id", "created_at", "id"),)
+    __table_args__ = (
+        Index("ix_ticket_comments_ticket_created", "ticket_id", "created_at", "id"),
+        Index("uq_ticket_comments_merged_copy", "ticket_id", "merged_from_comment_id", unique=True,
+              postgresql_where=text("merged_from_comment_id IS NOT NULL")),
+    )
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
@@ -185,6 +204,9 @@ class TicketComment(Base):
     author_user_id: Mapped[int | None] = mapped_column(BigInteger)
     mentions: Mapped[list[int]] = mapped_column(ARRAY(BigInteger), server_default="{}")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # A copy made by a merge: the ticket and comment it was copied from.
+    merged_from_ticket_id: Mapped[int | None] = mapped_column(BigInteger)
+    merged_from_comment_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class TimelineEvent(Base):

@@ -24,6 +24,7 @@ from pulse.domain.tickets import (
 from pulse.models import Team, Ticket, TicketCategory, TicketComment, TicketType, TimelineEvent, User
 from pulse.repositories.accounts import AccountRepository
 from pulse.repositories.reference import ReferenceRepository
+from pulse.repositories.ticket_lists import TicketSearchIndex
 from pulse.repositories.tickets import CommentRepository, TicketRepository, TimelineRepository
 
 # Fields a client may set on create/update (snake_case).
@@ -67,6 +68,7 @@ class TicketWriter:
         self.tickets = TicketRepository(session)
         self.comments = CommentRepository(session)
         self.timeline = TimelineRepository(session)
+        self.search_index = TicketSearchIndex(session)
 
     async def _check_references(self, account_id: int, fields: dict[str, Any]) -> None:
         problems = []
@@ -133,6 +135,7 @@ class TicketWriter:
             **fields,
         )
         await self.tickets.add(ticket)
+        await self.search_index.refresh(ticket.id)
         self._log(ticket, "ticket_created", command.actor, now, data={"status": status.value, "priority": priority.value})
         await self.session.flush()
         return records.Ticket.model_validate(ticket)
@@ -169,7 +172,7 @@ class TicketWriter:
             raise Conflict("the ticket is closed; closed tickets are read-only", code="ticket_closed")
         changes = dict(command.changes)
         await self._check_references(account_id, changes)
-        changed = False
+        changed = document_changed = False
         if "status" in changes:
             target = TicketStatus(changes.pop("status"))
             if target.value != ticket.status:
@@ -177,6 +180,11 @@ class TicketWriter:
                 changed = True
         if "tags" in changes:
             changes["tags"] = normalise_tags(changes["tags"] or [])
+        if command.add_tags or command.remove_tags:
+            # Relative to the tags at apply time (bulk add_tags / remove_tags).
+            removed = set(normalise_tags(command.remove_tags))
+            base = changes.get("tags", ticket.tags or [])
+            changes["tags"] = [tag for tag in normalise_tags([*base, *command.add_tags]) if tag not in removed]
         if "custom_fields" in changes and changes["custom_fields"] is None:
             changes["custom_fields"] = {}
         for field, value in changes.items():
@@ -192,10 +200,13 @@ class TicketWriter:
                 ticket.priority_rank = PRIORITY_SEVERITY[Priority(value)]
             self._log(ticket, "field_changed", command.actor, now, field=field, from_value=current, to_value=value)
             changed = True
+            document_changed = document_changed or field in ("subject", "description")
         if changed:
             ticket.version += 1
             ticket.updated_at = now
         await self.session.flush()
+        if document_changed:
+            await self.search_index.refresh(ticket.id)
         return records.Ticket.model_validate(ticket)
 
     async def add_comment(
@@ -214,6 +225,7 @@ class TicketWriter:
             created_at=now,
         )
         await self.comments.add(comment)
+        await self.search_index.append_comment(ticket.id, command.body, internal=command.is_internal)
         if command.is_internal:
             ticket.internal_note_count += 1
         elif command.author_type == AuthorType.CUSTOMER:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass, field
 import logging
 from datetime import datetime, timezone
 from typing import Any
@@ -44,6 +45,7 @@ from pulse.domain.tickets import (
 from pulse.failures import from_application_error
 from pulse.models import IdempotencyKey, Ticket, TicketCategory
 from pulse.repositories.reference import ReferenceRepository
+from pulse.repositories.ticket_lists import TicketLists
 from pulse.repositories.tickets import CommentRepository, TicketRepository, TimelineRepository
 from pulse.services.auth import Principal
 from pulse.services.ticket_writes import TicketWriter
@@ -84,6 +86,17 @@ def _domain_error(error: Exception) -> DomainError:
     return TemporalUnavailable(f"the ticket engine did not answer: {error}")
 
 
+@dataclass
+class TicketList:
+    tickets: list[records.Ticket]
+    total: int
+    total_is_estimate: bool = False
+    snippets: dict[int, str] = field(default_factory=dict)
+
+
+MAX_MERGE_HOPS = 10
+
+
 class TicketService:
     def __init__(self, sessions: SessionFactory, temporal: Client, task_queue: str) -> None:
         self.sessions = sessions
@@ -111,9 +124,20 @@ class TicketService:
         return records.Ticket.model_validate(await self.resolve(account_id, reference))
 
     async def list(self, account_id: int, query: TicketQuery) -> tuple[list[records.Ticket], int]:
+        page = await self.list_page(account_id, query)
+        return page.tickets, page.total
+
+    async def list_page(self, account_id: int, query: TicketQuery, *, include_internal: bool = False) -> TicketList:
+        """A page of tickets with its total (an estimate above 10,000, flagged) and, for a search,
+        a snippet per ticket. ``include_internal``: internal notes are searched (writeSupport)."""
         async with self.sessions() as session:
-            rows, total = await TicketRepository(session).list(account_id, query)
-            return [records.Ticket.model_validate(row) for row in rows], total
+            page = await TicketLists(session).page(account_id, query, include_internal=include_internal)
+            return TicketList(
+                tickets=[records.Ticket.model_validate(row) for row in page.tickets],
+                total=page.total,
+                total_is_estimate=page.total_is_estimate,
+                snippets=page.snippets,
+            )
 
     async def comments(
         self, principal: Principal, reference: str, *, include_internal: bool, page: int, page_size: int
@@ -294,6 +318,10 @@ class TicketService:
     async def add_comment(self, principal: Principal, reference: str, comment: AddCommentInput,
                           idempotency_key: str | None) -> records.Comment:
         ticket = await self.resolve(principal.account_id, reference)
+        for _ in range(MAX_MERGE_HOPS):  # a comment to a merged ticket lands on the ticket it was merged into
+            if ticket.merged_into_ticket_id is None:
+                break
+            ticket = await self.resolve(principal.account_id, str(ticket.merged_into_ticket_id))
         if ticket.status == TicketStatus.CLOSED.value:
             if not principal.has(Permission.MANAGE_SETTINGS):
                 raise Forbidden("closed tickets take comments only from manageSettings holders", code="ticket_closed")

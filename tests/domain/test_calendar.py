@@ -50,7 +50,7 @@ def nine_to_five(**kwargs: object) -> BusinessCalendar:
     return BusinessCalendar(timezone="America/New_York", weekly_hours=WEEKDAYS_9_TO_5, **kwargs)
 
 
-# --------------------------------------------------------------------------- reference model
+# --- reference model -------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ def reference_open_minutes(spec: CalendarSpec, start: datetime, count: int) -> l
     return flags
 
 
-# --------------------------------------------------------------------------- strategies
+# --- strategies ------------------------------------------------------------------------------
 
 TIMEZONES = [
     "America/New_York",
@@ -125,45 +125,62 @@ TIMEZONES = [
     "UTC",
 ]
 
-# UTC instants of DST transitions (and a few ordinary/holiday-heavy dates).
-ANCHORS = [
-    datetime(2026, 3, 8, 7, 0, tzinfo=UTC),  # US spring forward
-    datetime(2026, 11, 1, 6, 0, tzinfo=UTC),  # US fall back
-    datetime(2026, 3, 29, 1, 0, tzinfo=UTC),  # EU spring forward
-    datetime(2026, 10, 25, 1, 0, tzinfo=UTC),  # EU fall back
-    datetime(2026, 4, 4, 16, 0, tzinfo=UTC),  # Sydney fall back (Easter weekend)
-    datetime(2026, 10, 3, 16, 0, tzinfo=UTC),  # Sydney spring forward
-    datetime(2026, 12, 24, 12, 0, tzinfo=UTC),  # Christmas
-    datetime(2026, 1, 14, 0, 0, tzinfo=UTC),  # nothing special
+# UTC instants of DST transitions (and a few ordinary/holiday-heavy dates),
+# each with the zone it matters for.
+ANCHORS: list[tuple[datetime, str]] = [
+    (datetime(2026, 3, 8, 7, 0, tzinfo=UTC), "America/New_York"),  # spring forward
+    (datetime(2026, 11, 1, 6, 0, tzinfo=UTC), "America/New_York"),  # fall back
+    (datetime(2026, 3, 29, 1, 0, tzinfo=UTC), "Europe/Berlin"),  # EU spring forward
+    (datetime(2026, 3, 29, 1, 0, tzinfo=UTC), "Europe/London"),
+    (datetime(2026, 10, 25, 1, 0, tzinfo=UTC), "Europe/Berlin"),  # EU fall back
+    (datetime(2026, 10, 25, 1, 0, tzinfo=UTC), "Europe/London"),
+    (datetime(2026, 4, 4, 16, 0, tzinfo=UTC), "Australia/Sydney"),  # fall back, Easter
+    (datetime(2026, 10, 3, 16, 0, tzinfo=UTC), "Australia/Sydney"),  # spring forward
+    (datetime(2026, 12, 24, 12, 0, tzinfo=UTC), "America/New_York"),  # Christmas
+    (datetime(2026, 1, 14, 0, 0, tzinfo=UTC), "Asia/Kolkata"),  # nothing special
 ]
 
-# Boundaries biased towards DST-relevant hours, day edges and office hours.
+# Boundaries biased towards DST-relevant hours (00:00-04:00 local covers every
+# gap and repeated hour above), day edges and office hours.
 BOUNDARY = st.one_of(
     st.sampled_from([0, 60, 90, 120, 150, 180, 210, 240, 540, 720, 780, 1020, 1320, 1380, 1440]),
+    st.integers(0, 4 * 60),
     st.integers(0, 24 * 60),
 )
 
 
+# Every transition above happens on a Sunday between 00:00 and 04:00 local.
+TRANSITION_HOURS = st.integers(0, 4 * 60)
+ANY_ZONE = st.sampled_from(TIMEZONES)
+
+
 @st.composite
-def day_windows(draw: st.DrawFn) -> tuple[tuple[int, int], ...]:
+def day_windows(
+    draw: st.DrawFn, boundaries: st.SearchStrategy[int] = BOUNDARY
+) -> tuple[tuple[int, int], ...]:
     """Non-overlapping windows, possibly touching, in random order."""
-    points = sorted(set(draw(st.lists(BOUNDARY, max_size=6))))
+    points = sorted(set(draw(st.lists(boundaries, min_size=2, max_size=6))))
     windows = [segment for segment in pairwise(points) if draw(st.booleans())]
     return tuple(draw(st.permutations(windows)))
 
 
 FULL_DAY = st.just(((0, 24 * 60),))
+ANY_DAY = st.one_of(day_windows(), FULL_DAY)
+# Sundays often get windows whose edges fall into DST gaps and repeated hours.
+SUNDAY = st.one_of(day_windows(TRANSITION_HOURS), ANY_DAY)
 
 
 @st.composite
-def calendar_specs(draw: st.DrawFn, around: date) -> CalendarSpec:
+def calendar_specs(
+    draw: st.DrawFn, around: date, timezones: st.SearchStrategy[str] = ANY_ZONE
+) -> CalendarSpec:
     windows: dict[str, tuple[tuple[int, int], ...]] = {}
     for day in DAY_NAMES:
-        if draw(st.booleans()):  # else: day missing = closed
-            windows[day] = draw(st.one_of(day_windows(), FULL_DAY))
+        if draw(st.integers(0, 3)):  # else: day missing = closed
+            windows[day] = draw(SUNDAY if day == "sun" else ANY_DAY)
     offsets = draw(st.lists(st.integers(-2, 12), max_size=3))
     return CalendarSpec(
-        timezone=draw(st.sampled_from(TIMEZONES)),
+        timezone=draw(timezones),
         windows=windows,
         holidays=frozenset(around + timedelta(days=offset) for offset in offsets),
         holiday_country=draw(st.sampled_from([None, None, None, "US", "GB", "DE"])),
@@ -176,26 +193,43 @@ MAX_SPAN_MINUTES = 10 * 24 * 60
 @st.composite
 def minute_cases(draw: st.DrawFn) -> tuple[CalendarSpec, datetime, int]:
     """(calendar, whole-minute UTC start, span in minutes up to 10 days)."""
-    anchor = draw(st.sampled_from(ANCHORS))
-    start = anchor + draw(st.integers(-5 * 24 * 60, 2 * 24 * 60)) * MINUTE
-    spec = draw(calendar_specs(around=start.date()))
+    anchor, anchor_zone = draw(st.sampled_from(ANCHORS))
+    offset = draw(st.one_of(st.integers(-2 * 24 * 60, 0), st.integers(-5 * 24 * 60, 2 * 24 * 60)))
+    start = anchor + offset * MINUTE
+    zones = st.one_of(st.just(anchor_zone), ANY_ZONE)
+    spec = draw(calendar_specs(around=start.date(), timezones=zones))
     return spec, start, draw(st.integers(0, MAX_SPAN_MINUTES))
+
+
+@st.composite
+def dst_cases(draw: st.DrawFn) -> tuple[CalendarSpec, datetime, int]:
+    """Like :func:`minute_cases`, focused on a transition: its own zone, its day, edgy windows."""
+    anchor, zone = draw(
+        st.sampled_from([anchor for anchor in ANCHORS if anchor[0].month in (3, 4, 10, 11)])
+    )
+    start = anchor + draw(st.integers(-30 * 60, 0)) * MINUTE
+    spec = draw(calendar_specs(around=start.date(), timezones=st.just(zone)))
+    sunday = draw(day_windows(TRANSITION_HOURS))
+    spec = CalendarSpec(spec.timezone, {**spec.windows, "sun": sunday}, spec.holidays, None)
+    return spec, start, draw(st.integers(0, 2 * 24 * 60))
 
 
 @st.composite
 def any_instants(draw: st.DrawFn) -> datetime:
     """Arbitrary (microsecond-resolution) instants near the anchors."""
-    anchor = draw(st.sampled_from(ANCHORS))
+    anchor, _zone = draw(st.sampled_from(ANCHORS))
     return anchor + timedelta(microseconds=draw(st.integers(-6 * 86_400_000_000, 86_400_000_000)))
 
 
+# Budget: the whole file should run in well under 20 s.
 REFERENCE_SETTINGS = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
-FAST_SETTINGS = settings(max_examples=150, deadline=None)
+DST_SETTINGS = settings(max_examples=100, deadline=None)
+FAST_SETTINGS = settings(max_examples=100, deadline=None)
 
 
-# --------------------------------------------------------------------------- properties vs reference
+# --- properties vs reference -----------------------------------------------------------------
 
 
 @REFERENCE_SETTINGS
@@ -230,9 +264,7 @@ def test_add_business_minutes_ends_when_the_nth_open_minute_completes(
         nth_minute = open_indices[n - 1]
         assert result == start + (nth_minute + 1) * MINUTE
         # Half a minute less ends half-way through that same minute.
-        assert add_business_minutes(calendar, start, n - 0.5) == start + (
-            nth_minute + 0.5
-        ) * MINUTE
+        assert add_business_minutes(calendar, start, n - 0.5) == start + (nth_minute + 0.5) * MINUTE
 
 
 @REFERENCE_SETTINGS
@@ -301,7 +333,27 @@ def test_is_open_and_next_open_agree_with_reference(
             assert next_open(calendar, instant) >= start + span * MINUTE
 
 
-# --------------------------------------------------------------------------- properties (no reference)
+@DST_SETTINGS
+@given(dst_cases(), st.data())
+def test_dst_transition_days_match_minute_by_minute_reference(
+    case: tuple[CalendarSpec, datetime, int], data: st.DataObject
+) -> None:
+    spec, start, span = case
+    end = start + span * MINUTE
+    flags = reference_open_minutes(spec, start, span)
+    open_indices = [index for index, flag in enumerate(flags) if flag]
+    calendar = spec.build()
+    n = data.draw(st.integers(0, len(open_indices)), label="n")
+
+    assert business_minutes_between(calendar, start, end) == len(open_indices)
+    assert sum((high - low for low, high in open_intervals(calendar, start, end)), timedelta()) == (
+        len(open_indices) * MINUTE
+    )
+    expected = start + (open_indices[n - 1] + 1) * MINUTE if n else start
+    assert add_business_minutes(calendar, start, n) == expected
+
+
+# --- properties (no reference) ---------------------------------------------------------------
 
 
 def assert_genuinely_out_of_reach(
@@ -362,17 +414,23 @@ def test_always_open_calendar_behaves_like_no_calendar(start: datetime, minutes:
     always = BusinessCalendar.always_open()
     end = start + timedelta(days=3)
 
-    assert add_business_minutes(always, start, minutes) == add_business_minutes(None, start, minutes)
-    assert business_minutes_between(always, start, end) == business_minutes_between(None, start, end)
+    assert add_business_minutes(always, start, minutes) == add_business_minutes(
+        None, start, minutes
+    )
+    assert business_minutes_between(always, start, end) == business_minutes_between(
+        None, start, end
+    )
     assert list(open_intervals(always, start, end)) == list(open_intervals(None, start, end))
     assert is_open(always, start) and next_open(always, start) == start
 
 
-# --------------------------------------------------------------------------- worked examples
+# --- worked examples -------------------------------------------------------------------------
 
 
 def test_friday_afternoon_plus_two_hours_is_monday_ten_am() -> None:
-    assert add_business_minutes(nine_to_five(), ny(2026, 1, 9, 16, 0), 120) == ny(2026, 1, 12, 10, 0)
+    assert add_business_minutes(nine_to_five(), ny(2026, 1, 9, 16, 0), 120) == ny(
+        2026, 1, 12, 10, 0
+    )
 
 
 def test_holiday_monday_pushes_the_deadline_to_tuesday() -> None:
@@ -435,26 +493,34 @@ def test_us_public_holidays_close_christmas_day() -> None:
 
 
 def test_spring_forward_window_has_fewer_real_minutes() -> None:
-    calendar = BusinessCalendar(timezone="America/New_York", weekly_hours={"sun": [("01:00", "04:00")]})
+    calendar = BusinessCalendar(
+        timezone="America/New_York", weekly_hours={"sun": [("01:00", "04:00")]}
+    )
 
     assert business_minutes_between(calendar, ny(2026, 3, 8), ny(2026, 3, 9)) == 120
     assert business_minutes_between(calendar, ny(2026, 3, 1), ny(2026, 3, 2)) == 180
 
 
 def test_fall_back_window_has_more_real_minutes() -> None:
-    calendar = BusinessCalendar(timezone="America/New_York", weekly_hours={"sun": [("01:00", "04:00")]})
+    calendar = BusinessCalendar(
+        timezone="America/New_York", weekly_hours={"sun": [("01:00", "04:00")]}
+    )
 
     assert business_minutes_between(calendar, ny(2026, 11, 1), ny(2026, 11, 2)) == 240
 
 
 def test_window_inside_the_spring_forward_gap_is_empty() -> None:
-    calendar = BusinessCalendar(timezone="America/New_York", weekly_hours={"sun": [("02:15", "02:45")]})
+    calendar = BusinessCalendar(
+        timezone="America/New_York", weekly_hours={"sun": [("02:15", "02:45")]}
+    )
 
     assert business_minutes_between(calendar, ny(2026, 3, 8), ny(2026, 3, 9)) == 0
 
 
 def test_window_starting_in_the_gap_opens_when_the_clocks_jump() -> None:
-    calendar = BusinessCalendar(timezone="America/New_York", weekly_hours={"sun": [("02:30", "05:00")]})
+    calendar = BusinessCalendar(
+        timezone="America/New_York", weekly_hours={"sun": [("02:30", "05:00")]}
+    )
 
     intervals = list(open_intervals(calendar, ny(2026, 3, 8), ny(2026, 3, 9)))
 
@@ -462,7 +528,9 @@ def test_window_starting_in_the_gap_opens_when_the_clocks_jump() -> None:
 
 
 def test_ambiguous_window_start_uses_first_occurrence_and_the_clock_does_not_rewind() -> None:
-    calendar = BusinessCalendar(timezone="America/New_York", weekly_hours={"sun": [("01:30", "02:00")]})
+    calendar = BusinessCalendar(
+        timezone="America/New_York", weekly_hours={"sun": [("01:30", "02:00")]}
+    )
 
     intervals = list(open_intervals(calendar, ny(2026, 11, 1), ny(2026, 11, 2)))
 
@@ -486,11 +554,14 @@ def test_touching_windows_form_one_interval_within_a_day() -> None:
 def test_touching_windows_form_one_interval_across_midnight() -> None:
     berlin = ZoneInfo("Europe/Berlin")
     calendar = BusinessCalendar(
-        timezone="Europe/Berlin", weekly_hours={"sun": [("22:00", "24:00")], "mon": [("00:00", "02:00")]}
+        timezone="Europe/Berlin",
+        weekly_hours={"sun": [("22:00", "24:00")], "mon": [("00:00", "02:00")]},
     )
 
     intervals = list(
-        open_intervals(calendar, datetime(2026, 1, 10, tzinfo=berlin), datetime(2026, 1, 13, tzinfo=berlin))
+        open_intervals(
+            calendar, datetime(2026, 1, 10, tzinfo=berlin), datetime(2026, 1, 13, tzinfo=berlin)
+        )
     )
 
     assert intervals == [
@@ -552,7 +623,7 @@ def test_a_million_business_minutes_is_computed_by_walking_windows() -> None:
     assert end.year in (2034, 2035)
 
 
-# --------------------------------------------------------------------------- errors and validation
+# --- errors and validation -------------------------------------------------------------------
 
 
 def test_calendar_without_any_open_time_cannot_reach_a_deadline() -> None:
@@ -661,3 +732,24 @@ def test_calendar_is_immutable() -> None:
 
     with pytest.raises(ValidationError):
         calendar.timezone = "UTC"  # type: ignore[misc]
+
+
+def test_copy_with_update_is_validated_and_uses_the_new_values() -> None:
+    calendar = nine_to_five()
+
+    berlin = calendar.model_copy(update={"timezone": "Europe/Berlin"})
+
+    assert berlin.zone == ZoneInfo("Europe/Berlin")
+    assert is_open(berlin, datetime(2026, 1, 12, 8, 30, tzinfo=UTC))  # 09:30 in Berlin
+    with pytest.raises(ValidationError, match="overlap"):
+        calendar.model_copy(
+            update={"weekly_hours": {"mon": [("09:00", "12:00"), ("11:00", "13:00")]}}
+        )
+
+
+def test_equal_calendars_hash_alike() -> None:
+    first = nine_to_five(holidays=[date(2026, 1, 12)])
+    second = nine_to_five(holidays=[date(2026, 1, 12)])
+
+    assert first == second
+    assert len({first, second, nine_to_five()}) == 2
