@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from pulse.domain.errors import ValidationFailed
 from pulse.domain.ids import MAX_INT, is_storable_id, is_storable_int
+from pulse.domain.search import MAX_SEARCH_LENGTH, SearchQuery, build_search_query
 from pulse.domain.tickets import Priority, TicketSource, TicketStatus, parse_ticket_number
 
 DEFAULT_PAGE_SIZE = 50
@@ -62,6 +63,21 @@ def _text(value: str) -> str:
     return value
 
 
+SLA_STATUSES = ("on_time", "at_risk", "breached", "paused")
+
+
+def _sla_status(value: str) -> str:
+    if value not in SLA_STATUSES:
+        raise ValueError("expected one of " + ", ".join(SLA_STATUSES))
+    return value
+
+
+def _ticket_number(value: str) -> int:
+    """``PULSE-42`` or ``42``."""
+    number = parse_ticket_number(value)
+    return _int(str(number)) if number is not None else _int(value)
+
+
 # API name → (column attribute, parser). Every scalar field of the ticket filters by equality,
 # a comma-separated value is any-of.
 SCALAR_FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
@@ -77,7 +93,7 @@ SCALAR_FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "requesterPhone": ("requester_phone", _text),
     "source": ("source", _enum(TicketSource)),
     "slaPolicyId": ("sla_policy_id", _id),
-    "slaStatus": ("sla_status", _text),
+    "slaStatus": ("sla_status", _sla_status),
     "slaFirstResponseMet": ("sla_first_response_met", _bool),
     "slaResolutionMet": ("sla_resolution_met", _bool),
     "createdBy": ("created_by", _id),
@@ -88,6 +104,14 @@ SCALAR_FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "escalationLevel": ("escalation_level", _int),
     "responseCount": ("response_count", _int),
     "subject": ("subject", _text),
+    "ticketNumber": ("number", _ticket_number),
+    "internalNoteCount": ("internal_note_count", _int),
+    "attachmentCount": ("attachment_count", _int),
+    "escalationCount": ("escalation_count", _int),
+    "firstResponseTime": ("first_response_time", _int),
+    "resolutionTime": ("resolution_time", _int),
+    "slaTotalPausedTime": ("sla_total_paused_time", _int),
+    "version": ("version", _int),
 }
 
 INPUT_ALIASES = {
@@ -105,6 +129,9 @@ RANGE_FIELDS: dict[str, str] = {
     "firstResponded": "first_responded_at",
     "slaFirstResponseDue": "sla_first_response_due",
     "slaResolutionDue": "sla_resolution_due",
+    "slaBreached": "sla_breached_at",
+    "slaPaused": "sla_paused_at",
+    "lastCustomerResponse": "last_customer_response_at",
 }
 
 # API name → column for sorting. ``priority`` sorts by severity.
@@ -137,13 +164,26 @@ SORT_FIELDS: dict[str, str] = {
     "resolvedAt": "resolved_at",
     "closedAt": "closed_at",
     "lastCustomerResponseAt": "last_customer_response_at",
+    "requesterPhone": "requester_phone",
+    "slaPolicyId": "sla_policy_id",
+    "slaFirstResponseMet": "sla_first_response_met",
+    "slaResolutionMet": "sla_resolution_met",
+    "slaPausedAt": "sla_paused_at",
+    "slaTotalPausedTime": "sla_total_paused_time",
+    "internalNoteCount": "internal_note_count",
+    "attachmentCount": "attachment_count",
+    "createdBy": "created_by",
+    "externalSource": "external_source",
+    "externalTicketId": "external_ticket_id",
+    "mergedIntoTicketId": "merged_into_ticket_id",
+    "version": "version",
 }
 
 # Fields sorted descending when no order is given (urgent first, newest first).
 DEFAULT_DESCENDING = {"priority", "createdAt", "updatedAt"}
 
 PAGING_PARAMS = {"page", "pageSize", "sortBy", "sortOrder", "sort"}
-OTHER_PARAMS = {"tags", "unassigned", "search"}
+OTHER_PARAMS = {"tags", "tagsAny", "unassigned", "search"}
 
 
 class FieldFilter(BaseModel):
@@ -167,10 +207,14 @@ class TicketQuery(BaseModel):
     equals: list[FieldFilter] = []
     ranges: list[RangeFilter] = []
     tags_all: list[str] = []
+    tags_any: list[str] = []
     unassigned: bool | None = None
+    # ``customFields.<key>=<value>``; a comma-separated value is any-of (see custom_field_values).
     custom_fields: dict[str, str] = {}
     search: str | None = None
     search_ticket_number: int | None = None
+    # None while ``search`` holds no searchable word (then only a ticket number can match).
+    search_query: SearchQuery | None = None
     sort: list[SortKey] = []
     page: int = 1
     page_size: int = DEFAULT_PAGE_SIZE
@@ -178,6 +222,54 @@ class TicketQuery(BaseModel):
     @property
     def offset(self) -> int:
         return (self.page - 1) * self.page_size
+
+
+def custom_field_values(raw: str) -> list[Any]:
+    """The JSON values ``customFields.<key>=<raw>`` matches: each comma-separated part as a string,
+    and also as the number / boolean / null it spells (``5`` matches ``"5"`` and ``5``)."""
+    values: list[Any] = []
+    for part in (p.strip() for p in raw.split(",")):
+        values.append(part)
+        lowered = part.lower()
+        if lowered in ("true", "false"):
+            values.append(lowered == "true")
+        elif lowered == "null":
+            values.append(None)
+        else:
+            try:
+                number = float(part)
+            except ValueError:
+                continue
+            if number == number and abs(number) != float("inf"):
+                values.append(int(number) if number.is_integer() and "." not in part and "e" not in lowered else number)
+    return values
+
+
+def filters_to_params(filters: Mapping[str, Any], field: str = "filter") -> dict[str, str]:
+    """A JSON filter object (saved views, bulk operations) as list parameters: lists become
+    comma-separated values, booleans ``true``/``false``. Nested objects are a 422."""
+    params: dict[str, str] = {}
+    problems: list[dict[str, str]] = []
+    flat: dict[str, Any] = {}
+    for name, value in filters.items():
+        if name == "customFields" and isinstance(value, dict):
+            flat.update({f"customFields.{key}": inner for key, inner in value.items()})
+        else:
+            flat[name] = value
+    for name, value in flat.items():
+        if value is None:
+            problems.append({"field": f"{field}.{name}", "message": "null is not a filter value"})
+        elif isinstance(value, bool):
+            params[name] = "true" if value else "false"
+        elif isinstance(value, (int, float, str)):
+            params[name] = str(value)
+        elif isinstance(value, list) and all(isinstance(v, (int, float, str)) and not isinstance(v, bool) for v in value):
+            params[name] = ",".join(str(v) for v in value)
+        else:
+            problems.append({"field": f"{field}.{name}", "message": "expected a string, number, boolean or list of those"})
+    if problems:
+        raise ValidationFailed("invalid filter", details=problems)
+    return params
 
 
 def valid_filter_names() -> list[str]:
@@ -214,15 +306,21 @@ def parse_ticket_query(params: Mapping[str, str], *, allow_paging: bool = True) 
             query.equals.append(FieldFilter(column=column, values=values))
         elif name == "tags":
             query.tags_all = [t.strip().lower() for t in value.split(",") if t.strip()]
+        elif name == "tagsAny":
+            query.tags_any = [t.strip().lower() for t in value.split(",") if t.strip()]
         elif name == "unassigned":
             try:
                 query.unassigned = _bool(value)
             except ValueError as exc:
                 bad(raw_name, str(exc))
         elif name == "search":
+            if len(value) > MAX_SEARCH_LENGTH:
+                bad(raw_name, f"at most {MAX_SEARCH_LENGTH} characters")
+                continue
             query.search = value or None
             if value:
                 query.search_ticket_number = parse_ticket_number(value)
+                query.search_query = build_search_query(value)
         elif name.startswith("customFields."):
             key = name[len("customFields."):]
             if not key:

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pulse.domain.ticket_query import TicketQuery
 from pulse.models import Ticket, TicketComment, TimelineEvent
+from pulse.repositories.ticket_lists import TicketLists
 
 
 class TicketRepository:
@@ -40,55 +41,14 @@ class TicketRepository:
         return ticket
 
     def _filtered(self, account_id: int, query: TicketQuery) -> Select[Any]:
-        statement = select(Ticket).where(Ticket.account_id == account_id, Ticket.deleted_at.is_(None))
-        for field_filter in query.equals:
-            column = getattr(Ticket, field_filter.column)
-            if len(field_filter.values) == 1:
-                statement = statement.where(column == field_filter.values[0])
-            else:
-                statement = statement.where(column.in_(field_filter.values))
-        for range_filter in query.ranges:
-            column = getattr(Ticket, range_filter.column)
-            if range_filter.after is not None:
-                statement = statement.where(column >= range_filter.after)
-            if range_filter.before is not None:
-                statement = statement.where(column < range_filter.before)
-        if query.tags_all:
-            statement = statement.where(Ticket.tags.contains(query.tags_all))
-        if query.unassigned is True:
-            statement = statement.where(
-                Ticket.assigned_to_user_id.is_(None), Ticket.assigned_to_team_id.is_(None)
-            )
-        elif query.unassigned is False:
-            statement = statement.where(
-                (Ticket.assigned_to_user_id.is_not(None)) | (Ticket.assigned_to_team_id.is_not(None))
-            )
-        if query.custom_fields:
-            statement = statement.where(Ticket.custom_fields.contains(query.custom_fields))
-        return statement
+        """Tickets matching every filter of ``query`` except search (see ``TicketLists``)."""
+        return select(Ticket).where(*TicketLists(self.session).conditions(account_id, query))
 
-    async def list(self, account_id: int, query: TicketQuery) -> tuple[Sequence[Ticket], int]:
-        """One page and the total. Default order: newest first; ``id`` is always the last key."""
-        statement = self._filtered(account_id, query)
-        order: list[Any] = []
-        for key in query.sort or []:
-            column = getattr(Ticket, key.column)
-            order.append(column.desc().nulls_last() if key.descending else column.asc().nulls_last())
-        if not query.sort:
-            order.append(Ticket.created_at.desc())
-        last_desc = query.sort[-1].descending if query.sort else True
-        order.append(Ticket.id.desc() if last_desc else Ticket.id.asc())
-        page = await self.session.scalars(
-            statement.order_by(*order).limit(query.page_size).offset(query.offset)
-        )
-        rows = list(page)
-        if query.page == 1 and len(rows) < query.page_size:
-            total = len(rows)
-        else:
-            total = await self.session.scalar(
-                select(func.count()).select_from(statement.with_only_columns(Ticket.id).subquery())
-            )
-        return rows, int(total or 0)
+    async def list(self, account_id: int, query: TicketQuery, *,
+                   include_internal: bool = False) -> tuple[Sequence[Ticket], int]:
+        """One page and the total (see ``TicketLists.page`` for search, snippets and estimates)."""
+        page = await TicketLists(self.session).page(account_id, query, include_internal=include_internal)
+        return page.tickets, page.total
 
 
 class CommentRepository:

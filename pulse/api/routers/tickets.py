@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -13,9 +13,10 @@ from pulse.api.schemas import CommentBody, TicketCreateBody, TicketUpdateBody
 from pulse.config import Settings
 from pulse.domain.commands import AddCommentInput
 from pulse.domain.errors import ValidationFailed
-from pulse.domain.ticket_query import parse_ticket_query
+from pulse.domain.ticket_query import TicketQuery, parse_ticket_query
+from pulse.domain.tickets import Permission
 from pulse.services.auth import Principal
-from pulse.services.tickets import TicketService, actor_of
+from pulse.services.tickets import TicketList, TicketService, actor_of
 
 router = APIRouter(prefix="/api/tickets", tags=["tickets"])
 
@@ -52,9 +53,28 @@ async def create_ticket(body: TicketCreateBody, principal: Writer, tickets: Tick
 
 @router.get("")
 async def list_tickets(request: Request, principal: Reader, tickets: Tickets) -> dict:
+    """Filters, sorts and full-text search: see ``pulse.domain.ticket_query`` (the parameters) and
+    ``pulse.repositories.ticket_lists`` (how they run). Internal notes are searched only for
+    callers with writeSupport."""
     query = parse_ticket_query(request.query_params)
-    rows, total = await tickets.list(principal.account_id, query)
-    return {"tickets": [row.to_api() for row in rows], "pagination": pagination(query.page, query.page_size, total)}
+    listed = await tickets.list_page(principal.account_id, query,
+                                     include_internal=principal.has(Permission.WRITE_SUPPORT))
+    return render_ticket_list(listed, query)
+
+
+def render_ticket_list(listed: TicketList, query: TicketQuery) -> dict[str, Any]:
+    """``{"tickets", "pagination"}``; a search adds ``searchSnippet`` to each ticket; a total above
+    10,000 is the planner's estimate and says so with ``pagination.totalIsEstimate``."""
+    rendered = []
+    for ticket in listed.tickets:
+        body = ticket.to_api()
+        if query.search is not None:
+            body["searchSnippet"] = listed.snippets.get(ticket.id)
+        rendered.append(body)
+    page = pagination(query.page, query.page_size, listed.total)
+    if listed.total_is_estimate:
+        page["totalIsEstimate"] = True
+    return {"tickets": rendered, "pagination": page}
 
 
 @router.get("/{ticket_ref}")

@@ -1,0 +1,342 @@
+"""Ticket lists at scale: filters, sorts, full-text search, counts, and the search index.
+
+Query cost, per call of ``TicketLists.page``:
+
+- plain list: 1 query for the page (index-ordered for the common sorts, see migration 0002);
+  a count only when the page is full or empty past page 1 — then one ``EXPLAIN`` (planning
+  only) and, if the planner expects at most ``COUNT_CAP`` rows, one capped exact count.
+- search: the same, plus 1 query for the snippets of the returned page; a ``PULSE-n`` query
+  adds 1 indexed lookup for that ticket.
+
+Search ranks without an explicit sort: the newest ``RANK_WINDOW`` matching tickets (found
+through the GIN index for rare words, or by walking the newest-first index for common ones) are
+ranked with ``ts_rank_cd``; ranking every match of a word found in most tickets costs seconds
+at a million tickets. Totals above ``COUNT_CAP`` are the planner's estimate (flagged), because
+an exact count of a common word costs as much as ranking it.
+
+Everything is parameterised; the only SQL text built here is constant.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    false,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    text,
+    type_coerce,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import ClauseElement, Executable
+
+from pulse.domain.ticket_query import TicketQuery, custom_field_values
+from pulse.models import Ticket, TicketComment
+
+SEARCH_CONFIG = literal_column("'english'::regconfig")
+RANK_WINDOW = 1000
+COUNT_CAP = 10_000
+SNIPPET_SOURCE_CHARS = 20_000
+HEADLINE_OPTIONS = (
+    'StartSel=<mark>, StopSel=</mark>, MaxWords=30, MinWords=10, MaxFragments=2, FragmentDelimiter=" … "'
+)
+# ts_rank_cd weights for {D, C, B, A}: internal notes count only for callers who may see them.
+RANK_WEIGHTS_ALL = literal_column("'{0.1, 0.2, 0.4, 1.0}'::float4[]")
+RANK_WEIGHTS_PUBLIC = literal_column("'{0, 0.2, 0.4, 1.0}'::float4[]")
+RANK_NORMALISATION = 1  # divide by 1 + log(document length): long threads do not win by size alone
+
+
+@dataclass
+class TicketPage:
+    tickets: list[Ticket]
+    total: int
+    total_is_estimate: bool = False
+    snippets: dict[int, str] = field(default_factory=dict)
+
+
+class _Explain(Executable, ClauseElement):
+    """``EXPLAIN (FORMAT JSON) <statement>`` with the statement's own bound parameters."""
+
+    inherit_cache = False
+
+    def __init__(self, statement: Select[Any]) -> None:
+        self.statement = statement
+
+
+@compiles(_Explain, "postgresql")
+def _compile_explain(element: _Explain, compiler: Any, **kw: Any) -> str:
+    return "EXPLAIN (FORMAT JSON) " + compiler.process(element.statement, **kw)
+
+
+def _escape_html(expression: Any) -> Any:
+    return func.replace(func.replace(func.replace(expression, "&", "&amp;"), "<", "&lt;"), ">", "&gt;")
+
+
+class TicketLists:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # -- conditions ------------------------------------------------------------------------------
+
+    def conditions(self, account_id: int, query: TicketQuery) -> list[ColumnElement[bool]]:
+        """Every filter of ``query`` except search, as SQL conditions."""
+        conditions: list[ColumnElement[bool]] = [Ticket.account_id == account_id, Ticket.deleted_at.is_(None)]
+        for field_filter in query.equals:
+            column = getattr(Ticket, field_filter.column)
+            if len(field_filter.values) == 1:
+                conditions.append(column == field_filter.values[0])
+            else:
+                conditions.append(column.in_(field_filter.values))
+        for range_filter in query.ranges:
+            column = getattr(Ticket, range_filter.column)
+            if range_filter.after is not None:
+                conditions.append(column >= range_filter.after)
+            if range_filter.before is not None:
+                conditions.append(column < range_filter.before)
+        if query.tags_all:
+            conditions.append(Ticket.tags.contains(query.tags_all))
+        if query.tags_any:
+            conditions.append(Ticket.tags.overlap(query.tags_any))
+        if query.unassigned is True:
+            conditions.append(and_(Ticket.assigned_to_user_id.is_(None), Ticket.assigned_to_team_id.is_(None)))
+        elif query.unassigned is False:
+            conditions.append(or_(Ticket.assigned_to_user_id.is_not(None), Ticket.assigned_to_team_id.is_not(None)))
+        for key, raw in query.custom_fields.items():
+            # jsonb @> {key: value} for each spelling of the value: every branch uses the GIN index.
+            branches = [
+                Ticket.custom_fields.contains(type_coerce({key: value}, JSONB)) for value in custom_field_values(raw)
+            ]
+            conditions.append(or_(*branches) if len(branches) > 1 else branches[0])
+        return conditions
+
+    @staticmethod
+    def tsquery(query: TicketQuery, include_internal: bool) -> Any:
+        assert query.search_query is not None
+        return func.to_tsquery(SEARCH_CONFIG, query.search_query.for_caller(include_internal))
+
+    def text_match(self, query: TicketQuery, include_internal: bool) -> ColumnElement[bool]:
+        if query.search_query is None:
+            return false()
+        return Ticket.search_vector.bool_op("@@")(self.tsquery(query, include_internal))
+
+    def matching(self, account_id: int, query: TicketQuery, include_internal: bool) -> list[ColumnElement[bool]]:
+        """All conditions, search included (a ``PULSE-n`` search also matches that ticket)."""
+        conditions = self.conditions(account_id, query)
+        if query.search is not None:
+            match = self.text_match(query, include_internal)
+            if query.search_ticket_number is not None:
+                match = or_(match, Ticket.number == query.search_ticket_number)
+            conditions.append(match)
+        return conditions
+
+    # -- ordering --------------------------------------------------------------------------------
+
+    @staticmethod
+    def order_by(query: TicketQuery) -> list[Any]:
+        """The requested keys, then ``created_at`` and ``id`` in the last key's direction (a stable
+        order whose shape matches the (…, created_at DESC, id DESC) indexes). Nullable columns
+        sort nulls last either way; NOT NULL columns get a plain ASC/DESC so an index can serve it."""
+        order: list[Any] = []
+        columns = Ticket.__table__.c
+        seen: set[str] = set()
+        descending = True
+        for key in query.sort:
+            if key.column in seen:
+                continue
+            seen.add(key.column)
+            column = getattr(Ticket, key.column)
+            term = column.desc() if key.descending else column.asc()
+            if columns[key.column].nullable and key.descending:
+                term = term.nulls_last()
+            order.append(term)
+            descending = key.descending
+        for name in ("created_at", "id"):
+            if name not in seen:
+                column = getattr(Ticket, name)
+                order.append(column.desc() if descending else column.asc())
+        return order
+
+    # -- pages -----------------------------------------------------------------------------------
+
+    async def page(self, account_id: int, query: TicketQuery, *, include_internal: bool = False) -> TicketPage:
+        offset, limit = query.offset, query.page_size
+        exact: Ticket | None = None
+        conditions = self.conditions(account_id, query)
+        searching = query.search is not None
+        if searching:
+            if query.search_ticket_number is not None:
+                # ``PULSE-n``: that ticket first, then whatever else mentions it.
+                exact = await self.session.scalar(
+                    select(Ticket).where(*conditions, Ticket.number == query.search_ticket_number)
+                )
+            if query.search_query is None:  # nothing searchable (only stop words or punctuation)
+                shown = [exact] if exact is not None and query.page == 1 else []
+                return TicketPage(tickets=shown, total=1 if exact is not None else 0)
+            conditions.append(self.text_match(query, include_internal))
+            if exact is not None:
+                conditions.append(Ticket.id != exact.id)
+                if query.page == 1:
+                    limit -= 1
+                else:
+                    offset -= 1
+
+        rows: list[Ticket] = []
+        if limit > 0:
+            if searching and not query.sort:
+                rows = await self._ranked(conditions, query, include_internal, offset, limit)
+            else:
+                statement = select(Ticket).where(*conditions).order_by(*self.order_by(query))
+                rows = list(await self.session.scalars(statement.limit(limit).offset(offset)))
+
+        if limit > 0 and (0 < len(rows) < limit or (not rows and offset == 0)):
+            total, estimated = offset + len(rows), False  # the page tells the total: no count
+        else:
+            total, estimated = await self.count(conditions, at_least=offset + len(rows))
+        if exact is not None:
+            total += 1
+
+        shown = ([exact] if exact is not None and query.page == 1 else []) + rows
+        snippets: dict[int, str] = {}
+        if searching and shown:
+            snippets = await self._snippets([t.id for t in shown], query, include_internal)
+        return TicketPage(tickets=shown, total=total, total_is_estimate=estimated, snippets=snippets)
+
+    async def _ranked(self, conditions: list[ColumnElement[bool]], query: TicketQuery, include_internal: bool,
+                      offset: int, limit: int) -> list[Ticket]:
+        window = max(RANK_WINDOW, offset + limit)
+        candidates = (
+            select(Ticket.id.label("id"), Ticket.created_at.label("created_at"), Ticket.search_vector.label("document"))
+            .where(*conditions)
+            .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+            .limit(window)
+            .subquery("candidates")
+        )
+        weights = RANK_WEIGHTS_ALL if include_internal else RANK_WEIGHTS_PUBLIC
+        rank = func.ts_rank_cd(weights, candidates.c.document, self.tsquery(query, include_internal), RANK_NORMALISATION)
+        ranked = (
+            select(candidates.c.id, rank.label("rank"), candidates.c.created_at)
+            .order_by(rank.desc(), candidates.c.created_at.desc(), candidates.c.id.desc())
+            .limit(limit)
+            .offset(offset)
+            .subquery("ranked")
+        )
+        statement = (
+            select(Ticket)
+            .join(ranked, Ticket.id == ranked.c.id)
+            .order_by(ranked.c.rank.desc(), ranked.c.created_at.desc(), ranked.c.id.desc())
+        )
+        return list(await self.session.scalars(statement))
+
+    # -- counts ----------------------------------------------------------------------------------
+
+    async def estimate(self, conditions: list[ColumnElement[bool]]) -> int:
+        """The planner's row estimate for ``conditions`` (planning only, nothing is read)."""
+        plan = (await self.session.execute(_Explain(select(literal(1)).where(*conditions)))).scalar_one()
+        if isinstance(plan, str):
+            plan = json.loads(plan)
+        return int(plan[0]["Plan"]["Plan Rows"])
+
+    async def count(self, conditions: list[ColumnElement[bool]], *, at_least: int = 0) -> tuple[int, bool]:
+        """(total, is_estimate). Exact up to ``COUNT_CAP`` (or ``at_least``, for deep pages);
+        above it the planner's estimate, because counting a million rows is not worth it."""
+        cap = max(COUNT_CAP, at_least)
+        estimate = await self.estimate(conditions)
+        if estimate > cap:
+            return max(estimate, at_least), True
+        limited = select(literal(1)).where(*conditions).limit(cap + 1).subquery()
+        exact = int(await self.session.scalar(select(func.count()).select_from(limited)) or 0)
+        if exact > cap:
+            return max(estimate, exact, at_least), True
+        return exact, False
+
+    async def ids_matching(self, account_id: int, query: TicketQuery, *, include_internal: bool,
+                           limit: int) -> list[int]:
+        """Ids of the tickets a filter matches (search included), by id, at most ``limit``."""
+        statement = (
+            select(Ticket.id).where(*self.matching(account_id, query, include_internal)).order_by(Ticket.id).limit(limit)
+        )
+        return list(await self.session.scalars(statement))
+
+    # -- snippets --------------------------------------------------------------------------------
+
+    async def _snippets(self, ticket_ids: list[int], query: TicketQuery, include_internal: bool) -> dict[int, str]:
+        """``ts_headline`` of the first visible text that matches (subject, description, then the
+        oldest matching comment), HTML-escaped with matches in <mark>. One query for the page;
+        each text is cut to ``SNIPPET_SOURCE_CHARS`` so a huge description costs little."""
+        assert query.search_query is not None
+        tsq = func.to_tsquery(SEARCH_CONFIG, query.search_query.every_weight)  # plain text carries no weights
+
+        def source(expression: Any) -> Any:
+            return _escape_html(func.left(func.coalesce(expression, ""), SNIPPET_SOURCE_CHARS))
+
+        def headline(expression: Any) -> Any:
+            return func.ts_headline(SEARCH_CONFIG, source(expression), tsq, HEADLINE_OPTIONS)
+
+        def matches(expression: Any) -> Any:
+            return func.to_tsvector(SEARCH_CONFIG, source(expression)).bool_op("@@")(tsq)
+
+        comment_conditions = [TicketComment.ticket_id == Ticket.id, matches(TicketComment.body)]
+        if not include_internal:
+            comment_conditions.append(TicketComment.is_internal.is_(False))
+        comment = (
+            select(headline(TicketComment.body))
+            .where(*comment_conditions)
+            .order_by(TicketComment.created_at, TicketComment.id)
+            .limit(1)
+            .correlate(Ticket)
+            .scalar_subquery()
+        )
+        snippet = func.coalesce(
+            case((matches(Ticket.subject), headline(Ticket.subject))),
+            case((matches(Ticket.description), headline(Ticket.description))),
+            comment,
+            headline(func.concat_ws(" — ", Ticket.subject, Ticket.description)),
+        )
+        rows = await self.session.execute(select(Ticket.id, snippet).where(Ticket.id.in_(ticket_ids)))
+        return {ticket_id: text_ for ticket_id, text_ in rows}
+
+
+class TicketSearchIndex:
+    """Keeps ``tickets.search_vector`` current. Called inside the writing transaction."""
+
+    REFRESH = text(
+        """
+        UPDATE tickets AS t SET search_vector = pulse_tsvector_append(
+            pulse_tsvector_append(pulse_search_part(t.subject, 'A'), pulse_search_part(t.description, 'B')),
+            (SELECT pulse_tsvector_agg(
+                        pulse_search_part(c.body, (CASE WHEN c.is_internal THEN 'D' ELSE 'C' END)::"char")
+                        ORDER BY c.created_at, c.id)
+               FROM ticket_comments AS c WHERE c.ticket_id = t.id))
+        WHERE t.id = :ticket_id
+        """
+    )
+    APPEND = text(
+        """
+        UPDATE tickets SET search_vector = pulse_tsvector_append(
+            search_vector, pulse_search_part(:body, (CASE WHEN :internal THEN 'D' ELSE 'C' END)::"char"))
+        WHERE id = :ticket_id
+        """
+    )
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def refresh(self, ticket_id: int) -> None:
+        """Rebuild one ticket's document from its subject, description and comments (1 UPDATE)."""
+        await self.session.execute(self.REFRESH, {"ticket_id": ticket_id})
+
+    async def append_comment(self, ticket_id: int, body: str, *, internal: bool) -> None:
+        """Add one comment to the document without re-reading the others (1 UPDATE)."""
+        await self.session.execute(self.APPEND, {"ticket_id": ticket_id, "body": body, "internal": internal})
