@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from pulse.activities.sla import SlaActivities
 from pulse.activities.tickets import TicketActivities
 from pulse.config import Settings, get_settings
 from pulse.db import SessionFactory, make_engine, make_sessionmaker
@@ -24,7 +25,7 @@ def build_worker(client: Client, sessions: SessionFactory, task_queue: str) -> W
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
-        activities=tickets.all(),
+        activities=[*tickets.all(), *SlaActivities(sessions).all()],
         activity_executor=ThreadPoolExecutor(4),
         max_concurrent_workflow_tasks=100,
     )

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from pulse.domain.sla import SlaEvent, SlaLedger, SlaSnapshot, TicketFacts
 from pulse.domain.tickets import AuthorType, Priority, TicketStatus
 
 
@@ -53,6 +54,18 @@ class DeleteTicketInput(BaseModel):
     expected_version: int | None = None
 
 
+class PauseSlaInput(BaseModel):
+    """Manual SLA pause (``POST /api/tickets/{id}/sla/pause``)."""
+
+    actor: Actor
+    reason: str | None = None
+
+
+class ResumeSlaInput(BaseModel):
+    actor: Actor
+    reason: str | None = None
+
+
 class TicketWorkflowState(BaseModel):
     """What the ticket workflow keeps in memory (and carries across continue-as-new)."""
 
@@ -64,6 +77,10 @@ class TicketWorkflowState(BaseModel):
     team_id: int | None = None
     version: int = 0
     deleted: bool = False
+    # The SLA clock (None: not loaded yet / no SLA) and the SLA fields last stored on the ticket.
+    sla: SlaLedger | None = None
+    sla_stored: SlaSnapshot | None = None
+    sla_writes: int = 0  # numbers the clock's own writes (command ids), across continue-as-new
 
 
 class TicketWorkflowInput(BaseModel):
@@ -97,3 +114,19 @@ class AddCommentCommand(TicketCommand):
 
 class DeleteTicketCommand(TicketCommand):
     payload: DeleteTicketInput
+
+
+class LoadSlaPolicyCommand(BaseModel):
+    """Which SLA policy applies to a ticket with these facts (read-only; seeds the defaults)."""
+
+    account_id: int
+    ticket_id: int
+    facts: TicketFacts
+
+
+class RecordSlaCommand(TicketCommand):
+    """Store the SLA fields on the ticket, and log + publish the SLA events, in one transaction."""
+
+    actor: Actor
+    snapshot: SlaSnapshot
+    events: list[SlaEvent] = []

@@ -126,6 +126,74 @@ def default_policy(priority: Priority) -> SlaPolicy:
                      resolution_minutes=resolution)
 
 
+class TicketFacts(BaseModel):
+    """What policy selection looks at."""
+
+    priority: Priority
+    tags: list[str] = []
+    type_id: int | None = None
+    category_id: int | None = None
+    team_id: int | None = None
+
+
+class PolicyConditions(BaseModel):
+    """When a conditional policy applies: every condition given must hold (a list means any of
+    its values; ``tags``: the ticket has at least one of them)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    priorities: list[Priority] | None = None
+    tags: list[str] | None = None
+    type_ids: list[int] | None = None
+    category_ids: list[int] | None = None
+    team_ids: list[int] | None = None
+
+    @field_validator("tags")
+    @classmethod
+    def _lower_tags(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else [tag.strip().lower() for tag in value if tag.strip()]
+
+    def is_empty(self) -> bool:
+        return all(value is None for value in self.model_dump().values())
+
+    def matches(self, facts: TicketFacts) -> bool:
+        checks = (
+            (self.priorities, lambda: facts.priority in self.priorities),
+            (self.tags, lambda: bool(set(self.tags or ()) & set(facts.tags))),
+            (self.type_ids, lambda: facts.type_id in self.type_ids),
+            (self.category_ids, lambda: facts.category_id in self.category_ids),
+            (self.team_ids, lambda: facts.team_id in self.team_ids),
+        )
+        return all(check() for given, check in checks if given is not None)
+
+
+class PolicyCandidate(BaseModel):
+    """A stored policy as selection sees it: conditional ones (by ``order``) before the one of the
+    ticket's priority."""
+
+    policy: SlaPolicy
+    priority: Priority | None = None
+    conditions: PolicyConditions | None = None
+    order: int = 0
+    enabled: bool = True
+
+
+def choose_policy(candidates: list[PolicyCandidate], facts: TicketFacts) -> SlaPolicy:
+    """The first enabled conditional policy that matches (by ``order``, then id), else the
+    priority's policy, else the built-in default for the priority."""
+    conditional = sorted(
+        (c for c in candidates if c.conditions is not None and c.enabled),
+        key=lambda c: (c.order, c.policy.policy_id or 0),
+    )
+    for candidate in conditional:
+        if candidate.conditions is not None and candidate.conditions.matches(facts):
+            return candidate.policy
+    for candidate in candidates:
+        if candidate.conditions is None and candidate.priority == facts.priority:
+            return candidate.policy
+    return default_policy(facts.priority)
+
+
 class MetricClock(BaseModel):
     """One metric's clock. It *counts* while ``running_since`` is set; ``used`` holds the business
     time of the segments before it."""
@@ -303,6 +371,11 @@ def snapshot(ledger: SlaLedger | None) -> SlaSnapshot:
         first_response_time=first.elapsed_minutes,
         resolution_time=resolution.elapsed_minutes,
     )
+
+
+def stored_snapshot(ticket: Any) -> SlaSnapshot:
+    """The SLA fields as stored on a ticket (any object with the ticket's attributes)."""
+    return SlaSnapshot.model_validate({field: getattr(ticket, field) for field in SlaSnapshot.model_fields})
 
 
 def compute_deadlines(ledger: SlaLedger | None) -> SlaSnapshot:

@@ -1,6 +1,7 @@
 """SQLAlchemy ORM tables (no behaviour). Queries live in ``pulse.repositories``."""
 
 from pulse.models.base import Base
+from pulse.models.sla import SlaCalendar, SlaPolicy, TicketEvent
 from pulse.models.ticket_ops import BulkOperation, BulkOperationItem, SavedView
 from pulse.models.tables import (
     Account,
@@ -28,11 +29,14 @@ __all__ = [
     "BulkOperationItem",
     "IdempotencyKey",
     "SavedView",
+    "SlaCalendar",
+    "SlaPolicy",
     "Team",
     "TeamMember",
     "Ticket",
     "TicketCategory",
     "TicketComment",
+    "TicketEvent",
     "TicketType",
     "TimelineEvent",
     "User",

@@ -134,6 +134,13 @@ class Ticket(Base):
               text("id DESC"), postgresql_where=text("deleted_at IS NULL")),
         Index("ix_tickets_account_updated", "account_id", text("updated_at DESC"), text("id DESC"),
               postgresql_where=text("deleted_at IS NULL")),
+        # SLA (migration 0003): the slaStatus filter, and compliance reports as index-only scans.
+        Index("ix_tickets_account_sla_status", "account_id", "sla_status",
+              postgresql_where=text("deleted_at IS NULL")),
+        Index("ix_tickets_sla_compliance", "account_id", "created_at",
+              postgresql_include=["priority", "assigned_to_team_id", "sla_first_response_met",
+                                  "sla_resolution_met", "first_response_time", "resolution_time"],
+              postgresql_where=text("deleted_at IS NULL AND sla_policy_id IS NOT NULL")),
     )
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))

@@ -5,12 +5,20 @@ reaches history, its handler applies the change in one local activity (one datab
 transaction) and answers with the committed ticket. The run loop sleeps until the next instant
 something is due (SLA thresholds, escalation levels, time-based rules: ``_next_due``), and
 re-computes whenever a change arrives. The workflow ends when the ticket is closed or deleted.
+
+The SLA clock (``pulse.domain.sla``) lives in ``state.sla``: the policy is loaded at create and
+reloaded at every ``update`` (so a priority change, or an edited policy, re-targets the running
+metrics at the ticket's next update); status changes pause/stop/reopen it, the first public agent
+comment stops first response, ``pause_sla``/``resume_sla`` pause it by hand. After every change,
+and when a threshold's timer fires, ``_store_sla`` writes the SLA fields + events to the ticket
+(one local activity) and upserts the ``SlaStatus`` search attribute. While paused there is no
+timer at all.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -18,14 +26,19 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from pulse.domain import records
+    from pulse.domain import records, sla
     from pulse.domain.commands import (
+        Actor,
         AddCommentCommand,
         AddCommentInput,
         CreateTicketCommand,
         CreateTicketInput,
         DeleteTicketCommand,
         DeleteTicketInput,
+        LoadSlaPolicyCommand,
+        PauseSlaInput,
+        RecordSlaCommand,
+        ResumeSlaInput,
         TicketWorkflowInput,
         TicketWorkflowState,
         UpdateTicketCommand,
@@ -42,6 +55,11 @@ DB_WRITE_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=5),
     maximum_attempts=10,
 )
+# The clock's own writes wait out a database outage instead of failing the ticket.
+SLA_WRITE_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    maximum_interval=timedelta(seconds=10),
+)
 
 
 @workflow.defn
@@ -52,13 +70,14 @@ class TicketWorkflow:
         self._lock = asyncio.Lock()
         self._changed = False
         self._abandoned = False
+        self._stuck_due: Any = None  # a due instant whose tick changed nothing (guards a hot loop)
 
     # -- the run loop -------------------------------------------------------------------------
 
     @workflow.run
     async def run(self, input: TicketWorkflowInput) -> None:
         while not self._finished():
-            await workflow.wait_condition(lambda: self._changed or self._finished())
+            await self._wait_for_change_or_due()
             self._changed = False
             if workflow.info().is_continue_as_new_suggested() and not self._finished():
                 await workflow.wait_condition(workflow.all_handlers_finished)
@@ -66,6 +85,36 @@ class TicketWorkflow:
                     TicketWorkflowInput(account_id=self.state.account_id, ticket_id=self.state.ticket_id, state=self.state)
                 )
         await workflow.wait_condition(workflow.all_handlers_finished)
+
+    async def _wait_for_change_or_due(self) -> None:
+        """Sleep until a change arrives or the next SLA threshold is reached (then act on it).
+        Nothing due (paused, stopped, all breached) → no timer at all."""
+        due = sla.next_due(self.state.sla, workflow.now())
+        if due is None:
+            await workflow.wait_condition(lambda: self._changed or self._finished())
+            return
+        instant, summary = due
+        remaining = instant - workflow.now()
+        if instant == self._stuck_due:
+            remaining = max(remaining, timedelta(seconds=1))
+        if remaining > sla.DUE_TOLERANCE:  # a zero timeout would raise: "already due" acts at once
+            try:
+                await workflow.wait_condition(lambda: self._changed or self._finished(), timeout=remaining,
+                                              timeout_summary=summary)
+                return
+            except asyncio.TimeoutError:
+                pass
+        async with self._lock:
+            if self._finished() or self.state.sla is None:
+                return
+            now = max(workflow.now(), instant)
+            ledger, events = sla.tick(self.state.sla, now)
+            self._stuck_due = instant if ledger == self.state.sla else None
+            self.state.sla = ledger
+            try:
+                await self._store_sla(events, Actor.system(), f"{summary} for {self._label()}")
+            except ApplicationError as error:  # not retryable (e.g. the row is gone): keep the clock going
+                workflow.logger.warning("could not store the SLA state of %s: %s", self._label(), error)
 
     def _finished(self) -> bool:
         return self._abandoned or self.state.deleted or self.state.status == TicketStatus.CLOSED
@@ -91,7 +140,12 @@ class TicketWorkflow:
                     self._abandoned = True  # nothing was stored: this run has no ticket to keep
                 raise
             self._apply(ticket)
-            return ticket
+            if self.state.sla is not None:
+                return ticket  # a repeated create (same ticket): the clock runs already
+            policy = await self._load_sla_policy(ticket, fallback=sla.default_policy(ticket.priority))
+            self.state.sla, events = sla.start(policy, ticket.status, ticket.created_at)
+            return await self._store_sla(events, input.actor, f"start the SLA clock of {self._label()}",
+                                         ticket=ticket)
 
     # -- update ---------------------------------------------------------------------------------
 
@@ -100,6 +154,7 @@ class TicketWorkflow:
         async with self._lock:
             self._reject_unless(lambda: self._check_update(input))
             fields = ", ".join(sorted(input.changes)) or "nothing"
+            status_before, changed_at = self.state.status, workflow.now()  # the write's instant
             ticket = await self._write(
                 "update_ticket",
                 UpdateTicketCommand(**self._envelope(), payload=input),
@@ -107,7 +162,7 @@ class TicketWorkflow:
                 f"update {self._label()}: {fields}",
             )
             self._apply(ticket)
-            return ticket
+            return await self._follow_with_sla(ticket, status_before, input.actor, reload_policy=True, at=changed_at)
 
     @update.validator
     def validate_update(self, input: UpdateTicketInput) -> None:
@@ -125,6 +180,7 @@ class TicketWorkflow:
         async with self._lock:
             self._reject_unless(self._check_exists)
             kind = "internal note" if input.is_internal else f"{input.author_type.value} comment"
+            status_before, changed_at = self.state.status, workflow.now()  # the write's instant
             result = await self._write(
                 "add_comment",
                 AddCommentCommand(**self._envelope(), payload=input),
@@ -132,11 +188,56 @@ class TicketWorkflow:
                 f"add {kind} to {self._label()}",
             )
             self._apply(result.ticket)
-            return result
+            ticket = await self._follow_with_sla(result.ticket, status_before, input.actor, reload_policy=False,
+                                                 at=changed_at)
+            return records.CommentResult(comment=result.comment, ticket=ticket)
 
     @add_comment.validator
     def validate_add_comment(self, input: AddCommentInput) -> None:
         self._reject_unless(self._check_exists)
+
+    # -- SLA pause / resume -----------------------------------------------------------------------
+
+    @workflow.update
+    async def pause_sla(self, input: PauseSlaInput) -> records.Ticket:
+        async with self._lock:
+            self._reject_unless(self._check_sla_pausable)
+            assert self.state.sla is not None
+            self.state.sla, events = sla.pause(self.state.sla, workflow.now(), input.reason)
+            return await self._store_sla(events, input.actor, f"pause the SLA of {self._label()}", always=True)
+
+    @pause_sla.validator
+    def validate_pause_sla(self, input: PauseSlaInput) -> None:
+        self._reject_unless(self._check_sla_pausable)
+
+    def _check_sla_pausable(self) -> None:
+        self._check_writable(None)
+        if not sla.can_pause(self.state.sla):
+            raise Conflict("the SLA clock is not running (the ticket is resolved), so it cannot be paused",
+                           code="sla_not_running")
+
+    @workflow.update
+    async def resume_sla(self, input: ResumeSlaInput) -> records.Ticket:
+        async with self._lock:
+            self._reject_unless(self._check_sla_resumable)
+            assert self.state.sla is not None
+            self.state.sla, events = sla.resume(self.state.sla, workflow.now())
+            return await self._store_sla(events, input.actor, f"resume the SLA of {self._label()}", always=True)
+
+    @resume_sla.validator
+    def validate_resume_sla(self, input: ResumeSlaInput) -> None:
+        self._reject_unless(self._check_sla_resumable)
+
+    def _check_sla_resumable(self) -> None:
+        self._check_writable(None)
+        ledger = self.state.sla
+        if ledger is None:
+            raise Conflict("the ticket has no SLA clock", code="sla_not_running")
+        if ledger.paused_by_status and not ledger.paused_manually:
+            raise Conflict(
+                f"the SLA is paused because the ticket is {self.state.status.value}; change the status to resume it",
+                code="sla_paused_by_status",
+            )
 
     # -- delete ---------------------------------------------------------------------------------
 
@@ -217,9 +318,98 @@ class TicketWorkflow:
                 ) from None
             raise ApplicationError(f"could not store the change: {error}", type="write_failed") from None
 
+    # -- the SLA clock ------------------------------------------------------------------------------
+
+    async def _load_sla_policy(self, ticket: records.Ticket, fallback: sla.SlaPolicy) -> sla.SlaPolicy:
+        """The policy for the ticket's current facts (priority, tags, type, category, team)."""
+        facts = sla.TicketFacts(priority=ticket.priority, tags=ticket.tags, type_id=ticket.type_id,
+                                category_id=ticket.category_id, team_id=ticket.assigned_to_team_id)
+        try:
+            return await workflow.execute_local_activity(
+                "load_sla_policy",
+                LoadSlaPolicyCommand(account_id=self.state.account_id, ticket_id=self.state.ticket_id, facts=facts),
+                result_type=sla.SlaPolicy,
+                start_to_close_timeout=DB_WRITE_TIMEOUT,
+                retry_policy=DB_WRITE_RETRY,
+                summary=f"load the SLA policy of {self._label()}",
+            )
+        except ActivityError as error:
+            workflow.logger.warning("SLA policy of %s not loaded, keeping the current one: %s", self._label(), error)
+            return fallback
+
+    async def _follow_with_sla(self, ticket: records.Ticket, status_before: TicketStatus, actor: Actor, *,
+                               reload_policy: bool, at: datetime | None = None) -> records.Ticket:
+        """Move the clock after a change committed at ``at`` (the instant the write stored, taken
+        before it: the workflow's clock moves on while local activities run): re-target (the
+        policy is reloaded at every update, so priority changes and edited policies take effect
+        here), follow the status, stop first response at the first public agent reply; store
+        what changed."""
+        ledger = self.state.sla
+        if ledger is None or self.state.deleted:
+            return ticket
+        now = at or workflow.now()
+        events: list[sla.SlaEvent] = []
+        if reload_policy:
+            policy = await self._load_sla_policy(ticket, fallback=ledger.policy)
+            ledger, caused = sla.retarget(ledger, policy, ticket.status, now)
+            events += caused
+        if ticket.status != status_before:
+            ledger, caused = sla.change_status(ledger, status_before, ticket.status, now)
+            events += caused
+        if ticket.first_responded_at is not None and ledger.first_response.active:
+            ledger, caused = sla.first_response(ledger, max(ticket.first_responded_at, now))
+            events += caused
+        self.state.sla = ledger
+        return await self._store_sla(events, actor, f"update the SLA of {self._label()}", ticket=ticket)
+
+    async def _store_sla(self, events: list[sla.SlaEvent], actor: Actor, summary: str, *,
+                         ticket: records.Ticket | None = None, always: bool = False) -> records.Ticket | None:
+        """Write the clock's state (SLA fields, timeline, ``ticket_events``) when it differs from
+        what the ticket shows, upsert ``SlaStatus``, and hand the events to ``_on_sla_events``."""
+        snapshot = sla.snapshot(self.state.sla)
+        if not always and not events and snapshot == self.state.sla_stored:
+            return ticket
+        self.state.sla_writes += 1
+        stored = await workflow.execute_local_activity(
+            "record_sla",
+            RecordSlaCommand(
+                command_id=f"{workflow.info().workflow_id}/sla-{self.state.sla_writes}",
+                account_id=self.state.account_id,
+                ticket_id=self.state.ticket_id,
+                now=workflow.now(),
+                actor=actor,
+                snapshot=snapshot,
+                events=events,
+            ),
+            result_type=records.Ticket,
+            start_to_close_timeout=DB_WRITE_TIMEOUT,
+            retry_policy=SLA_WRITE_RETRY,
+            summary=summary,
+        )
+        self._apply(stored)
+        await self._on_sla_events(events)
+        return stored
+
+    async def _on_sla_events(self, events: list[sla.SlaEvent]) -> None:
+        """The workflow-side hook for SLA events (``sla_at_risk``, ``sla_breached``, ``sla_paused`` …).
+
+        By the time it runs, each event is stored in the ``ticket_events`` outbox (and the
+        timeline) in the same transaction as the ticket's SLA fields. Automation rules with the
+        ``sla_at_risk``/``sla_breached`` triggers and escalation plug in here (or read the outbox);
+        time-based escalation levels join ``_wait_for_change_or_due`` through ``sla.instant_at_percent``.
+        """
+        for event in events:
+            if event.type in ("sla_at_risk", "sla_breached"):
+                workflow.logger.info("%s: %s %s at %s", self._label(), event.type,
+                                     event.metric.value if event.metric else "", event.occurred_at.isoformat())
+
     def _apply(self, ticket: records.Ticket) -> None:
         """Take over the committed ticket's facts and publish them as search attributes."""
         before = (self.state.status, self.state.priority, self.state.team_id, self.state.number)
+        sla_status_before = self.state.sla_stored.sla_status if self.state.sla_stored else None
+        self.state.sla_stored = sla.stored_snapshot(ticket)
+        if ticket.sla_status is not None and ticket.sla_status != sla_status_before:
+            workflow.upsert_search_attributes([sa.SLA_STATUS.value_set(str(ticket.sla_status))])
         self.state.number = ticket.number
         self.state.status = ticket.status
         self.state.priority = ticket.priority

@@ -239,3 +239,20 @@ def test_the_ledger_survives_a_round_trip_through_json() -> None:
 def test_a_policy_cannot_pause_in_statuses_where_the_clock_stops_anyway() -> None:
     with pytest.raises(ValueError, match="resolved cannot pause"):
         policy(pause_statuses=(TicketStatus.RESOLVED,))
+
+
+def test_a_matching_conditional_policy_wins_over_the_priority_policy_first_by_order() -> None:
+    by_priority = sla.PolicyCandidate(policy=policy(60, 480), priority=Priority.HIGH)
+    vip = sla.PolicyCandidate(policy=SlaPolicy(policy_id=7, first_response_minutes=10, resolution_minutes=60),
+                              conditions=sla.PolicyConditions(tags=["VIP"]), order=2)
+    vip_bugs = sla.PolicyCandidate(policy=SlaPolicy(policy_id=8, first_response_minutes=5, resolution_minutes=30),
+                                   conditions=sla.PolicyConditions(tags=["vip"], type_ids=[3]), order=1)
+    disabled = sla.PolicyCandidate(policy=SlaPolicy(policy_id=9, first_response_minutes=1, resolution_minutes=2),
+                                   conditions=sla.PolicyConditions(priorities=[Priority.HIGH]), enabled=False)
+    candidates = [by_priority, vip, vip_bugs, disabled]
+    facts = sla.TicketFacts(priority=Priority.HIGH, tags=["vip"], type_id=3)
+    assert sla.choose_policy(candidates, facts).policy_id == 8
+    assert sla.choose_policy(candidates, facts.model_copy(update={"type_id": 4})).policy_id == 7
+    assert sla.choose_policy(candidates, facts.model_copy(update={"tags": []})).policy_id == 1
+    # No stored policy for the priority: the brief's default.
+    assert sla.choose_policy(candidates, sla.TicketFacts(priority=Priority.LOW)).first_response_minutes == 480

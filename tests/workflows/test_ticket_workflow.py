@@ -64,7 +64,7 @@ async def test_an_invalid_transition_is_rejected_before_it_reaches_history(
     assert len(accepted) == 1  # only the create: the rejected update never reached history
 
 
-async def test_an_idle_open_ticket_sleeps_without_timers_or_history_growth(
+async def test_an_idle_open_ticket_wakes_only_for_its_sla_thresholds(
     time_skipping_env, time_skipping_worker, sessions
 ) -> None:
     handle, _, user_id = await start_ticket(time_skipping_env, time_skipping_worker, sessions)
@@ -77,5 +77,8 @@ async def test_an_idle_open_ticket_sleeps_without_timers_or_history_growth(
     state = await handle.query(TicketWorkflow.current_state)
     assert state.version == result.ticket.version
     events = [e async for e in handle.fetch_history_events()]
-    # Only the update's own events were added in 30 days: no polling.
-    assert len(events) - events_before < 12
+    # In 30 days: one timer per SLA threshold (first response + resolution, at risk + breach),
+    # each with its workflow task and SLA write, plus the update's own events. No polling.
+    timers = [e for e in events if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED]
+    assert len(timers) == 4
+    assert len(events) - events_before < 12 + 4 * 6
