@@ -28,6 +28,8 @@ from pulse.domain.commands import (
     AddCommentInput,
     CreateTicketInput,
     DeleteTicketInput,
+    PauseSlaInput,
+    ResumeSlaInput,
     TicketWorkflowInput,
     UpdateTicketInput,
 )
@@ -338,3 +340,19 @@ class TicketService:
             ticket, TicketWorkflow.add_comment, comment, update_id=update_id
         )
         return result.comment
+
+    async def pause_sla(self, principal: Principal, reference: str, reason: str | None) -> records.Ticket:
+        """Pause the SLA clock by hand (an update of the ticket's workflow)."""
+        ticket = await self.resolve(principal.account_id, reference)
+        if ticket.status == TicketStatus.CLOSED.value:
+            raise Conflict("the ticket is closed; closed tickets are read-only", code="ticket_closed")
+        return await self._run_update(ticket, TicketWorkflow.pause_sla,
+                                      PauseSlaInput(actor=actor_of(principal), reason=reason))
+
+    async def resume_sla(self, principal: Principal, reference: str, reason: str | None) -> records.Ticket:
+        """End a manual SLA pause (a pause by status lasts until the status changes: 409)."""
+        ticket = await self.resolve(principal.account_id, reference)
+        if ticket.status == TicketStatus.CLOSED.value:
+            raise Conflict("the ticket is closed; closed tickets are read-only", code="ticket_closed")
+        return await self._run_update(ticket, TicketWorkflow.resume_sla,
+                                      ResumeSlaInput(actor=actor_of(principal), reason=reason))
