@@ -34,8 +34,9 @@ async def test_each_account_starts_with_the_briefs_policy_per_priority(account: 
         ("urgent", 15, 240), ("high", 60, 480), ("medium", 240, 1440), ("low", 480, 2880)]
     assert all(p["atRiskPercent"] == 80 and p["calendarId"] is None and p["pauseStatuses"] == ["waiting_customer"]
                and p["conditions"] is None for p in policies)
-    settings_can_read = await account.get("/api/sla/policies/urgent", token=account.tokens["settings"])
-    assert settings_can_read.status_code == 200 and settings_can_read.json()["firstResponseMinutes"] == 15
+    one = await account.get("/api/sla/policies/urgent", token=account.tokens["read"])
+    assert one.status_code == 200 and one.json()["firstResponseMinutes"] == 15
+    assert (await account.get("/api/sla/policies", token=account.tokens["settings"])).status_code == 403
 
 
 async def test_a_ticket_is_created_with_its_due_dates(account: AccountContext) -> None:

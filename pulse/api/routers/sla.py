@@ -1,8 +1,8 @@
 """/api/sla: policies, business calendars and compliance; and the manual SLA pause/resume of a
 ticket (``/api/tickets/{id}/sla/pause|resume``, on ``ticket_router``).
 
-Reads of policies and calendars need readSupport or manageSettings; writes need manageSettings.
-Compliance needs readSupport; pause/resume need writeSupport. Policy edits apply to new tickets at
+Reads need readSupport (as every read of the API); policy and calendar writes need
+manageSettings; pause/resume need writeSupport. Policy edits apply to new tickets at
 once and to running tickets at their next update (PATCH)."""
 
 from __future__ import annotations
@@ -14,38 +14,22 @@ from fastapi import APIRouter, Body as BodyParam, Depends, Header, Query, Reques
 from pydantic import Field, field_validator
 from pydantic.alias_generators import to_camel
 
-from pulse.api.deps import Authenticated, Reader, Session, Writer
+from pulse.api.deps import Manager, Reader, Session, Writer
 from pulse.api.pagination import Page, page_params, paginated
 from pulse.api.routers.tickets import Tickets, expected_version
 from pulse.api.schemas import Body
-from pulse.domain.errors import Forbidden, ValidationFailed
+from pulse.domain.errors import ValidationFailed
 from pulse.domain.records import Record
 from pulse.domain.sla import PolicyConditions
-from pulse.domain.tickets import Permission, Priority, TicketStatus
+from pulse.domain.tickets import Priority, TicketStatus
 from pulse.models import SlaCalendar, SlaPolicy
 from pulse.repositories.sla import GROUPS
-from pulse.services.auth import Principal
 from pulse.services.sla import ComplianceService, SlaSettingsService, parse_range
 
 router = APIRouter(prefix="/api/sla", tags=["sla"])
 ticket_router = APIRouter(prefix="/api/tickets", tags=["sla"])
 
 MAX_MINUTES = 366 * 24 * 60
-
-
-async def settings_reader(principal: Authenticated) -> Principal:
-    if not (principal.has(Permission.READ_SUPPORT) or principal.has(Permission.MANAGE_SETTINGS)):
-        raise Forbidden("reading SLA settings needs readSupport or manageSettings", code="missing_permission")
-    return principal
-
-
-async def settings_manager(principal: Authenticated) -> Principal:
-    principal.require(Permission.MANAGE_SETTINGS)
-    return principal
-
-
-SettingsReader = Annotated[Principal, Depends(settings_reader)]
-SettingsManager = Annotated[Principal, Depends(settings_manager)]
 
 
 # -- bodies and views -------------------------------------------------------------------------------
@@ -187,7 +171,7 @@ def render_calendar(row: SlaCalendar) -> dict[str, Any]:
 # -- policies -------------------------------------------------------------------------------------
 
 @router.get("/policies")
-async def list_policies(principal: SettingsReader, session: Session,
+async def list_policies(principal: Reader, session: Session,
                         page: Annotated[Page, Depends(page_params)]) -> dict:
     rows = await SlaSettingsService(session).list_policies(principal.account_id)
     start = (page.page - 1) * page.page_size
@@ -196,7 +180,7 @@ async def list_policies(principal: SettingsReader, session: Session,
 
 @router.put("/policies")
 async def put_priority_policies(
-    principal: SettingsManager, session: Session,
+    principal: Manager, session: Session,
     body: Annotated[Union[list[PriorityPolicyBody], PolicyListBody], BodyParam()],
 ) -> dict:
     """Set several priority policies at once: a list of ``{priority, …}`` or ``{"policies": [...]}``.
@@ -211,7 +195,7 @@ async def put_priority_policies(
 
 
 @router.post("/policies", status_code=201)
-async def create_policy(body: PolicyCreateBody, principal: SettingsManager, session: Session,
+async def create_policy(body: PolicyCreateBody, principal: Manager, session: Session,
                         response: Response) -> dict:
     values = body.model_dump(by_alias=False)
     values["conditions"] = body.conditions.changes()
@@ -221,13 +205,13 @@ async def create_policy(body: PolicyCreateBody, principal: SettingsManager, sess
 
 
 @router.get("/policies/{reference}")
-async def get_policy(reference: str, principal: SettingsReader, session: Session) -> dict:
+async def get_policy(reference: str, principal: Reader, session: Session) -> dict:
     """One policy, by id or by priority (``/api/sla/policies/urgent``)."""
     return render_policy(await SlaSettingsService(session).policy(principal.account_id, reference))
 
 
 @router.put("/policies/{reference}")
-async def put_policy(reference: str, body: PolicyUpdateBody, principal: SettingsManager, session: Session,
+async def put_policy(reference: str, body: PolicyUpdateBody, principal: Manager, session: Session,
                      if_match: Annotated[str | None, Header()] = None) -> dict:
     values = body.changes()
     version = expected_version(if_match, values.pop("version", None))
@@ -238,7 +222,7 @@ async def put_policy(reference: str, body: PolicyUpdateBody, principal: Settings
 
 
 @router.delete("/policies/{reference}", status_code=204)
-async def delete_policy(reference: str, principal: SettingsManager, session: Session) -> Response:
+async def delete_policy(reference: str, principal: Manager, session: Session) -> Response:
     await SlaSettingsService(session).delete_policy(principal.account_id, reference)
     return Response(status_code=204)
 
@@ -246,7 +230,7 @@ async def delete_policy(reference: str, principal: SettingsManager, session: Ses
 # -- calendars ------------------------------------------------------------------------------------
 
 @router.get("/calendars")
-async def list_calendars(principal: SettingsReader, session: Session,
+async def list_calendars(principal: Reader, session: Session,
                          page: Annotated[Page, Depends(page_params)]) -> dict:
     service = SlaSettingsService(session)
     rows, total = await service.calendars.list(principal.account_id, page=page.page, page_size=page.page_size)
@@ -254,7 +238,7 @@ async def list_calendars(principal: SettingsReader, session: Session,
 
 
 @router.post("/calendars", status_code=201)
-async def create_calendar(body: CalendarBody, principal: SettingsManager, session: Session,
+async def create_calendar(body: CalendarBody, principal: Manager, session: Session,
                           response: Response) -> dict:
     row = await SlaSettingsService(session).create_calendar(principal.account_id, body.changes())
     response.headers["Location"] = f"/api/sla/calendars/{row.id}"
@@ -262,12 +246,12 @@ async def create_calendar(body: CalendarBody, principal: SettingsManager, sessio
 
 
 @router.get("/calendars/{calendar_id}")
-async def get_calendar(calendar_id: int, principal: SettingsReader, session: Session) -> dict:
+async def get_calendar(calendar_id: int, principal: Reader, session: Session) -> dict:
     return render_calendar(await SlaSettingsService(session).calendar(principal.account_id, calendar_id))
 
 
 @router.put("/calendars/{calendar_id}")
-async def update_calendar(calendar_id: int, body: CalendarUpdateBody, principal: SettingsManager, session: Session,
+async def update_calendar(calendar_id: int, body: CalendarUpdateBody, principal: Manager, session: Session,
                           if_match: Annotated[str | None, Header()] = None) -> dict:
     values = body.changes()
     version = expected_version(if_match, values.pop("version", None))
@@ -276,7 +260,7 @@ async def update_calendar(calendar_id: int, body: CalendarUpdateBody, principal:
 
 
 @router.delete("/calendars/{calendar_id}", status_code=204)
-async def delete_calendar(calendar_id: int, principal: SettingsManager, session: Session) -> Response:
+async def delete_calendar(calendar_id: int, principal: Manager, session: Session) -> Response:
     await SlaSettingsService(session).delete_calendar(principal.account_id, calendar_id)
     return Response(status_code=204)
 
