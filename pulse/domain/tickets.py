@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Iterable
+from typing import Any, Iterable, Mapping
 
 from pulse.domain.errors import InvalidTransition
 
@@ -121,6 +121,21 @@ def normalise_tags(tags: Iterable[str]) -> list[str]:
         if cleaned:
             seen.setdefault(cleaned, None)
     return list(seen)
+
+
+def merge_custom_fields(current: Mapping[str, Any] | None, patch: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``customFields`` in a PATCH is a merge (RFC 7396 at the top level): the keys sent are set,
+    a key sent as null is removed, keys not sent stay. So concurrent writers of different fields
+    never undo each other. ``null`` for the whole object clears it."""
+    if patch is None:
+        return {}
+    merged = dict(current or {})
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
 
 
 def workflow_id_for(account_id: int, ticket_id: int) -> str:

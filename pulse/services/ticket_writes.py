@@ -18,6 +18,7 @@ from pulse.domain.tickets import (
     TicketStatus,
     check_transition,
     is_reopen,
+    merge_custom_fields,
     normalise_tags,
     status_after_customer_comment,
 )
@@ -185,8 +186,8 @@ class TicketWriter:
             removed = set(normalise_tags(command.remove_tags))
             base = changes.get("tags", ticket.tags or [])
             changes["tags"] = [tag for tag in normalise_tags([*base, *command.add_tags]) if tag not in removed]
-        if "custom_fields" in changes and changes["custom_fields"] is None:
-            changes["custom_fields"] = {}
+        if "custom_fields" in changes:
+            changes["custom_fields"] = merge_custom_fields(ticket.custom_fields, changes["custom_fields"])
         for field, value in changes.items():
             if field not in WRITABLE_FIELDS:
                 raise ValidationFailed(f"{field} is not writable", details=[{"field": field, "message": "not writable"}])

@@ -7,12 +7,16 @@ whose handler runs one local activity = one database transaction.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
+import random
+import uuid
 from dataclasses import dataclass, field
 import logging
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
@@ -60,6 +64,62 @@ log = logging.getLogger("pulse.tickets")
 
 class TemporalUnavailable(DomainError):
     status, code = 503, "unavailable"
+
+
+Result = TypeVar("Result")
+
+# Temporal admits a bounded number of in-flight updates per workflow (10 by default): a busier
+# ticket's extra writes are refused with RESOURCE_EXHAUSTED, and an admitted update that was not
+# yet accepted is aborted (UNAVAILABLE) when the server drops the workflow's cached state. Neither was
+# applied, and a retry carries the same update id (so Temporal and the activity's command id
+# deduplicate it): such writes are sent again, with jittered exponential backoff, for up to this long.
+BUSY_TICKET_PATIENCE_SECONDS = 30.0
+_RETRYABLE_UPDATE_STATUSES = (RPCStatusCode.RESOURCE_EXHAUSTED, RPCStatusCode.UNAVAILABLE)
+
+
+# At most this many updates per ticket are in flight from this process. Staying under the server's
+# limit matters beyond the 503s: every update the server refuses for being over it also drops
+# the workflow's cached state, which aborts the updates already admitted; 50 concurrent writers
+# to one ticket then livelock (measured: 2 of 50 PATCHes done after 30 s; with the gate all 50).
+MAX_IN_FLIGHT_UPDATES_PER_TICKET = 8
+
+
+class _TicketGates:
+    """One semaphore per ticket workflow with waiting or running updates (dropped when idle)."""
+
+    def __init__(self) -> None:
+        self._gates: dict[str, tuple[asyncio.Semaphore, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def admit(self, workflow_id: str) -> AsyncIterator[None]:
+        gate, users = self._gates.get(workflow_id) or (asyncio.Semaphore(MAX_IN_FLIGHT_UPDATES_PER_TICKET), 0)
+        self._gates[workflow_id] = (gate, users + 1)
+        try:
+            async with gate:
+                yield
+        finally:
+            gate, users = self._gates[workflow_id]
+            if users == 1:
+                del self._gates[workflow_id]
+            else:
+                self._gates[workflow_id] = (gate, users - 1)
+
+
+_ticket_gates = _TicketGates()
+
+
+async def _when_admitted(call: Callable[[], Awaitable[Result]]) -> Result:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + BUSY_TICKET_PATIENCE_SECONDS
+    delay = 0.02
+    while True:
+        try:
+            return await call()
+        except RPCError as error:
+            if error.status not in _RETRYABLE_UPDATE_STATUSES or loop.time() >= deadline:
+                raise
+        await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+        delay = min(delay * 2, 0.5)
 
 
 def actor_of(principal: Principal) -> Actor:
@@ -269,12 +329,17 @@ class TicketService:
             raise _domain_error(error) from None
 
     async def _run_update(self, ticket: Ticket, update: Any, argument: Any, *, update_id: str | None = None) -> Any:
-        handle = self.temporal.get_workflow_handle(workflow_id_for(ticket.account_id, ticket.id))
+        workflow_id = workflow_id_for(ticket.account_id, ticket.id)
+        handle = self.temporal.get_workflow_handle(workflow_id)
         try:
-            return await handle.execute_update(update, argument, id=update_id)
+            update_id = update_id or f"{update.__name__}-{uuid.uuid4()}"  # one id for every retry
+            async with _ticket_gates.admit(workflow_id):
+                return await _when_admitted(lambda: handle.execute_update(update, argument, id=update_id))
         except WorkflowUpdateFailedError as error:
             raise _domain_error(error) from None
         except RPCError as error:
+            if error.status in _RETRYABLE_UPDATE_STATUSES:
+                raise TemporalUnavailable("the ticket is receiving too many changes at once; retry shortly") from None
             if error.status == RPCStatusCode.NOT_FOUND:
                 # The workflow has ended: the ticket was closed or deleted meanwhile.
                 current = await self.resolve(ticket.account_id, str(ticket.id))

@@ -49,6 +49,8 @@ def required_permission(method: str, path: str) -> str:
         return PLATFORM_ADMIN
     if path.startswith("/api/tokens"):
         return MANAGE  # tokens are credentials: even listing them is a settings matter
+    if path.startswith("/api/views"):
+        return READ  # saved views are personal: whoever may read tickets keeps their own
     if method == "GET":
         return READ
     if path.startswith(TICKET_PREFIXES):
@@ -114,6 +116,8 @@ def placeholder_body(endpoint: Endpoint) -> dict[str, Any] | None:
         return None
     if endpoint.path.endswith("/comments"):
         return {"body": "probe"}
+    if endpoint.path.startswith("/api/views") and endpoint.method == "PUT":
+        return {"name": "probe"}
     return {}
 
 
@@ -207,7 +211,8 @@ async def make_resources(account: AccountContext) -> OwnedResources:
     await account.post(f"/api/tickets/{ticket['id']}/comments", json={"body": "private note", "isInternal": True})
     ticket = (await account.get(f"/api/tickets/{ticket['id']}")).json()
     created = (await account.post("/api/tokens", json={"name": "probe", "permissions": [READ]})).json()
-    ids = {"tickets": str(ticket["id"]), "users": str(user["id"]), "teams": str(team["id"]),
+    view = (await account.post("/api/views", json={"name": "Acme VIPs", "filters": {"tags": "vip"}})).json()
+    ids = {"views": str(view["id"]),"tickets": str(ticket["id"]), "users": str(user["id"]), "teams": str(team["id"]),
            "ticket-types": str(ticket_type["id"]), "ticket-categories": str(category["id"]),
            "tokens": str(created["id"])}
     return OwnedResources(ids=ids, ticket=ticket, token_id=created["id"], token=created["token"])
@@ -254,7 +259,7 @@ async def test_another_accounts_token_gets_404_for_every_resource_of_this_accoun
     assert after.status_code == 200 and after.json()["version"] == mine.ticket["version"]
     comments = (await account.get(f"/api/tickets/{mine.ticket['id']}/comments")).json()
     assert [c["body"] for c in comments["data"]] == ["private note"]
-    for kind in ("users", "teams", "ticket-types", "ticket-categories", "tokens"):
+    for kind in ("users", "teams", "ticket-types", "ticket-categories", "tokens", "views"):
         assert (await account.get(f"/api/{kind}/{mine.ids[kind]}")).status_code == 200, kind
     assert (await account.get("/api/tickets", token=mine.token)).status_code == 200
 
