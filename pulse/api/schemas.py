@@ -22,6 +22,19 @@ class Body(BaseModel):
         return self.model_dump(exclude_unset=True, by_alias=False)
 
 
+def plausible_email(value: str | None) -> str | None:
+    if value is not None and ("@" not in value or value.startswith("@") or value.endswith("@")):
+        raise ValueError("not an email address")
+    return value
+
+
+def not_null(value: Any) -> Any:
+    """For PATCH bodies: a field that may be left out but not set to null."""
+    if value is None:
+        raise ValueError("cannot be null")
+    return value
+
+
 def _rename_aliases(data: Any, aliases: dict[str, str]) -> Any:
     if not isinstance(data, dict):
         return data
@@ -63,12 +76,7 @@ class TicketFieldsBody(Body):
     def accept_aliases(cls, data: Any) -> Any:
         return _rename_aliases(data, TICKET_ALIASES)
 
-    @field_validator("requester_email")
-    @classmethod
-    def plausible_email(cls, value: str | None) -> str | None:
-        if value is not None and ("@" not in value or value.startswith("@") or value.endswith("@")):
-            raise ValueError("not an email address")
-        return value
+    _requester_email = field_validator("requester_email")(plausible_email)
 
     @field_validator("tags")
     @classmethod
@@ -125,6 +133,8 @@ class UserBody(Body):
     role: str = Field(default="agent", max_length=50)
     is_active: bool = True
 
+    _email = field_validator("email")(plausible_email)
+
 
 class UserPatch(Body):
     name: str | None = Field(default=None, min_length=1, max_length=200)
@@ -133,6 +143,9 @@ class UserPatch(Body):
     role: str | None = Field(default=None, max_length=50)
     is_active: bool | None = None
     version: int | None = None
+
+    _email = field_validator("email")(plausible_email)
+    _not_null = field_validator("name", "role", "is_active")(not_null)
 
 
 class TeamBody(Body):
@@ -156,6 +169,8 @@ class TeamPatch(Body):
     slack_webhook_url: str | None = None
     version: int | None = None
 
+    _not_null = field_validator("name")(not_null)
+
     @model_validator(mode="before")
     @classmethod
     def accept_aliases(cls, data: Any) -> Any:
@@ -171,3 +186,5 @@ class NamedPatch(Body):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = None
     version: int | None = None
+
+    _not_null = field_validator("name")(not_null)

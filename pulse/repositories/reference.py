@@ -5,12 +5,17 @@ from __future__ import annotations
 from typing import Any, Generic, Sequence, TypeVar
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pulse.domain.errors import Conflict
 from pulse.domain.ids import is_storable_id
 from pulse.models import Team, TeamMember, TicketCategory, TicketType, User
 
 Row = TypeVar("Row", User, Team, TicketType, TicketCategory)
+
+LABELS = {User: "user", Team: "team", TicketType: "ticket type", TicketCategory: "ticket category"}
+UNIQUE_VIOLATION, FOREIGN_KEY_VIOLATION = "23505", "23503"
 
 
 class ReferenceRepository(Generic[Row]):
@@ -39,12 +44,29 @@ class ReferenceRepository(Generic[Row]):
 
     async def add(self, row: Row) -> Row:
         self.session.add(row)
-        await self.session.flush()
+        await self.save(row)
         return row
+
+    async def save(self, row: Row, *, deleting: bool = False) -> None:
+        """Write pending changes. A name another row of the account has is a 409 ``duplicate``;
+        deleting a row that tickets (or teams, tokens) still point at is a 409 ``in_use``."""
+        name, row_id = row.name, row.id  # a failed flush expires the row: read them first
+        try:
+            await self.session.flush()
+        except IntegrityError as error:
+            label = LABELS.get(self.model, "record")
+            state = getattr(error.orig, "sqlstate", None)
+            if state == UNIQUE_VIOLATION:
+                raise Conflict(f"a {label} named {name!r} already exists; choose another name",
+                               code="duplicate") from None
+            if state == FOREIGN_KEY_VIOLATION and deleting:
+                raise Conflict(f"{label} {row_id} is in use (tickets, teams or tokens point at it); "
+                               "reassign or remove them first", code="in_use") from None
+            raise
 
     async def delete(self, row: Row) -> None:
         await self.session.delete(row)
-        await self.session.flush()
+        await self.save(row, deleting=True)
 
 
 class TeamMemberRepository:

@@ -61,17 +61,17 @@ async def _check_users(session: AsyncSession, account_id: int, field: str, user_
         raise ValidationFailed("unknown users", details=[{"field": field, "message": f"no user with id {uid} in this account"} for uid in missing])
 
 
-def _apply_patch(row: Any, changes: dict[str, Any], version: int | None) -> None:
+def _apply_patch(row: Any, changes: dict[str, Any], version: int | None) -> bool:
+    """Set the changed columns; whether anything changed."""
     if version is not None and version != row.version:
-        raise VersionConflict(f"version is {row.version}, not {version}; reload and retry")
+        raise VersionConflict(f"version is {row.version}, not {version}; reload and retry",
+                              details=[{"field": "version", "message": f"current version is {row.version}"}])
     changed = False
     for field, value in changes.items():
         if getattr(row, field) != value:
             setattr(row, field, value)
             changed = True
-    if changed:
-        row.version += 1
-        row.updated_at = datetime.now(timezone.utc)
+    return changed
 
 
 def _crud(
@@ -84,7 +84,7 @@ def _crud(
     label: str,
     before_write: Callable[[AsyncSession, int, dict[str, Any]], Awaitable[None]] | None = None,
     render: Callable[[AsyncSession, list[Any]], Awaitable[list[dict[str, Any]]]] | None = None,
-    after_write: Callable[[AsyncSession, Any, dict[str, Any]], Awaitable[None]] | None = None,
+    after_write: Callable[[AsyncSession, Any, dict[str, Any]], Awaitable[bool]] | None = None,
 ) -> None:
     async def rendered(session: AsyncSession, rows: list[Any]) -> list[dict[str, Any]]:
         if render is not None:
@@ -127,12 +127,13 @@ def _crud(
         if before_write:
             await before_write(session, principal.account_id, values)
         extra = {k: values.pop(k) for k in list(values) if not hasattr(model, k)}
-        _apply_patch(row, values, version)
+        changed = _apply_patch(row, values, version)
         if after_write and extra:
-            await after_write(session, row, extra)
-            if not values:
-                row.version += 1
-        await session.flush()
+            changed = await after_write(session, row, extra) or changed
+        if changed:  # a PATCH that changes nothing keeps the version
+            row.version += 1
+            row.updated_at = datetime.now(timezone.utc)
+        await ReferenceRepository(session, model).save(row)
         return (await rendered(session, [row]))[0]
 
     @router.delete(f"/{path}/{{row_id}}", status_code=204, name=f"delete {label}")
@@ -154,9 +155,16 @@ async def _render_teams(session: AsyncSession, teams: list[Team]) -> list[dict[s
     return [TeamView.model_validate(team).model_copy(update={"member_ids": members[team.id]}).to_api() for team in teams]
 
 
-async def _store_members(session: AsyncSession, team: Team, extra: dict[str, Any]) -> None:
-    if extra.get("member_ids") is not None:
-        await TeamMemberRepository(session).replace(team.id, extra["member_ids"])
+async def _store_members(session: AsyncSession, team: Team, extra: dict[str, Any]) -> bool:
+    """Replace the team's members; whether they changed."""
+    if extra.get("member_ids") is None:
+        return False
+    members = TeamMemberRepository(session)
+    wanted = sorted(set(extra["member_ids"]))
+    if (await members.members([team.id]))[team.id] == wanted:
+        return False
+    await members.replace(team.id, wanted)
+    return True
 
 
 _crud("users", User, UserView, UserBody, UserPatch, label="user")
