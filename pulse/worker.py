@@ -10,13 +10,15 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from pulse.activities.sla import SlaActivities
+from pulse.activities.bulk import BulkActivities
 from pulse.activities.tickets import TicketActivities
 from pulse.config import Settings, get_settings
 from pulse.db import SessionFactory, make_engine, make_sessionmaker
 from pulse.temporal import connect
+from pulse.workflows.bulk import BulkOperationWorkflow
 from pulse.workflows.ticket import TicketWorkflow
 
-WORKFLOWS = [TicketWorkflow]
+WORKFLOWS = [TicketWorkflow, BulkOperationWorkflow]
 
 
 def build_worker(client: Client, sessions: SessionFactory, task_queue: str) -> Worker:
@@ -25,7 +27,7 @@ def build_worker(client: Client, sessions: SessionFactory, task_queue: str) -> W
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
-        activities=[*tickets.all(), *SlaActivities(sessions).all()],
+        activities=[*tickets.all(), *SlaActivities(sessions).all(), *BulkActivities(sessions, client).all()],
         activity_executor=ThreadPoolExecutor(4),
         max_concurrent_workflow_tasks=100,
     )

@@ -20,12 +20,14 @@ from pulse.domain.commands import (
     AddCommentCommand,
     CreateTicketCommand,
     DeleteTicketCommand,
+    MergeTicketCommand,
     TicketCommand,
     UpdateTicketCommand,
 )
 from pulse.domain.errors import DomainError
 from pulse.failures import to_application_error
 from pulse.models import AppliedCommand
+from pulse.services.ticket_merge_writes import TicketMergeWriter
 from pulse.services.ticket_writes import TicketWriter
 
 Result = TypeVar("Result", bound=BaseModel)
@@ -90,5 +92,16 @@ class TicketActivities:
             lambda writer: writer.delete(command.account_id, command.ticket_id, command.payload, command.now),
         )
 
+    @activity.defn
+    async def merge_ticket(self, command: MergeTicketCommand) -> records.MergeOutcome:
+        """One secondary ticket merged into the primary (``command.ticket_id``), one transaction."""
+        return await self._apply_once(
+            command,
+            records.MergeOutcome,
+            lambda writer: TicketMergeWriter(writer.session).merge(
+                command.account_id, command.ticket_id, command.payload, command.now
+            ),
+        )
+
     def all(self) -> list[Callable[..., Any]]:
-        return [self.create_ticket, self.update_ticket, self.add_comment, self.delete_ticket]
+        return [self.create_ticket, self.update_ticket, self.add_comment, self.delete_ticket, self.merge_ticket]

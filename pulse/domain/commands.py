@@ -130,3 +130,33 @@ class RecordSlaCommand(TicketCommand):
     actor: Actor
     snapshot: SlaSnapshot
     events: list[SlaEvent] = []
+
+
+# Merging tickets (``POST /api/tickets/merge``): one update to the primary ticket's workflow,
+# one transaction (activity) per secondary ticket.
+
+class MergeTicketsInput(BaseModel):
+    actor: Actor
+    secondary_ticket_ids: list[int]
+    merge_comments: bool = True
+    close_secondary_tickets: bool = True
+    add_merge_note: bool = True
+
+
+class MergeTicketInput(BaseModel):
+    """Merge one secondary ticket into the primary (the command's ``ticket_id``)."""
+
+    actor: Actor
+    secondary_ticket_id: int
+    merge_comments: bool = True
+    close_secondary: bool = True
+
+
+class MergeTicketCommand(TicketCommand):
+    payload: MergeTicketInput
+
+
+def command_id_for(workflow_id: str, update_id: str) -> str:
+    """The ``command_id`` a ticket workflow gives the activity of update ``update_id``: a retried
+    bulk item finds its outcome in ``applied_commands`` under it."""
+    return f"{workflow_id}/{update_id}"

@@ -118,3 +118,28 @@ class CommentResult(Record):
 
     comment: Comment
     ticket: Ticket
+
+
+class MergeOutcome(Record):
+    """One secondary ticket merged into the primary (one transaction)."""
+
+    primary: Ticket
+    secondary: Ticket
+    comments_merged: int
+
+
+class MergeError(Record):
+    ticket_id: int
+    error: str
+    code: str
+
+
+class MergeResult(Record):
+    """What merging tickets into a primary ticket did (``primary``: the ticket after it, if changed)."""
+
+    primary: Ticket | None = None
+    merged_ticket_ids: list[int] = []
+    comments_merged: int = 0
+    secondary_tickets_closed: int = 0
+    merge_note: str | None = None
+    errors: list[MergeError] = []

@@ -269,6 +269,15 @@ class TicketLists:
         )
         return list(await self.session.scalars(statement))
 
+    async def existing_ids(self, account_id: int, ticket_ids: list[int]) -> list[int]:
+        """Which of these ids are live tickets of the account (1 query)."""
+        if not ticket_ids:
+            return []
+        return list(await self.session.scalars(
+            select(Ticket.id).where(Ticket.account_id == account_id, Ticket.deleted_at.is_(None),
+                                    Ticket.id.in_(ticket_ids))
+        ))
+
     # -- snippets --------------------------------------------------------------------------------
 
     async def _snippets(self, ticket_ids: list[int], query: TicketQuery, include_internal: bool) -> dict[int, str]:

@@ -23,7 +23,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from pulse.domain import records, sla
@@ -36,6 +36,9 @@ with workflow.unsafe.imports_passed_through():
         DeleteTicketCommand,
         DeleteTicketInput,
         LoadSlaPolicyCommand,
+        MergeTicketCommand,
+        MergeTicketInput,
+        MergeTicketsInput,
         PauseSlaInput,
         RecordSlaCommand,
         ResumeSlaInput,
@@ -43,9 +46,11 @@ with workflow.unsafe.imports_passed_through():
         TicketWorkflowState,
         UpdateTicketCommand,
         UpdateTicketInput,
+        command_id_for,
     )
     from pulse.domain.errors import Conflict, DomainError, NotFound, VersionConflict
-    from pulse.domain.tickets import TicketStatus, check_transition, format_ticket_number
+    from pulse.domain.merge import merge_note
+    from pulse.domain.tickets import AuthorType, TicketStatus, check_transition, format_ticket_number, workflow_id_for
     from pulse.failures import to_application_error
     from pulse.workflows import search_attributes as sa
 
@@ -153,7 +158,8 @@ class TicketWorkflow:
     async def update(self, input: UpdateTicketInput) -> records.Ticket:
         async with self._lock:
             self._reject_unless(lambda: self._check_update(input))
-            fields = ", ".join(sorted(input.changes)) or "nothing"
+            fields = ", ".join(sorted({*input.changes, *(["tags"] if input.add_tags or input.remove_tags else [])}))
+            fields = fields or "nothing"
             status_before, changed_at = self.state.status, workflow.now()  # the write's instant
             ticket = await self._write(
                 "update_ticket",
@@ -239,6 +245,70 @@ class TicketWorkflow:
                 code="sla_paused_by_status",
             )
 
+    # -- merge ----------------------------------------------------------------------------------
+
+    @workflow.update
+    async def merge(self, input: MergeTicketsInput) -> records.MergeResult:
+        """Merge other tickets into this one (see ``pulse.services.ticket_merge``): one
+        transaction per secondary; a failed one is reported and left untouched. Each merged
+        secondary's workflow is then signalled (durably) so it follows its close and ends."""
+        async with self._lock:
+            self._reject_unless(lambda: self._check_writable(None))
+            result = records.MergeResult()
+            merged: list[records.Ticket] = []
+            for secondary_id in input.secondary_ticket_ids:
+                envelope = self._envelope()
+                envelope["command_id"] += f"/merge-{secondary_id}"
+                payload = MergeTicketInput(actor=input.actor, secondary_ticket_id=secondary_id,
+                                           merge_comments=input.merge_comments,
+                                           close_secondary=input.close_secondary_tickets)
+                try:
+                    outcome = await self._write("merge_ticket", MergeTicketCommand(**envelope, payload=payload),
+                                                records.MergeOutcome, f"merge ticket {secondary_id} into {self._label()}")
+                except ApplicationError as error:
+                    result.errors.append(records.MergeError(ticket_id=secondary_id, error=error.message,
+                                                            code=error.type or "merge_failed"))
+                    continue
+                self._apply(outcome.primary)
+                result.primary = outcome.primary
+                merged.append(outcome.secondary)
+                result.merged_ticket_ids.append(secondary_id)
+                result.comments_merged += outcome.comments_merged
+                result.secondary_tickets_closed += outcome.secondary.status == TicketStatus.CLOSED
+                secondary = workflow.get_external_workflow_handle(workflow_id_for(self.state.account_id, secondary_id))
+                try:
+                    await secondary.signal(TicketWorkflow.merged_into, outcome.secondary)
+                except FailureError as error:  # its workflow has ended: nothing to follow
+                    workflow.logger.info("ticket %s has no running workflow to tell about the merge: %s",
+                                         secondary_id, error)
+            if merged and input.add_merge_note:
+                envelope = self._envelope()
+                envelope["command_id"] += "/merge-note"
+                note = AddCommentInput(actor=input.actor, body=merge_note([(t.number, t.subject) for t in merged]),
+                                       is_internal=True, author_type=AuthorType.SYSTEM)
+                commented = await self._write("add_comment", AddCommentCommand(**envelope, payload=note),
+                                              records.CommentResult, f"merge note on {self._label()}")
+                self._apply(commented.ticket)
+                result.primary = commented.ticket
+                result.merge_note = note.body
+            return result
+
+    @merge.validator
+    def validate_merge(self, input: MergeTicketsInput) -> None:
+        self._reject_unless(lambda: self._check_writable(None))
+
+    @workflow.signal
+    async def merged_into(self, ticket: records.Ticket) -> None:
+        """The primary ticket's workflow merged this ticket (``mergedIntoTicketId`` set, usually
+        closed) in one transaction: take the stored ticket over and follow the close like any
+        other — the SLA clock stops, the workflow ends."""
+        async with self._lock:
+            if ticket.version <= self.state.version:
+                return
+            status_before = self.state.status
+            self._apply(ticket)
+            await self._follow_with_sla(ticket, status_before, Actor.system(), reload_policy=False)
+
     # -- delete ---------------------------------------------------------------------------------
 
     @workflow.update
@@ -270,7 +340,7 @@ class TicketWorkflow:
         update = workflow.current_update_info()
         update_id = update.id if update else "run"
         return {
-            "command_id": f"{workflow.info().workflow_id}/{update_id}",
+            "command_id": command_id_for(workflow.info().workflow_id, update_id),
             "account_id": self.state.account_id,
             "ticket_id": self.state.ticket_id,
             "now": workflow.now(),

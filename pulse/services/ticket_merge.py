@@ -1,0 +1,94 @@
+"""Merging tickets (``POST /api/tickets/merge``).
+
+The API checks the request as a whole (404 for tickets of other accounts, 422 for an empty list,
+the primary in the list, an already merged ticket), then sends **one update to the primary
+ticket's workflow** (``TicketWorkflow.merge``). The workflow merges the secondaries one at a
+time, each in **one transaction** (``TicketMergeWriter.merge``): the secondary's comments are
+copied to the primary with their original times (so the primary's thread reads in time order)
+and a link back (``mergedFromTicketId``), tags are united, both tickets get a timeline entry,
+the secondary gets ``mergedIntoTicketId`` and is closed. A failure rolls back that secondary
+only and is reported in ``errors``. The workflow then signals each secondary's own workflow,
+which follows the close like any other (its SLA clock stops) and ends. Finally an internal merge
+note goes on the primary. The per-secondary transaction is ``TicketMergeWriter``
+(``pulse.services.ticket_merge_writes``).
+
+Comments are copied, not moved: the secondary stays a complete, read-only record of what was
+said on it, and its comments are searchable on the primary.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from pulse.db import SessionFactory
+from pulse.domain import records
+from pulse.domain.commands import MergeTicketsInput
+from pulse.domain.errors import Conflict, ValidationFailed
+from pulse.domain.tickets import TicketStatus
+from pulse.models import Ticket
+from pulse.services.auth import Principal
+from pulse.services.tickets import TicketService, actor_of
+from pulse.workflows.ticket import TicketWorkflow
+
+MAX_TICKETS_PER_MERGE = 100
+
+
+class MergeService:
+    """The API side: checks the request, then one update to the primary ticket's workflow."""
+
+    def __init__(self, sessions: SessionFactory, tickets: TicketService) -> None:
+        self.sessions = sessions
+        self.tickets = tickets
+
+    async def merge(self, principal: Principal, primary_ref: str, secondary_refs: list[str], *,
+                    merge_comments: bool, close_secondary_tickets: bool, add_merge_note: bool) -> dict[str, Any]:
+        started = time.monotonic()
+        if not secondary_refs:
+            raise ValidationFailed("name at least one ticket to merge", details=[
+                {"field": "ticketIdsToMerge", "message": "must not be empty"}])
+        if len(secondary_refs) > MAX_TICKETS_PER_MERGE:
+            raise ValidationFailed(f"at most {MAX_TICKETS_PER_MERGE} tickets per merge", details=[
+                {"field": "ticketIdsToMerge", "message": f"at most {MAX_TICKETS_PER_MERGE} tickets"}])
+        account_id = principal.account_id
+        primary = await self.tickets.resolve(account_id, primary_ref)
+        secondaries: dict[int, Ticket] = {}
+        for reference in secondary_refs:
+            ticket = await self.tickets.resolve(account_id, reference)  # 404 for other accounts
+            secondaries.setdefault(ticket.id, ticket)
+        if primary.id in secondaries:
+            raise ValidationFailed("the primary ticket cannot be merged into itself", details=[
+                {"field": "ticketIdsToMerge", "message": f"contains the primary ticket {primary.id}"}])
+        if primary.merged_into_ticket_id is not None:
+            raise ValidationFailed(
+                f"the primary ticket was merged into ticket {primary.merged_into_ticket_id}; merge into that one",
+                code="already_merged",
+                details=[{"field": "primaryTicketId", "message": "already merged"}])
+        merged_before = [t for t in secondaries.values() if t.merged_into_ticket_id is not None]
+        if merged_before:
+            raise ValidationFailed("tickets that were already merged cannot be merged again", code="already_merged",
+                                   details=[{"field": "ticketIdsToMerge",
+                                             "message": f"ticket {t.id} was merged into ticket {t.merged_into_ticket_id}"}
+                                            for t in merged_before])
+        if primary.status == TicketStatus.CLOSED.value:
+            raise Conflict("the primary ticket is closed; closed tickets are read-only", code="ticket_closed")
+
+        command = MergeTicketsInput(
+            actor=actor_of(principal),
+            secondary_ticket_ids=list(secondaries),
+            merge_comments=merge_comments,
+            close_secondary_tickets=close_secondary_tickets,
+            add_merge_note=add_merge_note,
+        )
+        result: records.MergeResult = await self.tickets._run_update(primary, TicketWorkflow.merge, command)
+        return {
+            "success": not result.errors,
+            "primaryTicketId": primary.id,
+            "mergedTicketIds": result.merged_ticket_ids,
+            "commentsMerged": result.comments_merged,
+            "attachmentsMerged": 0,  # Pulse stores no attachments yet
+            "secondaryTicketsClosed": result.secondary_tickets_closed,
+            "mergeNote": result.merge_note,
+            "errors": [{"ticketId": e.ticket_id, "error": e.error, "code": e.code} for e in result.errors],
+            "executionTime": round((time.monotonic() - started) * 1000),
+        }
