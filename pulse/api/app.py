@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from temporalio.client import Client
 
 from pulse.api.errors import install_error_handlers
-from pulse.api.routers import accounts, health, reference, sla, tickets, views
+from pulse.api.routers import accounts, health, reference, sla, ticket_ops, tickets, views
 from pulse.config import Settings, get_settings
 from pulse.db import SessionFactory, make_engine, make_sessionmaker
 from pulse.temporal import connect
@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None, *, sessions: SessionFactory | N
     app.include_router(reference.router)
     app.include_router(sla.router)
     app.include_router(sla.ticket_router)  # /api/tickets/{id}/sla/...: before the tickets router
+    app.include_router(ticket_ops.router)  # /api/tickets/bulk, /merge: before /api/tickets/{ticket_ref}
     app.include_router(tickets.router)
     app.include_router(views.router)
     return app
