@@ -1,0 +1,229 @@
+"""SLA timer benchmark: how late do SLA state changes land, and what does an idle ticket cost the
+worker?
+
+One run, one Temporal dev server (SQLite with the WAL pragmas as ``make run`` does, or in memory
+with ``--memory``), one PostgreSQL database (``pulse_bench_sla``, recreated on ``$DATABASE_URL``'s
+server, else 127.0.0.1:5432), and one Pulse worker as a subprocess (``pulse worker``, the real
+deployment shape). Tickets are created in this process through ``TicketService`` (the API's own
+write path, minus HTTP).
+
+1. **Lateness.** ``--tickets`` (2,000) urgent tickets under a policy of ``--first-response``
+   (2) / ``--resolution`` (4) minutes, so their 4 thresholds each (first response and resolution,
+   at risk at 80 % and breach) all fall within a few minutes. For every ``sla_at_risk`` /
+   ``sla_breached`` change: lateness = the database's clock when the change was written
+   (``ticket_events.created_at``) − the instant it was due (``occurred_at``, the exact crossing).
+   Goal: p99 <= 2 s.
+2. **Memory.** The worker's RSS as open tickets accumulate up to ``--open`` (10,000; the extra
+   ones are low priority, idle for hours).
+
+    .venv/bin/python bench/sla_timers.py [--tickets 2000] [--open 10000] [--concurrency 20] [--memory]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+
+DATABASE = "pulse_bench_sla"
+TASK_QUEUE = "bench-sla"
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))
+    return ordered[index]
+
+
+def load() -> str:
+    return "/".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+async def create_tickets(service: Any, principal: Any, count: int, concurrency: int, priority: str,
+                         label: str) -> float:
+    """Create ``count`` tickets with ``concurrency`` clients; returns the rate per second."""
+    counter = iter(range(count))
+    errors = 0
+
+    async def client() -> None:
+        nonlocal errors
+        for index in counter:
+            try:
+                await service.create(principal, {"subject": f"{label} {index}", "priority": priority}, None)
+            except Exception as error:  # noqa: BLE001 - counted and reported
+                errors += 1
+                if errors <= 3:
+                    print(f"    create error: {type(error).__name__}: {str(error)[:200]}", flush=True)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    seconds = time.perf_counter() - started
+    print(f"  created {count - errors} {priority} tickets in {seconds:.1f} s ({(count - errors) / seconds:.1f}/s),"
+          f" {errors} errors", flush=True)
+    return (count - errors) / seconds
+
+
+async def bench(args: argparse.Namespace, workdir: Path, children: list[subprocess.Popen]) -> int:
+    from pulse.db import make_engine, make_sessionmaker
+    from pulse.devstack import ensure_database, free_port, migrate, start_temporal, with_database
+    from pulse.domain.tickets import Permission
+    from pulse.services.auth import Principal, create_account_with_admin
+    from pulse.services.sla import SlaSettingsService
+    from pulse.services.tickets import TicketService
+    from pulse.temporal import connect
+
+    server_url = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
+    print(f"machine: {os.cpu_count()} CPUs, load {load()} (1/5/15 min)", flush=True)
+    with psycopg.connect(with_database(server_url, "postgres"), autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+    database_url = ensure_database(server_url, DATABASE)
+    migrate(database_url)
+
+    port = free_port()
+    db_file = None if args.memory else workdir / "temporal.db"
+    children.append(start_temporal(port, None, db_file, workdir / "temporal.log"))
+    address = f"127.0.0.1:{port}"
+    env = {**os.environ, "DATABASE_URL": database_url, "TEMPORAL_ADDRESS": address, "PULSE_TASK_QUEUE": TASK_QUEUE,
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    worker = subprocess.Popen([sys.executable, "-m", "pulse.cli", "worker"], env=env, cwd=ROOT,
+                              stdout=(workdir / "worker.log").open("ab"), stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    children.append(worker)
+    print(f"Temporal dev server ({'in memory' if args.memory else 'SQLite, WAL'}) on {address}; "
+          f"worker pid {worker.pid}; database {DATABASE}", flush=True)
+
+    client = None
+    for _ in range(100):
+        try:
+            client = await connect(address)
+            break
+        except Exception:  # noqa: BLE001 - still starting
+            await asyncio.sleep(0.2)
+    client = client or await connect(address)
+
+    engine = make_engine(database_url, pool_size=args.concurrency + 2)
+    sessions = make_sessionmaker(engine)
+    async with sessions() as session, session.begin():
+        account_id, user_id, _ = await create_account_with_admin(session, f"SLA bench {uuid.uuid4().hex[:6]}")
+        settings = SlaSettingsService(session)
+        await settings.put_policy(account_id, "urgent", {"first_response_minutes": args.first_response,
+                                                         "resolution_minutes": args.resolution}, None)
+    principal = Principal(token_id=0, user_id=user_id, account_id=account_id,
+                          permissions=frozenset(p.value for p in Permission), is_platform_admin=False)
+    service = TicketService(sessions, client, TASK_QUEUE)
+    await asyncio.sleep(2)
+    rss = {"idle worker": rss_mb(worker.pid)}
+
+    # 1. lateness ------------------------------------------------------------------------------
+    print(f"\n1. {args.tickets} urgent tickets, policy {args.first_response} / {args.resolution} min "
+          f"(at risk at 80 %), {args.concurrency} clients (load {load()})", flush=True)
+    created_at = time.time()
+    await create_tickets(service, principal, args.tickets, args.concurrency, "urgent", "SLA bench")
+    rss[f"{args.tickets} open tickets (just created)"] = rss_mb(worker.pid)
+    expected = args.tickets * 4
+    last_due = created_at + args.resolution * 60 + 60
+    peak_rss = 0.0
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        while True:
+            done = connection.execute(
+                "SELECT count(*) FROM ticket_events WHERE event_type IN ('sla_at_risk', 'sla_breached')"
+            ).fetchone()[0]
+            peak_rss = max(peak_rss, rss_mb(worker.pid))
+            if done >= expected or time.time() > last_due + 120:
+                break
+            if worker.poll() is not None:
+                raise RuntimeError("the worker exited; see worker.log")
+            print(f"  … {done}/{expected} SLA changes written (load {load()}, worker RSS {rss_mb(worker.pid):.0f} MB)",
+                  flush=True)
+            await asyncio.sleep(15)
+        rows = connection.execute(
+            "SELECT event_type, metric, EXTRACT(EPOCH FROM created_at - occurred_at) "
+            "FROM ticket_events WHERE event_type IN ('sla_at_risk', 'sla_breached')"
+        ).fetchall()
+        window = connection.execute(
+            "SELECT EXTRACT(EPOCH FROM max(occurred_at) - min(occurred_at)) FROM ticket_events "
+            "WHERE event_type IN ('sla_at_risk', 'sla_breached')").fetchone()[0]
+        wrong = connection.execute(
+            "SELECT count(*) FROM tickets WHERE account_id = %s AND priority = 'urgent' "
+            "AND (sla_status <> 'breached' OR sla_breached_at IS DISTINCT FROM sla_first_response_due)",
+            (account_id,)).fetchone()[0]
+    rss["while the timers fire (peak)"] = peak_rss
+    print(f"  {len(rows)}/{expected} changes written over {float(window or 0):.0f} s of due instants; "
+          f"{wrong} tickets not breached at their first-response due instant", flush=True)
+    lateness = [float(row[2]) for row in rows]
+    if lateness:
+        print(f"  lateness (DB write time − due instant), all: p50 {percentile(lateness, 50) * 1000:.0f} ms  "
+              f"p95 {percentile(lateness, 95) * 1000:.0f} ms  p99 {percentile(lateness, 99) * 1000:.0f} ms  "
+              f"max {max(lateness) * 1000:.0f} ms  mean {statistics.mean(lateness) * 1000:.0f} ms", flush=True)
+        for kind in ("sla_at_risk", "sla_breached"):
+            for metric in ("first_response", "resolution"):
+                subset = [float(r[2]) for r in rows if r[0] == kind and r[1] == metric]
+                if subset:
+                    print(f"    {kind:<13} {metric:<15} n={len(subset):>5}  p50 {percentile(subset, 50) * 1000:6.0f} ms  "
+                          f"p95 {percentile(subset, 95) * 1000:6.0f} ms  p99 {percentile(subset, 99) * 1000:6.0f} ms",
+                          flush=True)
+        verdict = "met" if percentile(lateness, 99) <= 2 else "MISSED"
+        print(f"  goal p99 <= 2 s: {verdict}", flush=True)
+
+    # 2. memory --------------------------------------------------------------------------------
+    extra = max(0, args.open - args.tickets)
+    print(f"\n2. memory: {extra} more (low priority, idle) tickets → {args.open} open", flush=True)
+    await create_tickets(service, principal, extra, args.concurrency, "low", "Idle ticket")
+    await asyncio.sleep(5)
+    rss[f"{args.open} open tickets"] = rss_mb(worker.pid)
+    async with sessions() as session:
+        from sqlalchemy import text
+
+        open_count = (await session.execute(text(
+            "SELECT count(*) FROM tickets WHERE account_id = :a AND status <> 'closed'"), {"a": account_id})).scalar()
+    running = (await client.count_workflows("WorkflowType='TicketWorkflow' AND ExecutionStatus='Running'")).count
+    print(f"  open tickets in PostgreSQL: {open_count}; running ticket workflows: {running}", flush=True)
+    print("\nworker RSS:", flush=True)
+    for label, value in rss.items():
+        print(f"  {label:<40} {value:7.0f} MB", flush=True)
+    await engine.dispose()
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tickets", type=int, default=2000)
+    parser.add_argument("--open", type=int, default=10000)
+    parser.add_argument("--first-response", type=int, default=2, help="minutes")
+    parser.add_argument("--resolution", type=int, default=4, help="minutes")
+    parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--memory", action="store_true", help="Temporal dev server in memory (default: SQLite)")
+    args = parser.parse_args()
+    from pulse.devstack import stop
+
+    children: list[subprocess.Popen] = []
+    with tempfile.TemporaryDirectory(prefix="pulse-bench-sla-") as directory:
+        try:
+            return asyncio.run(bench(args, Path(directory), children))
+        finally:
+            for child in reversed(children):
+                stop(child)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
