@@ -5,9 +5,10 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from temporalio.client import Client
 
+from pulse.api.deps import reject_unknown_write_params
 from pulse.api.errors import install_error_handlers
 from pulse.api.routers import accounts, health, reference, sla, ticket_ops, tickets, views
 from pulse.config import Settings, get_settings
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None, *, sessions: SessionFactory | N
         version="0.1.0",
         description="Support tickets whose SLA promises are kept by durable Temporal timers.",
         lifespan=lifespan,
+        dependencies=[Depends(reject_unknown_write_params)],
     )
     install_error_handlers(app)
     app.include_router(health.router)

@@ -3,7 +3,7 @@ client, and the authenticated principal with a permission check."""
 
 from __future__ import annotations
 
-from typing import Annotated, AsyncIterator, Callable
+from typing import Annotated, Any, AsyncIterator, Callable
 
 from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,7 +11,7 @@ from temporalio.client import Client
 
 from pulse.config import Settings
 from pulse.db import SessionFactory
-from pulse.domain.errors import Forbidden
+from pulse.domain.errors import Forbidden, ValidationFailed
 from pulse.domain.tickets import Permission
 from pulse.services.auth import Principal, authenticate
 
@@ -68,3 +68,31 @@ async def platform_admin(principal: Authenticated) -> Principal:
 
 
 PlatformAdmin = Annotated[Principal, Depends(platform_admin)]
+
+
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+async def reject_unknown_write_params(request: Request) -> None:
+    """Unknown query parameters on a write are a 422, as unknown body fields are: a typo such as
+    ``?notfiy=true`` must not pass silently. Reads keep their own checks (ticket lists 422 too)."""
+    if request.method not in WRITE_METHODS or not request.query_params:
+        return
+    known = _declared_query_params(getattr(request.scope.get("route"), "dependant", None))
+    unknown = [name for name in request.query_params if name not in known]
+    if unknown:
+        raise ValidationFailed(
+            "unknown query parameter: " + ", ".join(unknown),
+            details=[{"field": name, "message": "unknown query parameter"} for name in unknown],
+        )
+
+
+def _declared_query_params(dependant: Any) -> set[str]:
+    """The query parameter names a route (and its dependencies) declares."""
+    names: set[str] = set()
+    pending = [dependant] if dependant is not None else []
+    while pending:
+        current = pending.pop()
+        names.update(param.alias for param in current.query_params)
+        pending.extend(current.dependencies)
+    return names

@@ -59,7 +59,7 @@ def bad_fields(response: Any) -> list[str]:
 
 async def check_move(account: AccountContext, source: str, target: str) -> None:
     ticket = await ticket_in(account, source)
-    before = await timeline_of(account, ticket["id"])
+    before = await timeline_of(account, ticket["id"]) if source == target else []
     response = await account.patch(f"/api/tickets/{ticket['id']}", json={"status": target})
     label = f"{source} → {target}"
     if source == target:
@@ -287,6 +287,24 @@ async def test_unknown_body_fields_are_a_422_naming_them(account: AccountContext
     assert all(set(d) >= {"field", "message"} for d in details)
     after = (await account.get(f"/api/tickets/{ticket['id']}")).json()
     assert after["version"] == ticket["version"] and after["priority"] == "medium"
+
+
+async def test_unknown_query_parameters_on_writes_are_a_422(account: AccountContext) -> None:
+    ticket = await account.create_ticket()
+    path = f"/api/tickets/{ticket['id']}"
+    for method, url, body in [("POST", "/api/tickets?notfiy=true", {"subject": "x"}),
+                              ("PATCH", f"{path}?force=true", {"priority": "high"}),
+                              ("POST", f"{path}/comments?internal=1", {"body": "x"}),
+                              ("DELETE", f"{path}?hard=true", None),
+                              ("POST", "/api/ticket-types?colour=red", {"name": "Bug"})]:
+        response = await account.request(method, url, json=body)
+        assert bad_fields(response) == [url.split("?")[1].split("=")[0]], (method, url)
+    after = (await account.get(path)).json()
+    assert after["version"] == ticket["version"] and after["responseCount"] == 0
+    assert (await account.get("/api/tickets")).json()["pagination"]["total"] == 1
+    assert (await account.get("/api/ticket-types")).json()["data"] == []
+    # Parameters a write does declare still work.
+    assert (await account.post("/api/tickets?", json={"subject": "y"})).status_code == 201
 
 
 async def test_ticket_fields_are_validated(account: AccountContext) -> None:
