@@ -34,6 +34,8 @@ class SearchQuery:
 
     every_weight: str
     public_only: str
+    subject_only: str = ""  # weight A: where a snippet comes from (see TicketLists._snippets)
+    description_only: str = ""  # weight B
 
     def for_caller(self, include_internal: bool) -> str:
         return self.every_weight if include_internal else self.public_only
@@ -104,4 +106,5 @@ def build_search_query(raw: str) -> SearchQuery | None:
     groups = _parse(raw[:MAX_SEARCH_LENGTH])
     if not groups:
         return None
-    return SearchQuery(every_weight=_render(groups, ""), public_only=_render(groups, PUBLIC_WEIGHTS))
+    return SearchQuery(every_weight=_render(groups, ""), public_only=_render(groups, PUBLIC_WEIGHTS),
+                       subject_only=_render(groups, "A"), description_only=_render(groups, "B"))

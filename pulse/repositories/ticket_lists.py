@@ -1,18 +1,20 @@
 """Ticket lists at scale: filters, sorts, full-text search, counts, and the search index.
 
-Query cost, per call of ``TicketLists.page``:
+Queries per ``TicketLists.page`` call:
 
 - plain list: 1 query for the page (index-ordered for the common sorts, see migration 0002);
-  a count only when the page is full or empty past page 1 — then one ``EXPLAIN`` (planning
-  only) and, if the planner expects at most ``COUNT_CAP`` rows, one capped exact count.
-- search: the same, plus 1 query for the snippets of the returned page; a ``PULSE-n`` query
-  adds 1 indexed lookup for that ticket.
+  when the page does not tell the total (it is full, or empty past page 1): 1 ``EXPLAIN``
+  (planning only) and, if the planner expects at most ``COUNT_CAP`` rows, 1 capped count.
+- search: 1 ``EXPLAIN`` first. Few matches expected (≤ ``COUNT_CAP``): the GIN index finds them
+  all anyway, so the page query also counts them (``count(*) OVER ()``) — exact total, no
+  second pass. Many matches (a common word): the page query walks the newest-first index and
+  stops early, and the total is the planner's estimate, flagged ``total_is_estimate``. Then 1
+  query for the snippets of the page's tickets; a ``PULSE-n`` query adds 1 indexed lookup.
 
-Search ranks without an explicit sort: the newest ``RANK_WINDOW`` matching tickets (found
-through the GIN index for rare words, or by walking the newest-first index for common ones) are
-ranked with ``ts_rank_cd``; ranking every match of a word found in most tickets costs seconds
-at a million tickets. Totals above ``COUNT_CAP`` are the planner's estimate (flagged), because
-an exact count of a common word costs as much as ranking it.
+Ranking (search without an explicit sort): the newest ``RANK_WINDOW`` matches (or
+``offset + page size`` if deeper) are ranked with ``ts_rank_cd``; ranking every match of a
+word found in most tickets costs seconds at a million tickets, and for such words recency is
+the better tiebreaker anyway. Totals above ``COUNT_CAP`` are estimates for the same reason.
 
 Everything is parameterised; the only SQL text built here is constant.
 """
@@ -37,18 +39,20 @@ from sqlalchemy import (
     text,
     type_coerce,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.expression import ClauseElement, Executable
 
 from pulse.domain.ticket_query import TicketQuery, custom_field_values
 from pulse.models import Ticket, TicketComment
 
 SEARCH_CONFIG = literal_column("'english'::regconfig")
-RANK_WINDOW = 1000
+RANK_WINDOW = 500
 COUNT_CAP = 10_000
-SNIPPET_SOURCE_CHARS = 20_000
+SNIPPET_SOURCE_CHARS = 8_000
+SNIPPET_COMMENTS = 10  # a snippet from comments looks at the first ten visible ones
 HEADLINE_OPTIONS = (
     'StartSel=<mark>, StopSel=</mark>, MaxWords=30, MinWords=10, MaxFragments=2, FragmentDelimiter=" … "'
 )
@@ -193,15 +197,30 @@ class TicketLists:
                     offset -= 1
 
         rows: list[Ticket] = []
+        counted: int | None = None  # a search's exact total, counted in the same pass as the page
+        estimate: int | None = None
+        if searching:
+            # Few matches (the GIN index finds them all anyway): count them in the page's own pass.
+            # Many: the page walks the newest-first index and stops early; the total is estimated.
+            estimate = await self.estimate(conditions)
+        with_count = estimate is not None and estimate <= COUNT_CAP
         if limit > 0:
             if searching and not query.sort:
-                rows = await self._ranked(conditions, query, include_internal, offset, limit)
+                rows, counted = await self._ranked(conditions, query, include_internal, offset, limit, with_count)
+            elif with_count:
+                statement = select(Ticket, func.count().over()).where(*conditions).order_by(*self.order_by(query))
+                found = (await self.session.execute(statement.limit(limit).offset(offset))).all()
+                rows, counted = [row[0] for row in found], (found[0][1] if found else None)
             else:
                 statement = select(Ticket).where(*conditions).order_by(*self.order_by(query))
                 rows = list(await self.session.scalars(statement.limit(limit).offset(offset)))
 
         if limit > 0 and (0 < len(rows) < limit or (not rows and offset == 0)):
             total, estimated = offset + len(rows), False  # the page tells the total: no count
+        elif counted is not None:
+            total, estimated = counted, False
+        elif estimate is not None and estimate > COUNT_CAP and estimate > offset + len(rows):
+            total, estimated = estimate, True
         else:
             total, estimated = await self.count(conditions, at_least=offset + len(rows))
         if exact is not None:
@@ -214,30 +233,41 @@ class TicketLists:
         return TicketPage(tickets=shown, total=total, total_is_estimate=estimated, snippets=snippets)
 
     async def _ranked(self, conditions: list[ColumnElement[bool]], query: TicketQuery, include_internal: bool,
-                      offset: int, limit: int) -> list[Ticket]:
+                      offset: int, limit: int, with_count: bool) -> tuple[list[Ticket], int | None]:
+        """Rank the newest ``RANK_WINDOW`` matches (id + created_at only; the documents of the
+        window are read afterwards by primary key, so the sort stays small)."""
         window = max(RANK_WINDOW, offset + limit)
+        columns = [Ticket.id.label("id"), Ticket.created_at.label("created_at")]
+        if with_count:
+            columns.append(func.count().over().label("total"))
         candidates = (
-            select(Ticket.id.label("id"), Ticket.created_at.label("created_at"), Ticket.search_vector.label("document"))
+            select(*columns)
             .where(*conditions)
             .order_by(Ticket.created_at.desc(), Ticket.id.desc())
             .limit(window)
             .subquery("candidates")
         )
+        document = aliased(Ticket, name="document")
         weights = RANK_WEIGHTS_ALL if include_internal else RANK_WEIGHTS_PUBLIC
-        rank = func.ts_rank_cd(weights, candidates.c.document, self.tsquery(query, include_internal), RANK_NORMALISATION)
+        rank = func.ts_rank_cd(weights, document.search_vector, self.tsquery(query, include_internal),
+                               RANK_NORMALISATION)
         ranked = (
-            select(candidates.c.id, rank.label("rank"), candidates.c.created_at)
+            select(candidates.c.id, rank.label("rank"), candidates.c.created_at,
+                   *([candidates.c.total] if with_count else []))
+            .select_from(candidates.join(document, document.id == candidates.c.id))
             .order_by(rank.desc(), candidates.c.created_at.desc(), candidates.c.id.desc())
             .limit(limit)
             .offset(offset)
             .subquery("ranked")
         )
         statement = (
-            select(Ticket)
+            select(Ticket, *([ranked.c.total] if with_count else []))
             .join(ranked, Ticket.id == ranked.c.id)
             .order_by(ranked.c.rank.desc(), ranked.c.created_at.desc(), ranked.c.id.desc())
         )
-        return list(await self.session.scalars(statement))
+        found = (await self.session.execute(statement)).all()
+        total = found[0][1] if with_count and found else None
+        return [row[0] for row in found], total
 
     # -- counts ----------------------------------------------------------------------------------
 
@@ -281,37 +311,41 @@ class TicketLists:
     # -- snippets --------------------------------------------------------------------------------
 
     async def _snippets(self, ticket_ids: list[int], query: TicketQuery, include_internal: bool) -> dict[int, str]:
-        """``ts_headline`` of the first visible text that matches (subject, description, then the
-        oldest matching comment), HTML-escaped with matches in <mark>. One query for the page;
-        each text is cut to ``SNIPPET_SOURCE_CHARS`` so a huge description costs little."""
+        """``ts_headline`` of the text that matched, HTML-escaped with matches in <mark>: the
+        subject or the description when the query matches there (told by the stored document's
+        weights, no re-parsing), else subject + description + the first visible comments. One query for the
+        page; a text is cut to ``SNIPPET_SOURCE_CHARS`` so a huge one costs little."""
         assert query.search_query is not None
-        tsq = func.to_tsquery(SEARCH_CONFIG, query.search_query.every_weight)  # plain text carries no weights
-
-        def source(expression: Any) -> Any:
-            return _escape_html(func.left(func.coalesce(expression, ""), SNIPPET_SOURCE_CHARS))
+        search = query.search_query
+        plain = func.to_tsquery(SEARCH_CONFIG, search.every_weight)  # plain text carries no weights
 
         def headline(expression: Any) -> Any:
-            return func.ts_headline(SEARCH_CONFIG, source(expression), tsq, HEADLINE_OPTIONS)
+            source = _escape_html(func.left(func.coalesce(expression, ""), SNIPPET_SOURCE_CHARS))
+            return func.ts_headline(SEARCH_CONFIG, source, plain, HEADLINE_OPTIONS)
 
-        def matches(expression: Any) -> Any:
-            return func.to_tsvector(SEARCH_CONFIG, source(expression)).bool_op("@@")(tsq)
+        def matches_in(weights_query: str) -> Any:
+            return Ticket.search_vector.bool_op("@@")(func.to_tsquery(SEARCH_CONFIG, weights_query))
 
-        comment_conditions = [TicketComment.ticket_id == Ticket.id, matches(TicketComment.body)]
+        comment_conditions = [TicketComment.ticket_id == Ticket.id]
         if not include_internal:
             comment_conditions.append(TicketComment.is_internal.is_(False))
-        comment = (
-            select(headline(TicketComment.body))
+        first_comments = (
+            select(TicketComment.body, TicketComment.created_at, TicketComment.id)
             .where(*comment_conditions)
             .order_by(TicketComment.created_at, TicketComment.id)
-            .limit(1)
+            .limit(SNIPPET_COMMENTS)
             .correlate(Ticket)
+            .subquery("first_comments")
+        )
+        comments_text = (
+            select(func.string_agg(first_comments.c.body, aggregate_order_by(" — ", first_comments.c.created_at,
+                                                                             first_comments.c.id)))
             .scalar_subquery()
         )
-        snippet = func.coalesce(
-            case((matches(Ticket.subject), headline(Ticket.subject))),
-            case((matches(Ticket.description), headline(Ticket.description))),
-            comment,
-            headline(func.concat_ws(" — ", Ticket.subject, Ticket.description)),
+        snippet = case(
+            (matches_in(search.subject_only), headline(Ticket.subject)),
+            (matches_in(search.description_only), headline(Ticket.description)),
+            else_=headline(func.concat_ws(" — ", Ticket.subject, Ticket.description, comments_text.correlate(Ticket))),
         )
         rows = await self.session.execute(select(Ticket.id, snippet).where(Ticket.id.in_(ticket_ids)))
         return {ticket_id: text_ for ticket_id, text_ in rows}

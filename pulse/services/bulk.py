@@ -103,7 +103,12 @@ class BulkService:
                 found = set(await TicketLists(session).existing_ids(principal.account_id, wanted))
                 return wanted, {t for t in wanted if t not in found}
             assert filters is not None
-            query = parse_ticket_query(filters_to_params(filters), allow_paging=False)
+            try:
+                query = parse_ticket_query(filters_to_params(filters), allow_paging=False)
+            except ValidationFailed as error:
+                raise ValidationFailed("invalid filter", details=[
+                    {**d, "field": d["field"] if d["field"].startswith("filter.") else f"filter.{d['field']}"}
+                    for d in error.details]) from None
             lists = TicketLists(session)
             ids = await lists.ids_matching(principal.account_id, query, limit=MAX_BULK_TICKETS + 1,
                                            include_internal=principal.has(Permission.WRITE_SUPPORT))

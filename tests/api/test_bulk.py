@@ -110,7 +110,7 @@ async def test_bulk_requests_are_validated_before_anything_runs(account: Account
         ({"ticketIds": [ticket["id"]], "operation": "update", "changes": {"assignedToUserId": 999999}}, "assignedToUserId"),
         ({"ticketIds": [ticket["id"]], "operation": "add_tags", "changes": {"tags": []}}, "changes.tags"),
         ({"ticketIds": [ticket["id"]], "operation": "delete", "changes": {"status": "open"}}, "changes"),
-        ({"filter": {"colour": "red"}, "operation": "delete"}, "colour"),
+        ({"filter": {"colour": "red"}, "operation": "delete"}, "filter.colour"),
         ({"ticketIds": list(range(1, 10_002)), "operation": "delete"}, "ticketIds"),
     ]
     for body, field in cases:
