@@ -3,6 +3,8 @@ client, and the authenticated principal with a permission check."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Annotated, Any, AsyncIterator, Callable
 
 from fastapi import Depends, Header, Request
@@ -58,6 +60,12 @@ Reader = Annotated[Principal, Depends(requires(Permission.READ_SUPPORT))]
 Writer = Annotated[Principal, Depends(requires(Permission.WRITE_SUPPORT))]
 Manager = Annotated[Principal, Depends(requires(Permission.MANAGE_SETTINGS))]
 Authenticated = Annotated[Principal, Depends(current_principal)]
+# ``Idempotency-Key`` on creating POSTs (stored in a 200-character column).
+IdempotencyKeyHeader = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)]
+
+
+def request_hash(payload: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
 async def platform_admin(principal: Authenticated) -> Principal:

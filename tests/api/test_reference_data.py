@@ -3,6 +3,7 @@ versions and If-Match, validation, tenant isolation, deletes of records still in
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -197,3 +198,38 @@ async def test_reference_lists_are_paginated(account: AccountContext, kind: str)
     for query, field in (("pageSize=0", "pageSize"), ("pageSize=201", "pageSize"), ("page=0", "page"),
                          ("page=x", "page"), ("page=99999999999", "page")):
         assert bad_fields(await account.get(f"/api/{kind}?{query}")) == [field], query
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_the_same_idempotency_key_creates_one_record(account: AccountContext, kind: str) -> None:
+    before = (await account.get(f"/api/{kind}")).json()["pagination"]["total"]
+    key = {"Idempotency-Key": f"create-{kind}"}
+    first = await account.post(f"/api/{kind}", json=sample(kind, "Once"), headers=key)
+    again = await account.post(f"/api/{kind}", json=sample(kind, "Once"), headers=key)
+    assert first.status_code == 201 and again.status_code == 201, again.text
+    assert again.json() == first.json() and again.headers.get("Idempotent-Replayed") == "true"
+    concurrent = await asyncio.gather(*(account.post(f"/api/{kind}", json=sample(kind, "Racing"),
+                                                     headers={"Idempotency-Key": f"race-{kind}"}) for _ in range(3)))
+    assert [r.status_code for r in concurrent] == [201] * 3, [r.text for r in concurrent]
+    assert len({r.json()["id"] for r in concurrent}) == 1
+    other = await account.post(f"/api/{kind}", json=sample(kind, "Twice"), headers={"Idempotency-Key": "another"})
+    assert other.status_code == 201 and other.json()["id"] != first.json()["id"]
+    assert (await account.get(f"/api/{kind}")).json()["pagination"]["total"] == before + 3
+
+
+async def test_a_failed_create_does_not_use_up_its_idempotency_key(account: AccountContext) -> None:
+    await account.post("/api/ticket-types", json={"name": "Taken"})
+    key = {"Idempotency-Key": "retry-after-fixing"}
+    assert (await account.post("/api/ticket-types", json={"name": "Taken"}, headers=key)).status_code == 409
+    fixed = await account.post("/api/ticket-types", json={"name": "Free"}, headers=key)
+    assert fixed.status_code == 201 and fixed.json()["name"] == "Free"
+
+
+async def test_an_overlong_idempotency_key_is_a_422(account: AccountContext) -> None:
+    ticket = await account.create_ticket()
+    key = {"Idempotency-Key": "k" * 201}
+    for path, body in (("/api/tickets", {"subject": "x"}), (f"/api/tickets/{ticket['id']}/comments", {"body": "x"}),
+                       ("/api/users", {"name": "x"})):
+        response = await account.post(path, json=body, headers=key)
+        assert response.status_code == 422, (path, response.text)
+        assert response.json()["details"][0]["field"] == "Idempotency-Key"

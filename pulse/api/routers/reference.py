@@ -9,13 +9,14 @@ from fastapi import APIRouter, Depends, Header, Response
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pulse.api.deps import Manager, Reader, Session
+from pulse.api.deps import IdempotencyKeyHeader, Manager, Reader, Session, request_hash
 from pulse.api.pagination import Page, page_params, paginated
 from pulse.api.routers.tickets import expected_version
 from pulse.api.schemas import NamedBody, NamedPatch, TeamBody, TeamPatch, UserBody, UserPatch
 from pulse.domain.errors import NotFound, ValidationFailed, VersionConflict
 from pulse.domain.records import Record
 from pulse.models import Team, TicketCategory, TicketType, User
+from pulse.repositories.idempotency import IdempotencyRepository
 from pulse.repositories.reference import ReferenceRepository, TeamMemberRepository
 
 router = APIRouter(prefix="/api", tags=["reference data"])
@@ -107,14 +108,23 @@ def _crud(
         return (await rendered(session, [await load(session, principal.account_id, row_id)]))[0]
 
     @router.post(f"/{path}", status_code=201, name=f"create {label}")
-    async def create_row(body: create_body, principal: Manager, session: Session) -> dict:  # type: ignore[valid-type]
+    async def create_row(body: create_body, principal: Manager, session: Session,  # type: ignore[valid-type]
+                         response: Response, idempotency_key: IdempotencyKeyHeader = None) -> dict:
         values = body.changes()  # type: ignore[attr-defined]
+        keys, scope = IdempotencyRepository(session), f"{path}.create"
+        if idempotency_key:
+            earlier = await keys.claim(principal.account_id, scope, idempotency_key, request_hash(values))
+            if earlier is not None:
+                response.headers["Idempotent-Replayed"] = "true"
+                return (await rendered(session, [await load(session, principal.account_id, earlier)]))[0]
         if before_write:
             await before_write(session, principal.account_id, values)
         extra = {k: values.pop(k) for k in list(values) if not hasattr(model, k)}
         row = await ReferenceRepository(session, model).add(model(account_id=principal.account_id, **values))
         if after_write:
             await after_write(session, row, extra)
+        if idempotency_key:
+            await keys.remember(principal.account_id, scope, idempotency_key, row.id)
         await session.refresh(row)
         return (await rendered(session, [row]))[0]
 

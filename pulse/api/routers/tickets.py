@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from pulse.api.deps import Reader, Sessions, Temporal, Writer, get_settings
+from pulse.api.deps import IdempotencyKeyHeader, Reader, Sessions, Temporal, Writer, get_settings
 from pulse.api.pagination import Page, page_params, paginated, pagination
 from pulse.api.schemas import CommentBody, TicketCreateBody, TicketUpdateBody
 from pulse.config import Settings
@@ -43,7 +43,7 @@ def expected_version(if_match: str | None, body_version: int | None) -> int | No
 
 @router.post("", status_code=201)
 async def create_ticket(body: TicketCreateBody, principal: Writer, tickets: Tickets, response: Response,
-                        idempotency_key: Annotated[str | None, Header()] = None) -> dict:
+                        idempotency_key: IdempotencyKeyHeader = None) -> dict:
     ticket, created = await tickets.create(principal, body.changes(), idempotency_key)
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
@@ -98,7 +98,7 @@ async def delete_ticket(ticket_ref: str, principal: Writer, tickets: Tickets,
 
 @router.post("/{ticket_ref}/comments", status_code=201)
 async def add_comment(ticket_ref: str, body: CommentBody, principal: Writer, tickets: Tickets,
-                      idempotency_key: Annotated[str | None, Header()] = None) -> dict:
+                      idempotency_key: IdempotencyKeyHeader = None) -> dict:
     command = AddCommentInput(actor=actor_of(principal), **body.changes())
     return (await tickets.add_comment(principal, ticket_ref, command, idempotency_key)).to_api()
 
