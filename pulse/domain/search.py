@@ -103,7 +103,7 @@ def _render(groups: list[list[_Term]], weights: str) -> str:
 
 def build_search_query(raw: str) -> SearchQuery | None:
     """The ``to_tsquery`` texts for ``raw``, or None when it holds no searchable term."""
-    groups = _parse(raw[:MAX_SEARCH_LENGTH])
+    groups = _parse(raw[:MAX_SEARCH_LENGTH].replace("\x00", " "))
     if not groups:
         return None
     return SearchQuery(every_weight=_render(groups, ""), public_only=_render(groups, PUBLIC_WEIGHTS),

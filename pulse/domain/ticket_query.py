@@ -289,6 +289,9 @@ def parse_ticket_query(params: Mapping[str, str], *, allow_paging: bool = True) 
     for raw_name, raw_value in params.items():
         name = INPUT_ALIASES.get(raw_name, raw_name)
         value = raw_value.strip()
+        if "\x00" in value or "\x00" in name:
+            bad(raw_name.replace("\x00", ""), "contains a NUL character")
+            continue
         if name in PAGING_PARAMS:
             if not allow_paging:
                 bad(raw_name, "not a filter")

@@ -5,6 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pulse.domain.search import build_search_query
 from tests.conftest import AccountContext
 
 
@@ -124,3 +129,23 @@ async def test_any_search_text_is_safe_and_snippets_escape_html(account: Account
     too_long = await account.get("/api/tickets", params={"search": "x" * 1001})
     assert too_long.status_code == 422 and too_long.json()["details"][0]["field"] == "search"
     assert ticket["id"]
+
+
+def test_whatever_is_typed_becomes_a_valid_tsquery(database_url: str) -> None:
+    """The query builder quotes every operand: no input makes ``to_tsquery`` raise."""
+    with psycopg.connect(database_url, autocommit=True) as connection:
+
+        @settings(max_examples=300, deadline=None)
+        @given(st.text(max_size=80) | st.text(alphabet="\"'\\!&|:*()<->- aAbB12", max_size=40))
+        def check(raw: str) -> None:
+            built = build_search_query(raw)
+            if built is not None:
+                for text in (built.every_weight, built.public_only, built.subject_only, built.description_only):
+                    connection.execute("SELECT to_tsquery('english', %s)", (text,))
+
+        check()
+
+
+async def test_a_nul_character_is_a_422_not_a_crash(account: AccountContext) -> None:
+    response = await account.get("/api/tickets", params={"search": "a\x00b"})
+    assert response.status_code == 422 and response.json()["details"][0]["field"] == "search"
