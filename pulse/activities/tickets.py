@@ -12,7 +12,9 @@ from typing import Any, Awaitable, Callable, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy import select
+from sqlalchemy.exc import DataError, IntegrityError
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from pulse.db import SessionFactory
 from pulse.domain import records
@@ -61,6 +63,10 @@ class TicketActivities:
                 return result
         except DomainError as error:
             raise to_application_error(error) from None
+        except (DataError, IntegrityError) as error:
+            # The database refused the data itself: a retry cannot succeed, so fail at once.
+            raise ApplicationError(f"the database refused the change: {error.orig}", type="data_error",
+                                   non_retryable=True) from None
 
     @activity.defn
     async def create_ticket(self, command: CreateTicketCommand) -> records.Ticket:

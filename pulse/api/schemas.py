@@ -14,8 +14,26 @@ from pulse.domain.tickets import AuthorType, Permission, Priority, TicketSource,
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
+def _contains_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_contains_nul(item) for item in value)
+    return False
+
+
 class Body(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=False, extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def no_nul_characters(cls, value: Any) -> Any:
+        """PostgreSQL stores no NUL character in text or JSON: refuse it here (422), not there."""
+        if _contains_nul(value):
+            raise ValueError("must not contain NUL (\\u0000) characters")
+        return value
 
     def changes(self) -> dict[str, Any]:
         """The fields the client sent, snake_case."""

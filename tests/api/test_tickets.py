@@ -331,6 +331,24 @@ async def test_ticket_fields_are_validated(account: AccountContext) -> None:
     assert (await account.get("/api/tickets")).json()["pagination"]["total"] == 2
 
 
+async def test_text_with_a_nul_character_is_rejected_not_crashed_on(account: AccountContext) -> None:
+    """PostgreSQL cannot store U+0000 in text or JSON; it is a 422 up front, never a failed write."""
+    ticket = await account.create_ticket()
+    path = f"/api/tickets/{ticket['id']}"
+    for method, url, body, field in [("POST", "/api/tickets", {"subject": "a\u0000b"}, "subject"),
+                                     ("POST", "/api/tickets", {"subject": "ok", "tags": ["x\u0000"]}, "tags"),
+                                     ("PATCH", path, {"customFields": {"k": "v\u0000"}}, "customFields"),
+                                     ("PATCH", path, {"description": "\u0000"}, "description"),
+                                     ("POST", f"{path}/comments", {"body": "hi\u0000"}, "body"),
+                                     ("POST", "/api/users", {"name": "Ada\u0000"}, "name")]:
+        response = await account.request(method, url, json=body)
+        assert bad_fields(response) == [field], (method, url, body)
+    assert (await account.get("/api/tickets?subject=a%00b")).status_code == 422
+    after = (await account.get(path)).json()
+    assert after["version"] == ticket["version"]
+    assert (await account.get("/api/tickets")).json()["pagination"]["total"] == 1
+
+
 async def test_out_of_range_numbers_are_rejected_not_crashed_on(account: AccountContext) -> None:
     ticket = await account.create_ticket()
     huge = 10**20
