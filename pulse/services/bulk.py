@@ -183,22 +183,21 @@ class BulkItemApplier:
         self.sessions = sessions
         self.temporal = temporal
 
-    async def _applied(self, command_id: str) -> bool:
+    async def _look_up(self, account_id: int, ticket_id: int, command_id: str) -> tuple[bool, Ticket | None]:
+        """Whether the item's command took effect already, and the live ticket (2 queries, 1 session)."""
         async with self.sessions() as session:
-            return await BulkOperationRepository(session).applied(command_id)
-
-    async def _current(self, account_id: int, ticket_id: int) -> Ticket | None:
-        async with self.sessions() as session:
-            return await TicketRepository(session).get(account_id, ticket_id)
+            if await BulkOperationRepository(session).applied(command_id):
+                return True, None
+            return False, await TicketRepository(session).get(account_id, ticket_id)
 
     async def apply(self, spec: BulkSpec, ticket_id: int) -> ItemOutcome:
         """The item's outcome; raises only for infrastructure failures (the batch is retried)."""
         workflow_id = workflow_id_for(spec.account_id, ticket_id)
         update_id = update_id_for(spec.id, ticket_id)
         command_id = command_id_for(workflow_id, update_id)
-        if await self._applied(command_id):
+        applied, ticket = await self._look_up(spec.account_id, ticket_id, command_id)
+        if applied:
             return ItemOutcome.success()  # an earlier attempt applied it
-        ticket = await self._current(spec.account_id, ticket_id)
         if ticket is None:
             return ItemOutcome.failure("not_found", f"ticket {ticket_id} not found")
         actor = Actor(kind="user", user_id=spec.created_by)
@@ -230,9 +229,9 @@ class BulkItemApplier:
             if error.status != RPCStatusCode.NOT_FOUND:
                 raise
             # The workflow has ended: closed or deleted meanwhile — possibly by this very item.
-            if await self._applied(command_id):
+            applied, current = await self._look_up(spec.account_id, ticket_id, command_id)
+            if applied:
                 return ItemOutcome.success()
-            current = await self._current(spec.account_id, ticket_id)
             if current is None:
                 return ItemOutcome.failure("not_found", f"ticket {ticket_id} not found")
             if spec.operation == BulkOperationKind.DELETE:
