@@ -49,7 +49,7 @@ from pulse.domain.tickets import (
     workflow_id_for,
 )
 from pulse.failures import from_application_error
-from pulse.models import IdempotencyKey, Ticket, TicketCategory
+from pulse.models import IdempotencyKey, Ticket, TicketCategory, User
 from pulse.repositories.reference import ReferenceRepository
 from pulse.repositories.ticket_lists import TicketLists
 from pulse.repositories.tickets import CommentRepository, TicketRepository, TimelineRepository
@@ -382,9 +382,21 @@ class TicketService:
                 return await TicketWriter(session).delete(ticket.account_id, ticket.id, command, datetime.now(timezone.utc))
         return await self._run_update(ticket, TicketWorkflow.delete, command)
 
+    async def _check_mentions(self, account_id: int, user_ids: list[int]) -> None:
+        """Mentioned users are notified: they must be users of this account (one lookup each)."""
+        if not user_ids:
+            return
+        async with self.sessions() as session:
+            users = ReferenceRepository(session, User)
+            missing = [uid for uid in dict.fromkeys(user_ids) if await users.get(account_id, uid) is None]
+        if missing:
+            raise ValidationFailed("unknown mentioned users", details=[
+                {"field": "mentions", "message": f"no user with id {uid} in this account"} for uid in missing])
+
     async def add_comment(self, principal: Principal, reference: str, comment: AddCommentInput,
                           idempotency_key: str | None) -> records.Comment:
         ticket = await self.resolve(principal.account_id, reference)
+        await self._check_mentions(principal.account_id, comment.mentions)
         for _ in range(MAX_MERGE_HOPS):  # a comment to a merged ticket lands on the ticket it was merged into
             if ticket.merged_into_ticket_id is None:
                 break

@@ -474,6 +474,18 @@ async def test_public_agent_comments_count_as_responses_and_set_first_response_o
     assert after_second["internalNoteCount"] == 0 and after_second["status"] == "open"
 
 
+async def test_mentions_name_users_of_the_account(account: AccountContext, other_account: AccountContext) -> None:
+    ticket = await account.create_ticket()
+    path = f"/api/tickets/{ticket['id']}/comments"
+    colleague = (await account.post("/api/users", json={"name": "Colleague"})).json()
+    outsider = (await other_account.post("/api/users", json={"name": "Outsider"})).json()
+    mentioned = await account.post(path, json={"body": "@Colleague please check", "mentions": [colleague["id"]]})
+    assert mentioned.status_code == 201 and mentioned.json()["mentions"] == [colleague["id"]]
+    refused = await account.post(path, json={"body": "@Outsider", "mentions": [colleague["id"], outsider["id"]]})
+    assert bad_fields(refused) == ["mentions"]
+    assert (await account.get(path)).json()["pagination"]["total"] == 1
+
+
 async def test_an_internal_note_is_not_a_response(account: AccountContext) -> None:
     ticket = await account.create_ticket()
     note = await account.post(f"/api/tickets/{ticket['id']}/comments",
