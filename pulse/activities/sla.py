@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from sqlalchemy import select
 from temporalio import activity
 
 from pulse.db import SessionFactory
@@ -13,7 +12,6 @@ from pulse.domain import records, sla
 from pulse.domain.commands import LoadSlaPolicyCommand, RecordSlaCommand
 from pulse.domain.errors import DomainError
 from pulse.failures import to_application_error
-from pulse.models import AppliedCommand
 from pulse.services.sla import SlaPolicyResolver, SlaWriter
 
 
@@ -29,21 +27,14 @@ class SlaActivities:
 
     @activity.defn
     async def record_sla(self, command: RecordSlaCommand) -> records.Ticket:
-        """Store the SLA fields + events; idempotent by ``command_id`` (a retry returns the first
-        outcome and logs nothing twice)."""
+        """Store the SLA fields + events; idempotent by ``command_id`` (a retry logs nothing twice
+        and answers the current ticket)."""
         try:
             async with self.sessions() as session, session.begin():
-                stored = await session.scalar(
-                    select(AppliedCommand.result).where(AppliedCommand.command_id == command.command_id)
+                return await SlaWriter(session).record(
+                    command.command_id, command.account_id, command.ticket_id, command.snapshot, command.events,
+                    command.actor, command.status_before,
                 )
-                if stored is not None:
-                    return records.Ticket.model_validate(stored)
-                ticket = await SlaWriter(session).record(
-                    command.account_id, command.ticket_id, command.snapshot, command.events, command.actor
-                )
-                session.add(AppliedCommand(command_id=command.command_id, ticket_id=command.ticket_id,
-                                           result=ticket.model_dump(mode="json")))
-                return ticket
         except DomainError as error:
             raise to_application_error(error) from None
 

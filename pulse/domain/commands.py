@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from pulse.domain.sla import SlaEvent, SlaLedger, SlaSnapshot, TicketFacts
+from pulse.domain.sla import SlaEvent, SlaLedger, SlaSnapshot, SlaState, TicketFacts
 from pulse.domain.tickets import AuthorType, Priority, TicketStatus
 
 
@@ -130,6 +130,7 @@ class RecordSlaCommand(TicketCommand):
     actor: Actor
     snapshot: SlaSnapshot
     events: list[SlaEvent] = []
+    status_before: SlaState | None = None  # the slaStatus the ticket shows now (for the timeline)
 
 
 # Merging tickets (``POST /api/tickets/merge``): one update to the primary ticket's workflow,

@@ -16,14 +16,13 @@ from pulse.domain.calendar import BusinessCalendar
 from pulse.domain.commands import Actor
 from pulse.domain.errors import Conflict, NotFound, ValidationFailed, VersionConflict
 from pulse.domain.tickets import Priority, TicketStatus
-from pulse.models import SlaCalendar, SlaPolicy, Ticket, TicketEvent, TimelineEvent
+from pulse.models import SlaCalendar, SlaPolicy
 from pulse.repositories.sla import (
     ComplianceRepository,
     SlaCalendarRepository,
     SlaPolicyRepository,
-    TicketEventRepository,
+    SlaRecordRepository,
 )
-from pulse.repositories.tickets import TicketRepository, TimelineRepository
 
 log = logging.getLogger("pulse.sla")
 
@@ -123,57 +122,69 @@ def _json(value: Any) -> Any:
     return value
 
 
+# Events whose row on the timeline carries the slaStatus change of the batch they are part of.
+_STATUS_EVENTS = ("sla_at_risk", "sla_breached", "sla_paused", "sla_resumed")
+
+
 class SlaWriter:
     """Stores the clock's state on the ticket, logs each SLA event on the timeline and publishes it
-    to the ``ticket_events`` outbox — one transaction, 1 + 2 × events statements.
+    to the ``ticket_events`` outbox: one transaction of 4 statements (claim, update, 2 inserts).
+    Idempotent by ``command_id``: a retried write changes nothing and answers the current ticket.
 
     The write changes neither ``version`` nor ``updatedAt``: the SLA fields are derived by the
     clock, and a timer firing must not make a client's ``If-Match`` stale."""
 
     def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-        self.tickets = TicketRepository(session)
-        self.timeline = TimelineRepository(session)
-        self.events = TicketEventRepository(session)
+        self.rows = SlaRecordRepository(session)
 
-    async def record(self, account_id: int, ticket_id: int, snapshot: sla.SlaSnapshot,
-                     events: list[sla.SlaEvent], actor: Actor) -> records.Ticket:
-        ticket = await self.tickets.get(account_id, ticket_id, for_update=True)
-        if ticket is None:
+    async def record(self, command_id: str, account_id: int, ticket_id: int, snapshot: sla.SlaSnapshot,
+                     events: list[sla.SlaEvent], actor: Actor, status_before: sla.SlaState | None) -> records.Ticket:
+        if not await self.rows.claim(command_id, ticket_id):
+            row = await self.rows.current(account_id, ticket_id)
+        else:
+            values = snapshot.model_dump()
+            values["sla_status"] = snapshot.sla_status.value if snapshot.sla_status else None
+            row = await self.rows.store(account_id, ticket_id, values)
+            if row is not None:
+                await self._log(row, events, actor, status_before, snapshot.sla_status)
+        if row is None:
             raise NotFound(f"ticket {ticket_id} not found")
-        before = ticket.sla_status
-        for field, value in snapshot.model_dump().items():
-            setattr(ticket, field, value.value if isinstance(value, sla.SlaState) else value)
-        status_now = snapshot.sla_status.value if snapshot.sla_status else None
-        for event in events:
-            self._log(ticket, event, actor, before, status_now)
-            self.events.add(TicketEvent(
-                account_id=account_id, ticket_id=ticket_id, event_type=event.type,
-                metric=event.metric.value if event.metric else None,
-                data=_json({**event.data, "slaStatus": status_now, "actor": actor.kind, "userId": actor.user_id}),
-                occurred_at=event.occurred_at,
-            ))
-        await self.session.flush()
-        return records.Ticket.model_validate(ticket)
+        return records.Ticket.model_validate(row)
 
-    def _log(self, ticket: Ticket, event: sla.SlaEvent, actor: Actor, before: str | None,
-             status_now: str | None) -> None:
-        clock_driven = event.type in ("sla_at_risk", "sla_breached")
-        data = {**event.data, "slaStatus": status_now}
-        if event.metric is not None:
-            data["metric"] = event.metric.value
-        self.timeline.add(TimelineEvent(
-            account_id=ticket.account_id,
-            ticket_id=ticket.id,
-            event_type=event.type,
-            actor="system" if clock_driven or actor.user_id is None else actor.kind,
-            actor_user_id=None if clock_driven else actor.user_id,
-            field="slaStatus" if before != status_now else None,
-            from_value=before if before != status_now else None,
-            to_value=status_now if before != status_now else None,
-            data=_json(data),
-            created_at=event.occurred_at,
-        ))
+    async def _log(self, ticket: Any, events: list[sla.SlaEvent], actor: Actor, before: sla.SlaState | None,
+                   after: sla.SlaState | None) -> None:
+        status_before = before.value if before else None
+        status_now = after.value if after else None
+        carrier = next((e for e in events if e.type in _STATUS_EVENTS), events[-1] if events else None)
+        timeline, published = [], []
+        for event in events:
+            clock_driven = event.type in ("sla_at_risk", "sla_breached")
+            changed = event is carrier and status_before != status_now
+            data = {**event.data, "slaStatus": status_now}
+            if event.metric is not None:
+                data["metric"] = event.metric.value
+            timeline.append({
+                "account_id": ticket.account_id,
+                "ticket_id": ticket.id,
+                "event_type": event.type,
+                "actor": "system" if clock_driven or actor.user_id is None else actor.kind,
+                "actor_user_id": None if clock_driven else actor.user_id,
+                "field": "slaStatus" if changed else None,
+                "from_value": status_before if changed else None,
+                "to_value": status_now if changed else None,
+                "data": _json(data),
+                "created_at": event.occurred_at,
+            })
+            published.append({
+                "account_id": ticket.account_id,
+                "ticket_id": ticket.id,
+                "event_type": event.type,
+                "metric": event.metric.value if event.metric else None,
+                "data": _json({**event.data, "slaStatus": status_now, "actor": actor.kind, "userId": actor.user_id}),
+                "occurred_at": event.occurred_at,
+            })
+        await self.rows.add_timeline(timeline)
+        await self.rows.add_events(published)
 
 
 # -- settings -------------------------------------------------------------------------------------

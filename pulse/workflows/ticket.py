@@ -92,9 +92,9 @@ class TicketWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
 
     async def _wait_for_change_or_due(self) -> None:
-        """Sleep until a change arrives or the next SLA threshold is reached (then act on it).
+        """Sleep until a change arrives or the next instant something is due (then act on it).
         Nothing due (paused, stopped, all breached) → no timer at all."""
-        due = sla.next_due(self.state.sla, workflow.now())
+        due = self._next_due()
         if due is None:
             await workflow.wait_condition(lambda: self._changed or self._finished())
             return
@@ -110,16 +110,27 @@ class TicketWorkflow:
             except asyncio.TimeoutError:
                 pass
         async with self._lock:
-            if self._finished() or self.state.sla is None:
-                return
-            now = max(workflow.now(), instant)
-            ledger, events = sla.tick(self.state.sla, now)
-            self._stuck_due = instant if ledger == self.state.sla else None
-            self.state.sla = ledger
-            try:
-                await self._store_sla(events, Actor.system(), f"{summary} for {self._label()}")
-            except ApplicationError as error:  # not retryable (e.g. the row is gone): keep the clock going
-                workflow.logger.warning("could not store the SLA state of %s: %s", self._label(), error)
+            if not self._finished():
+                await self._act_on_due(instant, summary)
+
+    def _next_due(self) -> tuple[datetime, str] | None:
+        """The next instant something is due, and what (the timer's summary). Today: the SLA
+        thresholds. Escalation levels and time-based automation rules add their candidates here
+        (``sla.instant_at_percent`` gives "85 % of resolution") and act in ``_act_on_due``."""
+        return sla.next_due(self.state.sla, workflow.now())
+
+    async def _act_on_due(self, instant: datetime, summary: str) -> None:
+        """A due instant was reached: move the SLA clock to it (at-risk/breach transitions are
+        stored with their exact instants, whatever the timer's own lateness)."""
+        if self.state.sla is None:
+            return
+        ledger, events = sla.tick(self.state.sla, max(workflow.now(), instant))
+        self._stuck_due = instant if ledger == self.state.sla else None
+        self.state.sla = ledger
+        try:
+            await self._store_sla(events, Actor.system(), f"{summary} for {self._label()}")
+        except ApplicationError as error:  # not retryable (e.g. the row is gone): keep the clock going
+            workflow.logger.warning("could not store the SLA state of %s: %s", self._label(), error)
 
     def _finished(self) -> bool:
         return self._abandoned or self.state.deleted or self.state.status == TicketStatus.CLOSED
@@ -450,6 +461,7 @@ class TicketWorkflow:
                 actor=actor,
                 snapshot=snapshot,
                 events=events,
+                status_before=self.state.sla_stored.sla_status if self.state.sla_stored else None,
             ),
             result_type=records.Ticket,
             start_to_close_timeout=DB_WRITE_TIMEOUT,
