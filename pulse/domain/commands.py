@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from pulse.domain import records
 from pulse.domain.sla import SlaEvent, SlaLedger, SlaSnapshot, SlaState, TicketFacts
 from pulse.domain.tickets import AuthorType, Priority, TicketStatus
 
@@ -116,12 +117,28 @@ class DeleteTicketCommand(TicketCommand):
     payload: DeleteTicketInput
 
 
-class LoadSlaPolicyCommand(BaseModel):
-    """Which SLA policy applies to a ticket with these facts (read-only; seeds the defaults)."""
+class SyncSlaCommand(TicketCommand):
+    """Move the SLA clock after a committed change (``sla.follow``) and store what changed — one
+    local activity, one transaction: the policy for ``facts`` is (re)loaded when ``reload_policy``
+    (or when the clock has not started), and the fields + events are written only if they differ
+    from ``stored``."""
 
-    account_id: int
-    ticket_id: int
+    actor: Actor
+    ledger: SlaLedger | None = None
+    reload_policy: bool = False
     facts: TicketFacts
+    status_before: TicketStatus
+    status: TicketStatus
+    first_responded_at: datetime | None = None
+    created_at: datetime
+    changed_at: datetime
+    stored: SlaSnapshot | None = None
+
+
+class SyncSlaResult(BaseModel):
+    ledger: SlaLedger
+    events: list[SlaEvent] = []
+    ticket: records.Ticket | None = None  # the ticket after the write; None when nothing was written
 
 
 class RecordSlaCommand(TicketCommand):

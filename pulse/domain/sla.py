@@ -548,6 +548,28 @@ def change_status(ledger: SlaLedger, old: TicketStatus, new: TicketStatus,
     return change.finish()
 
 
+def follow(ledger: SlaLedger | None, *, policy: SlaPolicy | None, status_before: TicketStatus,
+           status: TicketStatus, first_responded_at: datetime | None, created_at: datetime,
+           now: datetime) -> tuple[SlaLedger, list[SlaEvent]]:
+    """Everything a committed change does to the clock, in order: start it (no ledger yet: at the
+    ticket's creation, under ``policy``); re-target to ``policy`` (when one was loaded); follow the
+    status change; stop first response at the first public agent reply."""
+    events: list[SlaEvent] = []
+    if ledger is None:
+        if policy is None:
+            raise ValueError("starting the SLA clock needs a policy")
+        ledger, events = start(policy, status_before, created_at)
+    elif policy is not None:
+        ledger, events = retarget(ledger, policy, status, now)
+    if status != status_before:
+        ledger, caused = change_status(ledger, status_before, status, now)
+        events += caused
+    if first_responded_at is not None and ledger.first_response.active:
+        ledger, caused = first_response(ledger, max(first_responded_at, now))
+        events += caused
+    return ledger, events
+
+
 def first_response(ledger: SlaLedger, now: datetime) -> tuple[SlaLedger, list[SlaEvent]]:
     """The first public agent comment: the first-response metric stops."""
     if not ledger.first_response.active:
@@ -596,15 +618,15 @@ def retarget(ledger: SlaLedger, policy: SlaPolicy, status: TicketStatus,
         change.settle(metric)
     old = change.ledger.policy
     change.ledger.policy = policy
-    was_paused = change.ledger.paused
-    change.ledger.paused_by_status = status in policy.pause_statuses
-    if change.ledger.paused and not was_paused and change.ledger.running_metrics():
-        change.emit("sla_paused", reason=f"status {status.value}")
     if not old.same_targets(policy):
         change.emit("sla_retargeted", policyId=policy.policy_id, fromPolicyId=old.policy_id,
                     firstResponseMinutes=policy.first_response_minutes,
                     resolutionMinutes=policy.resolution_minutes, atRiskPercent=policy.at_risk_percent,
                     calendarId=policy.calendar_id)
+    was_paused = change.ledger.paused
+    change.ledger.paused_by_status = status in policy.pause_statuses
+    if change.ledger.paused and not was_paused and change.ledger.running_metrics():
+        change.emit("sla_paused", reason=f"status {status.value}")
     return change.finish()
 
 

@@ -6,13 +6,14 @@ transaction) and answers with the committed ticket. The run loop sleeps until th
 something is due (SLA thresholds, escalation levels, time-based rules: ``_next_due``), and
 re-computes whenever a change arrives. The workflow ends when the ticket is closed or deleted.
 
-The SLA clock (``pulse.domain.sla``) lives in ``state.sla``: the policy is loaded at create and
-reloaded at every ``update`` (so a priority change, or an edited policy, re-targets the running
-metrics at the ticket's next update); status changes pause/stop/reopen it, the first public agent
-comment stops first response, ``pause_sla``/``resume_sla`` pause it by hand. After every change,
-and when a threshold's timer fires, ``_store_sla`` writes the SLA fields + events to the ticket
-(one local activity) and upserts the ``SlaStatus`` search attribute. While paused there is no
-timer at all.
+The SLA clock (``pulse.domain.sla``) lives in ``state.sla``. After every committed change
+``_follow_with_sla`` moves it in one local activity (``sync_sla``: the policy is loaded at create
+and reloaded at every ``update``, so a priority change or an edited policy re-targets the running
+metrics at the ticket's next update; status changes pause/stop/reopen it; the first public agent
+comment stops first response) and stores what changed. When a threshold's timer fires, or on
+``pause_sla``/``resume_sla``, the workflow moves it itself and ``_store_sla`` writes it (one local
+activity). Every write upserts the ``SlaStatus`` search attribute. While paused there is no timer
+at all.
 """
 
 from __future__ import annotations
@@ -35,13 +36,14 @@ with workflow.unsafe.imports_passed_through():
         CreateTicketInput,
         DeleteTicketCommand,
         DeleteTicketInput,
-        LoadSlaPolicyCommand,
         MergeTicketCommand,
         MergeTicketInput,
         MergeTicketsInput,
         PauseSlaInput,
         RecordSlaCommand,
         ResumeSlaInput,
+        SyncSlaCommand,
+        SyncSlaResult,
         TicketWorkflowInput,
         TicketWorkflowState,
         UpdateTicketCommand,
@@ -75,7 +77,7 @@ class TicketWorkflow:
         self._lock = asyncio.Lock()
         self._changed = False
         self._abandoned = False
-        self._stuck_due: Any = None  # a due instant whose tick changed nothing (guards a hot loop)
+        self._stuck_due: datetime | None = None  # a due instant whose tick changed nothing (no hot loop)
 
     # -- the run loop -------------------------------------------------------------------------
 
@@ -158,10 +160,8 @@ class TicketWorkflow:
             self._apply(ticket)
             if self.state.sla is not None:
                 return ticket  # a repeated create (same ticket): the clock runs already
-            policy = await self._load_sla_policy(ticket, fallback=sla.default_policy(ticket.priority))
-            self.state.sla, events = sla.start(policy, ticket.status, ticket.created_at)
-            return await self._store_sla(events, input.actor, f"start the SLA clock of {self._label()}",
-                                         ticket=ticket)
+            return await self._follow_with_sla(ticket, ticket.status, input.actor, reload_policy=True,
+                                               at=ticket.created_at)
 
     # -- update ---------------------------------------------------------------------------------
 
@@ -401,47 +401,59 @@ class TicketWorkflow:
 
     # -- the SLA clock ------------------------------------------------------------------------------
 
-    async def _load_sla_policy(self, ticket: records.Ticket, fallback: sla.SlaPolicy) -> sla.SlaPolicy:
-        """The policy for the ticket's current facts (priority, tags, type, category, team)."""
-        facts = sla.TicketFacts(priority=ticket.priority, tags=ticket.tags, type_id=ticket.type_id,
-                                category_id=ticket.category_id, team_id=ticket.assigned_to_team_id)
-        try:
-            return await workflow.execute_local_activity(
-                "load_sla_policy",
-                LoadSlaPolicyCommand(account_id=self.state.account_id, ticket_id=self.state.ticket_id, facts=facts),
-                result_type=sla.SlaPolicy,
-                start_to_close_timeout=DB_WRITE_TIMEOUT,
-                retry_policy=DB_WRITE_RETRY,
-                summary=f"load the SLA policy of {self._label()}",
-            )
-        except ActivityError as error:
-            workflow.logger.warning("SLA policy of %s not loaded, keeping the current one: %s", self._label(), error)
-            return fallback
-
     async def _follow_with_sla(self, ticket: records.Ticket, status_before: TicketStatus, actor: Actor, *,
                                reload_policy: bool, at: datetime | None = None) -> records.Ticket:
         """Move the clock after a change committed at ``at`` (the instant the write stored, taken
-        before it: the workflow's clock moves on while local activities run): re-target (the
-        policy is reloaded at every update, so priority changes and edited policies take effect
-        here), follow the status, stop first response at the first public agent reply; store
-        what changed."""
-        ledger = self.state.sla
-        if ledger is None or self.state.deleted:
+        before it: the workflow's clock moves on while local activities run) and store what
+        changed. The policy is reloaded at create and at every update (one local activity,
+        ``sync_sla``: lookup + clock + write), so priority changes and edited policies re-target
+        the clock there; the status is followed; the first public agent reply stops first
+        response. Without a reload the workflow moves the clock itself and writes only if
+        something changed. If it cannot be done, the committed change stands and the clock
+        catches up at the next change."""
+        if self.state.deleted:
             return ticket
         now = at or workflow.now()
-        events: list[sla.SlaEvent] = []
-        if reload_policy:
-            policy = await self._load_sla_policy(ticket, fallback=ledger.policy)
-            ledger, caused = sla.retarget(ledger, policy, ticket.status, now)
-            events += caused
-        if ticket.status != status_before:
-            ledger, caused = sla.change_status(ledger, status_before, ticket.status, now)
-            events += caused
-        if ticket.first_responded_at is not None and ledger.first_response.active:
-            ledger, caused = sla.first_response(ledger, max(ticket.first_responded_at, now))
-            events += caused
-        self.state.sla = ledger
-        return await self._store_sla(events, actor, f"update the SLA of {self._label()}", ticket=ticket)
+        if not reload_policy and self.state.sla is not None:
+            self.state.sla, events = sla.follow(
+                self.state.sla, policy=None, status_before=status_before, status=ticket.status,
+                first_responded_at=ticket.first_responded_at, created_at=ticket.created_at, now=now,
+            )
+            stored = await self._store_sla(events, actor, f"update the SLA of {self._label()}", ticket=ticket)
+            return stored or ticket
+        self.state.sla_writes += 1
+        facts = sla.TicketFacts(priority=ticket.priority, tags=ticket.tags, type_id=ticket.type_id,
+                                category_id=ticket.category_id, team_id=ticket.assigned_to_team_id)
+        command = SyncSlaCommand(
+            command_id=f"{workflow.info().workflow_id}/sla-{self.state.sla_writes}",
+            account_id=self.state.account_id,
+            ticket_id=self.state.ticket_id,
+            now=workflow.now(),
+            actor=actor,
+            ledger=self.state.sla,
+            reload_policy=reload_policy,
+            facts=facts,
+            status_before=status_before,
+            status=ticket.status,
+            first_responded_at=ticket.first_responded_at,
+            created_at=ticket.created_at,
+            changed_at=now,
+            stored=self.state.sla_stored,
+        )
+        try:
+            result = await workflow.execute_local_activity(
+                "sync_sla", command, result_type=SyncSlaResult, start_to_close_timeout=DB_WRITE_TIMEOUT,
+                retry_policy=DB_WRITE_RETRY, summary=f"follow with the SLA clock of {self._label()}",
+            )
+        except ActivityError as error:
+            workflow.logger.warning("SLA clock of %s not moved (next change catches up): %s", self._label(), error)
+            return ticket
+        self.state.sla = result.ledger
+        if result.ticket is None:
+            return ticket
+        self._apply(result.ticket)
+        await self._on_sla_events(result.events)
+        return result.ticket
 
     async def _store_sla(self, events: list[sla.SlaEvent], actor: Actor, summary: str, *,
                          ticket: records.Ticket | None = None, always: bool = False) -> records.Ticket | None:
@@ -451,23 +463,29 @@ class TicketWorkflow:
         if not always and not events and snapshot == self.state.sla_stored:
             return ticket
         self.state.sla_writes += 1
-        stored = await workflow.execute_local_activity(
-            "record_sla",
-            RecordSlaCommand(
-                command_id=f"{workflow.info().workflow_id}/sla-{self.state.sla_writes}",
-                account_id=self.state.account_id,
-                ticket_id=self.state.ticket_id,
-                now=workflow.now(),
-                actor=actor,
-                snapshot=snapshot,
-                events=events,
-                status_before=self.state.sla_stored.sla_status if self.state.sla_stored else None,
-            ),
-            result_type=records.Ticket,
-            start_to_close_timeout=DB_WRITE_TIMEOUT,
-            retry_policy=SLA_WRITE_RETRY,
-            summary=summary,
-        )
+        try:
+            stored = await workflow.execute_local_activity(
+                "record_sla",
+                RecordSlaCommand(
+                    command_id=f"{workflow.info().workflow_id}/sla-{self.state.sla_writes}",
+                    account_id=self.state.account_id,
+                    ticket_id=self.state.ticket_id,
+                    now=workflow.now(),
+                    actor=actor,
+                    snapshot=snapshot,
+                    events=events,
+                    status_before=self.state.sla_stored.sla_status if self.state.sla_stored else None,
+                ),
+                result_type=records.Ticket,
+                start_to_close_timeout=DB_WRITE_TIMEOUT,
+                retry_policy=SLA_WRITE_RETRY,
+                summary=summary,
+            )
+        except ActivityError as error:  # as _write: the domain error for the API, not a failed workflow
+            cause = error.cause
+            if isinstance(cause, ApplicationError):
+                raise ApplicationError(cause.message, *cause.details, type=cause.type, non_retryable=True) from None
+            raise ApplicationError(f"could not store the SLA state: {error}", type="write_failed") from None
         self._apply(stored)
         await self._on_sla_events(events)
         return stored

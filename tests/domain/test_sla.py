@@ -256,3 +256,18 @@ def test_a_matching_conditional_policy_wins_over_the_priority_policy_first_by_or
     assert sla.choose_policy(candidates, facts.model_copy(update={"tags": []})).policy_id == 1
     # No stored policy for the priority: the brief's default.
     assert sla.choose_policy(candidates, sla.TicketFacts(priority=Priority.LOW)).first_response_minutes == 480
+
+
+def test_following_a_change_starts_retargets_pauses_and_stops_in_one_call() -> None:
+    ledger, events = sla.follow(None, policy=policy(), status_before=TicketStatus.OPEN, status=TicketStatus.OPEN,
+                                first_responded_at=None, created_at=T0, now=T0)
+    assert types(events) == ["sla_started"] and ledger.first_response.due_at == T0 + minutes(60)
+    ledger, events = sla.follow(ledger, policy=policy(first=15), status_before=TicketStatus.OPEN,
+                                status=TicketStatus.WAITING_CUSTOMER, first_responded_at=T0 + minutes(5),
+                                created_at=T0, now=T0 + minutes(5))
+    assert types(events) == ["sla_retargeted", "sla_paused", "sla_metric_completed"]
+    assert ledger.first_response.met is True and ledger.status == SlaState.PAUSED
+    same, nothing = sla.follow(ledger, policy=None, status_before=TicketStatus.WAITING_CUSTOMER,
+                               status=TicketStatus.WAITING_CUSTOMER, first_responded_at=T0 + minutes(5),
+                               created_at=T0, now=T0 + minutes(9))
+    assert nothing == [] and same == ledger
