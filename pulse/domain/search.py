@@ -12,8 +12,10 @@ Syntax (a small subset of what search boxes usually accept):
 Every operand is emitted as a quoted, escaped lexeme (``'it''s'``), so whatever the user typed,
 the text handed to ``to_tsquery`` is well-formed: no input can raise a syntax error.
 
-Internal notes are indexed with weight D; subject A, description B, public comments C. The
-query for callers who may not see internal notes restricts every operand to ``:ABC``.
+Documents weigh the subject A, the description B, public comments C and internal notes D; the
+query itself carries no weights (callers without writeSupport search a document without internal
+notes, see ``pulse.repositories.ticket_lists``). Weight-restricted variants tell a snippet where
+the match is.
 """
 
 from __future__ import annotations
@@ -23,22 +25,18 @@ from dataclasses import dataclass
 
 MAX_SEARCH_LENGTH = 1000
 MAX_TERMS = 32
-PUBLIC_WEIGHTS = "ABC"
 
 _TOKEN = re.compile(r'"([^"]*)"?|(\S+)')
 
 
 @dataclass(frozen=True)
 class SearchQuery:
-    """``to_tsquery`` input for one search: over everything, and over public text only."""
+    """``to_tsquery`` input for one search, and its variants restricted to the subject (weight A)
+    and the description (B), which tell a snippet where the match is."""
 
     every_weight: str
-    public_only: str
-    subject_only: str = ""  # weight A: where a snippet comes from (see TicketLists._snippets)
-    description_only: str = ""  # weight B
-
-    def for_caller(self, include_internal: bool) -> str:
-        return self.every_weight if include_internal else self.public_only
+    subject_only: str
+    description_only: str
 
 
 @dataclass(frozen=True)
@@ -106,5 +104,5 @@ def build_search_query(raw: str) -> SearchQuery | None:
     groups = _parse(raw[:MAX_SEARCH_LENGTH].replace("\x00", " "))
     if not groups:
         return None
-    return SearchQuery(every_weight=_render(groups, ""), public_only=_render(groups, PUBLIC_WEIGHTS),
-                       subject_only=_render(groups, "A"), description_only=_render(groups, "B"))
+    return SearchQuery(every_weight=_render(groups, ""), subject_only=_render(groups, "A"),
+                       description_only=_render(groups, "B"))

@@ -118,12 +118,15 @@ class Ticket(Base):
               postgresql_where=text("deleted_at IS NULL")),
         Index("ix_tickets_account_status_priority", "account_id", "status", text("priority_rank DESC"),
               text("created_at DESC"), text("id DESC"), postgresql_where=text("deleted_at IS NULL")),
-        Index("ix_tickets_account_team", "account_id", "assigned_to_team_id",
-              postgresql_where=text("deleted_at IS NULL")),
-        Index("ix_tickets_account_user", "account_id", "assigned_to_user_id",
-              postgresql_where=text("deleted_at IS NULL")),
+        # A team's / an agent's queue newest first (migration 0002b; they replace the two-column ones).
+        Index("ix_tickets_account_team_created", "account_id", "assigned_to_team_id", text("created_at DESC"),
+              text("id DESC"), postgresql_where=text("deleted_at IS NULL")),
+        Index("ix_tickets_account_user_created", "account_id", "assigned_to_user_id", text("created_at DESC"),
+              text("id DESC"), postgresql_where=text("deleted_at IS NULL")),
         # Search, filters and sorts at scale (migration 0002).
         Index("ix_tickets_search", "search_vector", postgresql_using="gin",
+              postgresql_where=text("deleted_at IS NULL")),
+        Index("ix_tickets_search_public", "search_public", postgresql_using="gin",
               postgresql_where=text("deleted_at IS NULL")),
         Index("ix_tickets_custom_fields", "custom_fields", postgresql_using="gin",
               postgresql_ops={"custom_fields": "jsonb_path_ops"}, postgresql_where=text("deleted_at IS NULL")),
@@ -189,9 +192,11 @@ class Ticket(Base):
     external_ticket_id: Mapped[str | None] = mapped_column(String(200))
     merged_into_ticket_id: Mapped[int | None] = mapped_column(BigInteger)
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # Full-text document: subject (weight A), description (B), public comments (C), internal notes
-    # (D). Kept current by TicketWriter; deferred so ticket reads never load it.
+    # Full-text documents: subject (weight A), description (B), public comments (C), internal notes
+    # (D, only in search_vector; search_public is what callers without writeSupport search). Kept
+    # current by TicketWriter (TicketSearchIndex); deferred so ticket reads never load them.
     search_vector: Mapped[Any] = mapped_column(TSVECTOR, server_default=text("''::tsvector"), deferred=True)
+    search_public: Mapped[Any] = mapped_column(TSVECTOR, server_default=text("''::tsvector"), deferred=True)
 
 
 class TicketComment(Base):

@@ -27,6 +27,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Row,
     Select,
     and_,
     case,
@@ -56,9 +57,8 @@ SNIPPET_COMMENTS = 10  # a snippet from comments looks at the first ten visible 
 HEADLINE_OPTIONS = (
     'StartSel=<mark>, StopSel=</mark>, MaxWords=30, MinWords=10, MaxFragments=2, FragmentDelimiter=" … "'
 )
-# ts_rank_cd weights for {D, C, B, A}: internal notes count only for callers who may see them.
-RANK_WEIGHTS_ALL = literal_column("'{0.1, 0.2, 0.4, 1.0}'::float4[]")
-RANK_WEIGHTS_PUBLIC = literal_column("'{0, 0.2, 0.4, 1.0}'::float4[]")
+# ts_rank_cd weights for {D (internal notes), C (comments), B (description), A (subject)}.
+RANK_WEIGHTS = literal_column("'{0.1, 0.2, 0.4, 1.0}'::float4[]")
 RANK_NORMALISATION = 1  # divide by 1 + log(document length): long threads do not win by size alone
 
 
@@ -126,14 +126,19 @@ class TicketLists:
         return conditions
 
     @staticmethod
-    def tsquery(query: TicketQuery, include_internal: bool) -> Any:
+    def tsquery(query: TicketQuery) -> Any:
         assert query.search_query is not None
-        return func.to_tsquery(SEARCH_CONFIG, query.search_query.for_caller(include_internal))
+        return func.to_tsquery(SEARCH_CONFIG, query.search_query.every_weight)
+
+    @staticmethod
+    def document(include_internal: bool, source: Any = Ticket) -> Any:
+        """The document a caller searches: with internal notes (writeSupport) or public only."""
+        return source.search_vector if include_internal else source.search_public
 
     def text_match(self, query: TicketQuery, include_internal: bool) -> ColumnElement[bool]:
         if query.search_query is None:
             return false()
-        return Ticket.search_vector.bool_op("@@")(self.tsquery(query, include_internal))
+        return self.document(include_internal).bool_op("@@")(self.tsquery(query))
 
     def matching(self, account_id: int, query: TicketQuery, include_internal: bool) -> list[ColumnElement[bool]]:
         """All conditions, search included (a ``PULSE-n`` search also matches that ticket)."""
@@ -148,29 +153,36 @@ class TicketLists:
     # -- ordering --------------------------------------------------------------------------------
 
     @staticmethod
-    def order_by(query: TicketQuery) -> list[Any]:
-        """The requested keys, then ``created_at`` and ``id`` in the last key's direction (a stable
-        order whose shape matches the (…, created_at DESC, id DESC) indexes). Nullable columns
-        sort nulls last either way; NOT NULL columns get a plain ASC/DESC so an index can serve it."""
-        order: list[Any] = []
-        columns = Ticket.__table__.c
-        seen: set[str] = set()
+    def order_keys(query: TicketQuery) -> list[tuple[str, bool]]:
+        """(column, descending): the requested keys, then ``created_at`` and ``id`` in the last
+        key's direction — a stable order whose shape matches the (…, created_at DESC, id DESC)
+        indexes."""
+        keys: list[tuple[str, bool]] = []
         descending = True
         for key in query.sort:
-            if key.column in seen:
-                continue
-            seen.add(key.column)
-            column = getattr(Ticket, key.column)
-            term = column.desc() if key.descending else column.asc()
-            if columns[key.column].nullable and key.descending:
+            if key.column not in (name for name, _ in keys):
+                keys.append((key.column, key.descending))
+                descending = key.descending
+        for name in ("created_at", "id"):
+            if name not in (column for column, _ in keys):
+                keys.append((name, descending))
+        return keys
+
+    @staticmethod
+    def _order(keys: list[tuple[str, bool]], source: Any) -> list[Any]:
+        """ORDER BY terms over ``source`` (the Ticket entity or a subquery's columns). Nullable
+        columns sort nulls last either way; NOT NULL ones get a plain ASC/DESC an index can serve."""
+        order = []
+        for name, descending in keys:
+            column = getattr(source, name) if source is Ticket else source[name]
+            term = column.desc() if descending else column.asc()
+            if descending and Ticket.__table__.c[name].nullable:
                 term = term.nulls_last()
             order.append(term)
-            descending = key.descending
-        for name in ("created_at", "id"):
-            if name not in seen:
-                column = getattr(Ticket, name)
-                order.append(column.desc() if descending else column.asc())
         return order
+
+    def order_by(self, query: TicketQuery) -> list[Any]:
+        return self._order(self.order_keys(query), Ticket)
 
     # -- pages -----------------------------------------------------------------------------------
 
@@ -200,17 +212,16 @@ class TicketLists:
         counted: int | None = None  # a search's exact total, counted in the same pass as the page
         estimate: int | None = None
         if searching:
-            # Few matches (the GIN index finds them all anyway): count them in the page's own pass.
-            # Many: the page walks the newest-first index and stops early; the total is estimated.
+            # Few matches expected: collect them all once through the GIN index, count them, and
+            # order/rank just those. Many (a common word): walk the newest-first index, stop early,
+            # and estimate the total.
             estimate = await self.estimate(conditions)
-        with_count = estimate is not None and estimate <= COUNT_CAP
+        few_matches = estimate is not None and estimate <= COUNT_CAP
         if limit > 0:
-            if searching and not query.sort:
-                rows, counted = await self._ranked(conditions, query, include_internal, offset, limit, with_count)
-            elif with_count:
-                statement = select(Ticket, func.count().over()).where(*conditions).order_by(*self.order_by(query))
-                found = (await self.session.execute(statement.limit(limit).offset(offset))).all()
-                rows, counted = [row[0] for row in found], (found[0][1] if found else None)
+            if few_matches:
+                rows, counted = await self._from_matches(conditions, query, include_internal, offset, limit)
+            elif searching and not query.sort:
+                rows = await self._ranked(conditions, query, include_internal, offset, limit)
             else:
                 statement = select(Ticket).where(*conditions).order_by(*self.order_by(query))
                 rows = list(await self.session.scalars(statement.limit(limit).offset(offset)))
@@ -232,42 +243,84 @@ class TicketLists:
             snippets = await self._snippets([t.id for t in shown], query, include_internal)
         return TicketPage(tickets=shown, total=total, total_is_estimate=estimated, snippets=snippets)
 
+    def _rank(self, query: TicketQuery, include_internal: bool, source: Any) -> Any:
+        return func.ts_rank_cd(RANK_WEIGHTS, self.document(include_internal, source), self.tsquery(query),
+                               RANK_NORMALISATION)
+
+    async def _page_by(self, ranked: Any, order: list[Any]) -> list[Row[Any]]:
+        statement = select(Ticket, *[c for c in ranked.c if c.name == "total"]).join(ranked, Ticket.id == ranked.c.id)
+        return list((await self.session.execute(statement.order_by(*order))).all())
+
     async def _ranked(self, conditions: list[ColumnElement[bool]], query: TicketQuery, include_internal: bool,
-                      offset: int, limit: int, with_count: bool) -> tuple[list[Ticket], int | None]:
-        """Rank the newest ``RANK_WINDOW`` matches (id + created_at only; the documents of the
-        window are read afterwards by primary key, so the sort stays small)."""
+                      offset: int, limit: int) -> list[Ticket]:
+        """Many matches: rank the newest ``RANK_WINDOW`` (found by walking the newest-first index;
+        only id + created_at travel through the sort, documents are read afterwards by key)."""
         window = max(RANK_WINDOW, offset + limit)
-        columns = [Ticket.id.label("id"), Ticket.created_at.label("created_at")]
-        if with_count:
-            columns.append(func.count().over().label("total"))
         candidates = (
-            select(*columns)
+            select(Ticket.id.label("id"), Ticket.created_at.label("created_at"))
             .where(*conditions)
             .order_by(Ticket.created_at.desc(), Ticket.id.desc())
             .limit(window)
             .subquery("candidates")
         )
         document = aliased(Ticket, name="document")
-        weights = RANK_WEIGHTS_ALL if include_internal else RANK_WEIGHTS_PUBLIC
-        rank = func.ts_rank_cd(weights, document.search_vector, self.tsquery(query, include_internal),
-                               RANK_NORMALISATION)
+        rank = self._rank(query, include_internal, document)
         ranked = (
-            select(candidates.c.id, rank.label("rank"), candidates.c.created_at,
-                   *([candidates.c.total] if with_count else []))
+            select(candidates.c.id, rank.label("rank"), candidates.c.created_at)
             .select_from(candidates.join(document, document.id == candidates.c.id))
             .order_by(rank.desc(), candidates.c.created_at.desc(), candidates.c.id.desc())
             .limit(limit)
             .offset(offset)
             .subquery("ranked")
         )
-        statement = (
-            select(Ticket, *([ranked.c.total] if with_count else []))
-            .join(ranked, Ticket.id == ranked.c.id)
-            .order_by(ranked.c.rank.desc(), ranked.c.created_at.desc(), ranked.c.id.desc())
+        found = await self._page_by(ranked, [ranked.c.rank.desc(), ranked.c.created_at.desc(), ranked.c.id.desc()])
+        return [row[0] for row in found]
+
+    async def _from_matches(self, conditions: list[ColumnElement[bool]], query: TicketQuery, include_internal: bool,
+                            offset: int, limit: int) -> tuple[list[Ticket], int | None]:
+        """Few matches: a MATERIALIZED CTE takes every match once (the planner reads the GIN
+        index: no ORDER BY/LIMIT to tempt it into walking a btree and testing every row), then
+        the page is cut from it — ranked (the newest ``RANK_WINDOW``) or in the requested order —
+        and its size is the exact total. One statement."""
+        keys = self.order_keys(query) if query.sort else [("created_at", True), ("id", True)]
+        names = list(dict.fromkeys([name for name, _ in keys] + ["id", "created_at"]))
+        matches = (
+            select(*[getattr(Ticket, name).label(name) for name in names])
+            .where(*conditions)
+            .cte("matches")
+            .prefix_with("MATERIALIZED")
         )
-        found = (await self.session.execute(statement)).all()
-        total = found[0][1] if with_count and found else None
-        return [row[0] for row in found], total
+        total = select(func.count()).select_from(matches).scalar_subquery().label("total")
+        if query.sort:
+            ranked = (
+                select(matches.c.id, total, *[matches.c[name] for name in names if name != "id"])
+                .order_by(*self._order(keys, matches.c))
+                .limit(limit)
+                .offset(offset)
+                .subquery("ranked")
+            )
+            order = self._order(keys, ranked.c)
+        else:
+            window = max(RANK_WINDOW, offset + limit)
+            newest = (
+                select(matches.c.id, matches.c.created_at)
+                .order_by(matches.c.created_at.desc(), matches.c.id.desc())
+                .limit(window)
+                .subquery("newest")
+            )
+            document = aliased(Ticket, name="document")
+            rank = self._rank(query, include_internal, document)
+            ranked = (
+                select(newest.c.id, total, rank.label("rank"), newest.c.created_at)
+                .select_from(newest.join(document, document.id == newest.c.id))
+                .order_by(rank.desc(), newest.c.created_at.desc(), newest.c.id.desc())
+                .limit(limit)
+                .offset(offset)
+                .subquery("ranked")
+            )
+            order = [ranked.c.rank.desc(), ranked.c.created_at.desc(), ranked.c.id.desc()]
+        found = await self._page_by(ranked, order)
+        return [row[0] for row in found], (int(found[0][1]) if found else None)
 
     # -- counts ----------------------------------------------------------------------------------
 
@@ -352,24 +405,33 @@ class TicketLists:
 
 
 class TicketSearchIndex:
-    """Keeps ``tickets.search_vector`` current. Called inside the writing transaction."""
+    """Keeps ``tickets.search_vector`` (everything) and ``search_public`` (no internal notes)
+    current. Called inside the writing transaction."""
 
     REFRESH = text(
         """
-        UPDATE tickets AS t SET search_vector = pulse_tsvector_append(
-            pulse_tsvector_append(pulse_search_part(t.subject, 'A'), pulse_search_part(t.description, 'B')),
-            (SELECT pulse_tsvector_agg(
-                        pulse_search_part(c.body, (CASE WHEN c.is_internal THEN 'D' ELSE 'C' END)::"char")
-                        ORDER BY c.created_at, c.id)
-               FROM ticket_comments AS c WHERE c.ticket_id = t.id))
-        WHERE t.id = :ticket_id
+        UPDATE tickets AS t
+           SET search_vector = pulse_tsvector_append(head.document, comments.every),
+               search_public = pulse_tsvector_append(head.document, comments.public)
+          FROM (SELECT pulse_tsvector_append(pulse_search_part(subject, 'A'),
+                                             pulse_search_part(description, 'B')) AS document
+                  FROM tickets WHERE id = :ticket_id) AS head,
+               (SELECT pulse_tsvector_agg(part ORDER BY created_at, id) AS every,
+                       pulse_tsvector_agg(part ORDER BY created_at, id) FILTER (WHERE NOT is_internal) AS public
+                  FROM (SELECT pulse_search_part(body, (CASE WHEN is_internal THEN 'D' ELSE 'C' END)::"char") AS part,
+                               is_internal, created_at, id
+                          FROM ticket_comments WHERE ticket_id = :ticket_id) AS parts) AS comments
+         WHERE t.id = :ticket_id
         """
     )
     APPEND = text(
         """
-        UPDATE tickets SET search_vector = pulse_tsvector_append(
-            search_vector, pulse_search_part(:body, (CASE WHEN :internal THEN 'D' ELSE 'C' END)::"char"))
-        WHERE id = :ticket_id
+        UPDATE tickets
+           SET search_vector = pulse_tsvector_append(search_vector, comment.part),
+               search_public = CASE WHEN :internal THEN search_public
+                                    ELSE pulse_tsvector_append(search_public, comment.part) END
+          FROM (SELECT pulse_search_part(:body, (CASE WHEN :internal THEN 'D' ELSE 'C' END)::"char") AS part) AS comment
+         WHERE id = :ticket_id
         """
     )
 
@@ -377,9 +439,10 @@ class TicketSearchIndex:
         self.session = session
 
     async def refresh(self, ticket_id: int) -> None:
-        """Rebuild one ticket's document from its subject, description and comments (1 UPDATE)."""
+        """Rebuild one ticket's documents from its subject, description and comments (1 UPDATE;
+        each comment is parsed once for both)."""
         await self.session.execute(self.REFRESH, {"ticket_id": ticket_id})
 
     async def append_comment(self, ticket_id: int, body: str, *, internal: bool) -> None:
-        """Add one comment to the document without re-reading the others (1 UPDATE)."""
+        """Add one comment to the documents without re-reading the others (1 UPDATE)."""
         await self.session.execute(self.APPEND, {"ticket_id": ticket_id, "body": body, "internal": internal})
