@@ -394,6 +394,8 @@ async def measure_queries(queries_per_kind: int, seed: int = 11) -> list[Series]
             {"status": "open,in_progress", "priority": "urgent,high", "sort": "priority"},
             {"assignedToTeamId": team, "sort": "-createdAt"},
             {"assignedToTeamId": team, "status": "open"},
+            {"assignedToTeamId": team, "status": "open", "sort": "priority"},
+            {"assignedToUserId": user, "status": "open,in_progress", "sort": "priority"},
             {"assignedToUserId": user, "sort": "-updatedAt"},
             {"status": "waiting_customer", "sort": "-updatedAt"},
             {"tags": rng.choice(TAGS)},
@@ -591,7 +593,10 @@ async def run(args: argparse.Namespace) -> int:
     if args.regenerate or present < args.tickets:
         generate(args.tickets, args.comments_per_ticket)
     else:
-        log(f"reusing {present:,} tickets in {DATABASE}")
+        from pulse.devstack import migrate
+
+        log(f"reusing {present:,} tickets in {DATABASE}; applying any newer migrations …")
+        migrate(database_url())
     if args.generate_only:
         return 0
     with psycopg.connect(database_url()) as db:

@@ -123,6 +123,13 @@ class Ticket(Base):
               text("id DESC"), postgresql_where=text("deleted_at IS NULL")),
         Index("ix_tickets_account_user_created", "account_id", "assigned_to_user_id", text("created_at DESC"),
               text("id DESC"), postgresql_where=text("deleted_at IS NULL")),
+        # … and their queues by status, most urgent first; also the exact count of one (migration 0002c).
+        Index("ix_tickets_account_team_queue", "account_id", "assigned_to_team_id", "status",
+              text("priority_rank DESC"), text("created_at DESC"), text("id DESC"),
+              postgresql_where=text("deleted_at IS NULL")),
+        Index("ix_tickets_account_user_queue", "account_id", "assigned_to_user_id", "status",
+              text("priority_rank DESC"), text("created_at DESC"), text("id DESC"),
+              postgresql_where=text("deleted_at IS NULL")),
         # Search, filters and sorts at scale (migration 0002).
         Index("ix_tickets_search", "search_vector", postgresql_using="gin",
               postgresql_where=text("deleted_at IS NULL")),

@@ -50,7 +50,7 @@ from pulse.domain.ticket_query import TicketQuery, custom_field_values
 from pulse.models import Ticket, TicketComment
 
 SEARCH_CONFIG = literal_column("'english'::regconfig")
-RANK_WINDOW = 500
+RANK_WINDOW = 300
 COUNT_CAP = 10_000
 SNIPPET_SOURCE_CHARS = 8_000
 SNIPPET_COMMENTS = 10  # a snippet from comments looks at the first ten visible ones
