@@ -200,7 +200,8 @@ class TicketLists:
             if query.search_query is None:  # nothing searchable (only stop words or punctuation)
                 shown = [exact] if exact is not None and query.page == 1 else []
                 return TicketPage(tickets=shown, total=1 if exact is not None else 0)
-            conditions.append(self.text_match(query, include_internal))
+            words = self.text_match(query, include_internal)
+            conditions.append(words)
             if exact is not None:
                 conditions.append(Ticket.id != exact.id)
                 if query.page == 1:
@@ -211,12 +212,15 @@ class TicketLists:
         rows: list[Ticket] = []
         counted: int | None = None  # a search's exact total, counted in the same pass as the page
         estimate: int | None = None
+        few_matches = False
         if searching:
-            # Few matches expected: collect them all once through the GIN index, count them, and
-            # order/rank just those. Many (a common word): walk the newest-first index, stop early,
-            # and estimate the total.
-            estimate = await self.estimate(conditions)
-        few_matches = estimate is not None and estimate <= COUNT_CAP
+            # The GIN index does work in proportion to the tickets that contain the words, whatever
+            # the other filters. Few (≤ COUNT_CAP): collect them all once, count them, order/rank
+            # just those. Many (a common word): walk the index of the requested order (newest
+            # first by default), stop at the page, and estimate the total.
+            words_only = [Ticket.account_id == account_id, Ticket.deleted_at.is_(None), words]
+            few_matches = await self.estimate(words_only) <= COUNT_CAP
+            estimate = await self.estimate(conditions) if not few_matches else None
         if limit > 0:
             if few_matches:
                 rows, counted = await self._from_matches(conditions, query, include_internal, offset, limit)
@@ -230,8 +234,8 @@ class TicketLists:
             total, estimated = offset + len(rows), False  # the page tells the total: no count
         elif counted is not None:
             total, estimated = counted, False
-        elif estimate is not None and estimate > COUNT_CAP and estimate > offset + len(rows):
-            total, estimated = estimate, True
+        elif estimate is not None and estimate > offset + len(rows):
+            total, estimated = estimate, True  # counting a common word's matches costs as much as ranking them all
         else:
             total, estimated = await self.count(conditions, at_least=offset + len(rows))
         if exact is not None:
