@@ -117,6 +117,13 @@ async def test_a_conditional_policy_wins_for_matching_tickets_first_by_order(acc
     assert retagged.json()["slaPolicyId"] == vip_urgent.json()["id"]
     assert at(retagged.json()["slaFirstResponseDue"]) == at(plain["createdAt"]) + timedelta(minutes=2)
 
+    disabled = await account.request("PUT", f"/api/sla/policies/{vip_urgent.json()['id']}",
+                                     json={"enabled": False, "order": 5, "conditions": {"tags": ["vip", "gold"]}})
+    assert disabled.status_code == 200, disabled.text
+    assert (disabled.json()["enabled"], disabled.json()["order"]) == (False, 5)
+    assert disabled.json()["conditions"] == {"tags": ["vip", "gold"]}
+    assert (await account.create_ticket(priority="urgent", tags=["vip"]))["slaPolicyId"] == vip.json()["id"]
+
     empty = await account.post("/api/sla/policies", json={
         "name": "Nothing", "conditions": {}, "firstResponseMinutes": 5, "resolutionMinutes": 60})
     assert empty.status_code == 422
