@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     )
     dev_admin_token: str | None = None
     db_pool_size: int = 10
+    # Worker tuning (see pulse.worker.build_worker and bench/sla_timers.py).
+    worker_max_concurrent_workflow_tasks: int = 10
+    worker_max_cached_workflows: int = 4000
 
     @property
     def temporal_target(self) -> str:

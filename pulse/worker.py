@@ -21,7 +21,12 @@ from pulse.workflows.ticket import TicketWorkflow
 WORKFLOWS = [TicketWorkflow, BulkOperationWorkflow]
 
 
-def build_worker(client: Client, sessions: SessionFactory, task_queue: str) -> Worker:
+def build_worker(client: Client, sessions: SessionFactory, task_queue: str, *,
+                 max_concurrent_workflow_tasks: int = 10, max_cached_workflows: int = 4000) -> Worker:
+    """The worker is one Python process, so CPU-bound: a few concurrent workflow tasks keep each
+    one short (with 100, tasks shared the core until they passed the 10 s workflow-task timeout
+    and were redone, see bench/sla_timers.py), and a cache as large as the number of tickets with
+    armed SLA timers spares a full replay at every timer (about 0.25 MB per cached ticket)."""
     tickets = TicketActivities(sessions)
     return Worker(
         client,
@@ -29,7 +34,8 @@ def build_worker(client: Client, sessions: SessionFactory, task_queue: str) -> W
         workflows=WORKFLOWS,
         activities=[*tickets.all(), *SlaActivities(sessions).all(), *BulkActivities(sessions, client).all()],
         activity_executor=ThreadPoolExecutor(4),
-        max_concurrent_workflow_tasks=100,
+        max_concurrent_workflow_tasks=max_concurrent_workflow_tasks,
+        max_cached_workflows=max_cached_workflows,
     )
 
 
@@ -39,7 +45,9 @@ async def run_worker(settings: Settings | None = None) -> None:
         raise RuntimeError("DATABASE_URL is not set")
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
     client = await connect(settings.temporal_target, settings.temporal_namespace)
-    worker = build_worker(client, make_sessionmaker(engine), settings.task_queue)
+    worker = build_worker(client, make_sessionmaker(engine), settings.task_queue,
+                          max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
+                          max_cached_workflows=settings.worker_max_cached_workflows)
     logging.getLogger("pulse.worker").info("worker polling %s on %s", settings.task_queue, settings.temporal_target)
     try:
         await worker.run()
