@@ -5,10 +5,12 @@ Queries per ``TicketLists.page`` call:
 - plain list: 1 query for the page (index-ordered for the common sorts, see migration 0002);
   when the page does not tell the total (it is full, or empty past page 1): 1 ``EXPLAIN``
   (planning only) and, if the planner expects at most ``COUNT_CAP`` rows, 1 capped count.
-- search: 1 ``EXPLAIN`` first. Few matches expected (≤ ``COUNT_CAP``): the GIN index finds them
-  all anyway, so the page query also counts them (``count(*) OVER ()``) — exact total, no
-  second pass. Many matches (a common word): the page query walks the newest-first index and
-  stops early, and the total is the planner's estimate, flagged ``total_is_estimate``. Then 1
+- search: 1 ``EXPLAIN`` of the words alone first — the GIN index works in proportion to the
+  tickets containing them, whatever the other filters. Few (≤ ``COUNT_CAP``): one statement
+  collects them once (a MATERIALIZED CTE, so the planner cannot prefer walking a btree and
+  testing every row), cuts the page from them and counts them — exact total. Many (a common
+  word): 1 more ``EXPLAIN`` for the total (flagged ``total_is_estimate``), and the page query
+  walks the index of the requested order (newest first by default) and stops early. Then 1
   query for the snippets of the page's tickets; a ``PULSE-n`` query adds 1 indexed lookup.
 
 Ranking (search without an explicit sort): the newest ``RANK_WINDOW`` matches (or
