@@ -17,6 +17,12 @@ write path, minus HTTP).
 2. **Memory.** The worker's RSS as open tickets accumulate up to ``--open`` (10,000; the extra
    ones are low priority, idle for hours).
 
+The worker runs with the settings of the environment, e.g.
+``PULSE_WORKER_MAX_CONCURRENT_WORKFLOW_TASKS=10 PULSE_WORKER_MAX_CACHED_WORKFLOWS=4000`` (the
+defaults). It also prints the CPU time per SLA change of the worker and the Temporal server,
+counted after the creation ended: on a shared machine the rates follow the load average, the
+CPU per change hardly moves. Results and what they mean: ``bench/README.md``.
+
     .venv/bin/python bench/sla_timers.py [--tickets 2000] [--rate 30] [--open 10000] [--memory] [--keep]
 """
 
