@@ -6,8 +6,8 @@ Syntax (a small subset of what search boxes usually accept):
 - ``"quoted words"`` must appear as a phrase
 - ``-word`` excludes tickets containing the word
 - ``or`` between terms: ``printer or scanner``
-- the last plain word also matches as a prefix (``pass`` finds ``password``), so results follow
-  the user while they type.
+- the last plain word (of three characters or more) also matches as a prefix (``pass`` finds
+  ``password``), so results follow the user while they type.
 
 Every operand is emitted as a quoted, escaped lexeme (``'it''s'``), so whatever the user typed,
 the text handed to ``to_tsquery`` is well-formed: no input can raise a syntax error.
@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 MAX_SEARCH_LENGTH = 1000
 MAX_TERMS = 32
+MIN_PREFIX_LENGTH = 3  # "a:*" would read every posting list starting with "a"
 
 _TOKEN = re.compile(r'"([^"]*)"?|(\S+)')
 
@@ -87,7 +88,7 @@ def _parse(raw: str) -> list[list[_Term]]:
         groups = [group for group in groups if any(not term.negated for term in group)] or groups[:1]
     if groups:
         last = groups[-1][-1]
-        if not last.negated and not last.phrase:
+        if not last.negated and not last.phrase and len(last.text) >= MIN_PREFIX_LENGTH:
             groups[-1][-1] = _Term(text=last.text, prefix=True)
     return groups
 

@@ -6,7 +6,7 @@ Queries per ``TicketLists.page`` call:
   when the page does not tell the total (it is full, or empty past page 1): 1 ``EXPLAIN``
   (planning only) and, if the planner expects at most ``COUNT_CAP`` rows, 1 capped count.
 - search: 1 ``EXPLAIN`` of the words alone first — the GIN index works in proportion to the
-  tickets containing them, whatever the other filters. Few (≤ ``COUNT_CAP``): one statement
+  tickets containing them, whatever the other filters. Few (≤ ``FEW_MATCHES``): one statement
   collects them once (a MATERIALIZED CTE, so the planner cannot prefer walking a btree and
   testing every row), cuts the page from them and counts them — exact total. Many (a common
   word): 1 more ``EXPLAIN`` for the total (flagged ``total_is_estimate``), and the page query
@@ -16,7 +16,8 @@ Queries per ``TicketLists.page`` call:
 Ranking (search without an explicit sort): the newest ``RANK_WINDOW`` matches (or
 ``offset + page size`` if deeper) are ranked with ``ts_rank_cd``; ranking every match of a
 word found in most tickets costs seconds at a million tickets, and for such words recency is
-the better tiebreaker anyway. Totals above ``COUNT_CAP`` are estimates for the same reason.
+the better tiebreaker anyway. List totals above ``COUNT_CAP`` (search totals above
+``FEW_MATCHES``) are the planner's estimates for the same reason.
 
 Everything is parameterised; the only SQL text built here is constant.
 """
@@ -25,12 +26,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    Row,
     Select,
+    String,
+    bindparam,
     and_,
     case,
     false,
@@ -45,7 +48,6 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import aliased
 from sqlalchemy.sql.expression import ClauseElement, Executable
 
 from pulse.domain.ticket_query import TicketQuery, custom_field_values
@@ -54,6 +56,11 @@ from pulse.models import Ticket, TicketComment
 SEARCH_CONFIG = literal_column("'english'::regconfig")
 RANK_WINDOW = 300
 COUNT_CAP = 10_000
+# Up to this many tickets containing the words, reading them all through the GIN index (one heap
+# visit each, no document to decompress) is cheaper than walking the newest-first index and
+# testing each ticket's document until RANK_WINDOW match: at 1,000,000 tickets the two cost the
+# same near 3 % of the tickets (sqrt(window × de-TOAST cost / heap-visit cost × tickets)).
+FEW_MATCHES = 30_000
 SNIPPET_SOURCE_CHARS = 8_000
 SNIPPET_COMMENTS = 10  # a snippet from comments looks at the first ten visible ones
 HEADLINE_OPTIONS = (
@@ -217,11 +224,11 @@ class TicketLists:
         few_matches = False
         if searching:
             # The GIN index does work in proportion to the tickets that contain the words, whatever
-            # the other filters. Few (≤ COUNT_CAP): collect them all once, count them, order/rank
+            # the other filters. Few (≤ FEW_MATCHES): collect them all once, count them, order/rank
             # just those. Many (a common word): walk the index of the requested order (newest
             # first by default), stop at the page, and estimate the total.
             words_only = [Ticket.account_id == account_id, Ticket.deleted_at.is_(None), words]
-            few_matches = await self.estimate(words_only) <= COUNT_CAP
+            few_matches = await self.estimate(words_only) <= FEW_MATCHES
             estimate = await self.estimate(conditions) if not few_matches else None
         if limit > 0:
             if few_matches:
@@ -249,38 +256,30 @@ class TicketLists:
             snippets = await self._snippets([t.id for t in shown], query, include_internal)
         return TicketPage(tickets=shown, total=total, total_is_estimate=estimated, snippets=snippets)
 
-    def _rank(self, query: TicketQuery, include_internal: bool, source: Any) -> Any:
-        return func.ts_rank_cd(RANK_WEIGHTS, self.document(include_internal, source), self.tsquery(query),
-                               RANK_NORMALISATION)
-
-    async def _page_by(self, ranked: Any, order: list[Any]) -> list[Row[Any]]:
-        statement = select(Ticket, *[c for c in ranked.c if c.name == "total"]).join(ranked, Ticket.id == ranked.c.id)
-        return list((await self.session.execute(statement.order_by(*order))).all())
+    def _rank(self, query: TicketQuery, include_internal: bool) -> Any:
+        return func.ts_rank_cd(RANK_WEIGHTS, self.document(include_internal), self.tsquery(query), RANK_NORMALISATION)
 
     async def _ranked(self, conditions: list[ColumnElement[bool]], query: TicketQuery, include_internal: bool,
                       offset: int, limit: int) -> list[Ticket]:
         """Many matches: rank the newest ``RANK_WINDOW`` (found by walking the newest-first index;
-        only id + created_at travel through the sort, documents are read afterwards by key)."""
+        only id + created_at travel through it, the window's rows are then read by key)."""
         window = max(RANK_WINDOW, offset + limit)
         candidates = (
-            select(Ticket.id.label("id"), Ticket.created_at.label("created_at"))
+            select(Ticket.id.label("id"))
             .where(*conditions)
             .order_by(Ticket.created_at.desc(), Ticket.id.desc())
             .limit(window)
             .subquery("candidates")
         )
-        document = aliased(Ticket, name="document")
-        rank = self._rank(query, include_internal, document)
-        ranked = (
-            select(candidates.c.id, rank.label("rank"), candidates.c.created_at)
-            .select_from(candidates.join(document, document.id == candidates.c.id))
-            .order_by(rank.desc(), candidates.c.created_at.desc(), candidates.c.id.desc())
+        rank = self._rank(query, include_internal)
+        statement = (
+            select(Ticket)
+            .join(candidates, Ticket.id == candidates.c.id)
+            .order_by(rank.desc(), Ticket.created_at.desc(), Ticket.id.desc())
             .limit(limit)
             .offset(offset)
-            .subquery("ranked")
         )
-        found = await self._page_by(ranked, [ranked.c.rank.desc(), ranked.c.created_at.desc(), ranked.c.id.desc()])
-        return [row[0] for row in found]
+        return list(await self.session.scalars(statement))
 
     async def _from_matches(self, conditions: list[ColumnElement[bool]], query: TicketQuery, include_internal: bool,
                             offset: int, limit: int) -> tuple[list[Ticket], int | None]:
@@ -289,7 +288,7 @@ class TicketLists:
         the page is cut from it — ranked (the newest ``RANK_WINDOW``) or in the requested order —
         and its size is the exact total. One statement."""
         keys = self.order_keys(query) if query.sort else [("created_at", True), ("id", True)]
-        names = list(dict.fromkeys([name for name, _ in keys] + ["id", "created_at"]))
+        names = list(dict.fromkeys([name for name, _ in keys] + ["id"]))
         matches = (
             select(*[getattr(Ticket, name).label(name) for name in names])
             .where(*conditions)
@@ -298,34 +297,28 @@ class TicketLists:
         )
         total = select(func.count()).select_from(matches).scalar_subquery().label("total")
         if query.sort:
-            ranked = (
-                select(matches.c.id, total, *[matches.c[name] for name in names if name != "id"])
+            page = (
+                select(matches.c.id)
                 .order_by(*self._order(keys, matches.c))
                 .limit(limit)
                 .offset(offset)
-                .subquery("ranked")
+                .subquery("page")
             )
-            order = self._order(keys, ranked.c)
+            order = self.order_by(query)
         else:
             window = max(RANK_WINDOW, offset + limit)
             newest = (
-                select(matches.c.id, matches.c.created_at)
+                select(matches.c.id)
                 .order_by(matches.c.created_at.desc(), matches.c.id.desc())
                 .limit(window)
                 .subquery("newest")
             )
-            document = aliased(Ticket, name="document")
-            rank = self._rank(query, include_internal, document)
-            ranked = (
-                select(newest.c.id, total, rank.label("rank"), newest.c.created_at)
-                .select_from(newest.join(document, document.id == newest.c.id))
-                .order_by(rank.desc(), newest.c.created_at.desc(), newest.c.id.desc())
-                .limit(limit)
-                .offset(offset)
-                .subquery("ranked")
-            )
-            order = [ranked.c.rank.desc(), ranked.c.created_at.desc(), ranked.c.id.desc()]
-        found = await self._page_by(ranked, order)
+            page = newest
+            order = [self._rank(query, include_internal).desc(), Ticket.created_at.desc(), Ticket.id.desc()]
+        statement = select(Ticket, total).join(page, Ticket.id == page.c.id).order_by(*order)
+        if not query.sort:
+            statement = statement.limit(limit).offset(offset)
+        found = (await self.session.execute(statement)).all()
         return [row[0] for row in found], (int(found[0][1]) if found else None)
 
     # -- counts ----------------------------------------------------------------------------------
@@ -372,42 +365,53 @@ class TicketLists:
     async def _snippets(self, ticket_ids: list[int], query: TicketQuery, include_internal: bool) -> dict[int, str]:
         """``ts_headline`` of the text that matched, HTML-escaped with matches in <mark>: the
         subject or the description when the query matches there (told by the stored document's
-        weights, no re-parsing), else subject + description + the first visible comments. One query for the
-        page; a text is cut to ``SNIPPET_SOURCE_CHARS`` so a huge one costs little."""
+        weights, no re-parsing), else subject + description + the first visible comments. One
+        query for the page (a statement built once); a text is cut to ``SNIPPET_SOURCE_CHARS``."""
         assert query.search_query is not None
         search = query.search_query
-        plain = func.to_tsquery(SEARCH_CONFIG, search.every_weight)  # plain text carries no weights
-
-        def headline(expression: Any) -> Any:
-            source = _escape_html(func.left(func.coalesce(expression, ""), SNIPPET_SOURCE_CHARS))
-            return func.ts_headline(SEARCH_CONFIG, source, plain, HEADLINE_OPTIONS)
-
-        def matches_in(weights_query: str) -> Any:
-            return Ticket.search_vector.bool_op("@@")(func.to_tsquery(SEARCH_CONFIG, weights_query))
-
-        comment_conditions = [TicketComment.ticket_id == Ticket.id]
-        if not include_internal:
-            comment_conditions.append(TicketComment.is_internal.is_(False))
-        first_comments = (
-            select(TicketComment.body, TicketComment.created_at, TicketComment.id)
-            .where(*comment_conditions)
-            .order_by(TicketComment.created_at, TicketComment.id)
-            .limit(SNIPPET_COMMENTS)
-            .correlate(Ticket)
-            .subquery("first_comments")
+        rows = await self.session.execute(
+            _snippet_statement(include_internal),
+            {"ids": ticket_ids, "every": search.every_weight, "subject_only": search.subject_only,
+             "description_only": search.description_only},
         )
-        comments_text = (
-            select(func.string_agg(first_comments.c.body, aggregate_order_by(" — ", first_comments.c.created_at,
-                                                                             first_comments.c.id)))
-            .scalar_subquery()
-        )
-        snippet = case(
-            (matches_in(search.subject_only), headline(Ticket.subject)),
-            (matches_in(search.description_only), headline(Ticket.description)),
-            else_=headline(func.concat_ws(" — ", Ticket.subject, Ticket.description, comments_text.correlate(Ticket))),
-        )
-        rows = await self.session.execute(select(Ticket.id, snippet).where(Ticket.id.in_(ticket_ids)))
         return {ticket_id: text_ for ticket_id, text_ in rows}
+
+
+@lru_cache(maxsize=2)
+def _snippet_statement(include_internal: bool) -> Any:
+    """The snippet query, with bind parameters ``ids``, ``every``, ``subject_only`` and
+    ``description_only``; built once per kind of caller (building it costs more than running it)."""
+    plain = func.to_tsquery(SEARCH_CONFIG, bindparam("every", type_=String))  # plain text carries no weights
+
+    def headline(expression: Any) -> Any:
+        source = _escape_html(func.left(func.coalesce(expression, ""), SNIPPET_SOURCE_CHARS))
+        return func.ts_headline(SEARCH_CONFIG, source, plain, HEADLINE_OPTIONS)
+
+    def matches_in(name: str) -> Any:
+        return Ticket.search_vector.bool_op("@@")(func.to_tsquery(SEARCH_CONFIG, bindparam(name, type_=String)))
+
+    comment_conditions = [TicketComment.ticket_id == Ticket.id]
+    if not include_internal:
+        comment_conditions.append(TicketComment.is_internal.is_(False))
+    first_comments = (
+        select(TicketComment.body, TicketComment.created_at, TicketComment.id)
+        .where(*comment_conditions)
+        .order_by(TicketComment.created_at, TicketComment.id)
+        .limit(SNIPPET_COMMENTS)
+        .correlate(Ticket)
+        .subquery("first_comments")
+    )
+    comments_text = (
+        select(func.string_agg(first_comments.c.body, aggregate_order_by(" — ", first_comments.c.created_at,
+                                                                         first_comments.c.id)))
+        .scalar_subquery()
+    )
+    snippet = case(
+        (matches_in("subject_only"), headline(Ticket.subject)),
+        (matches_in("description_only"), headline(Ticket.description)),
+        else_=headline(func.concat_ws(" — ", Ticket.subject, Ticket.description, comments_text.correlate(Ticket))),
+    )
+    return select(Ticket.id, snippet).where(Ticket.id.in_(bindparam("ids", expanding=True)))
 
 
 class TicketSearchIndex:
