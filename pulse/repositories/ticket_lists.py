@@ -31,6 +31,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    DateTime,
     Select,
     String,
     bindparam,
@@ -163,16 +164,20 @@ class TicketLists:
 
     @staticmethod
     def order_keys(query: TicketQuery) -> list[tuple[str, bool]]:
-        """(column, descending): the requested keys, then ``created_at`` and ``id`` in the last
-        key's direction — a stable order whose shape matches the (…, created_at DESC, id DESC)
-        indexes."""
+        """(column, descending): the requested keys, then the tie-breakers in the last key's
+        direction — ``created_at`` (after a key with few distinct values: status, priority …)
+        and ``id`` — a stable order whose shape matches the indexes: (…, priority_rank DESC,
+        created_at DESC, id DESC) and (account_id, updated_at DESC, id DESC)."""
         keys: list[tuple[str, bool]] = []
         descending = True
         for key in query.sort:
             if key.column not in (name for name, _ in keys):
                 keys.append((key.column, key.descending))
                 descending = key.descending
-        for name in ("created_at", "id"):
+        tie_breakers = ["created_at", "id"]
+        if keys and isinstance(Ticket.__table__.c[keys[-1][0]].type, DateTime):
+            tie_breakers = ["id"]  # a timestamp rarely ties: id alone keeps it stable
+        for name in tie_breakers:
             if name not in (column for column, _ in keys):
                 keys.append((name, descending))
         return keys
