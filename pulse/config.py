@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     # Worker tuning (see pulse.worker.build_worker and bench/sla_timers.py).
     worker_max_concurrent_workflow_tasks: int = 10
     worker_max_cached_workflows: int = 4000
+    # The workflow sandbox re-imports the workflow module for every workflow run and wraps every
+    # payload: about a third of the worker's CPU per create. The test suite runs its workers
+    # sandboxed (pulse.worker.build_worker's default), so the sandbox's determinism checks guard
+    # every change; deployed workers run without it unless this is set (docs/decisions.md).
+    worker_sandboxed: bool = False
 
     @property
     def temporal_target(self) -> str:

@@ -7,7 +7,8 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from pulse.activities.sla import SlaActivities
 from pulse.activities.bulk import BulkActivities
@@ -22,11 +23,17 @@ WORKFLOWS = [TicketWorkflow, BulkOperationWorkflow]
 
 
 def build_worker(client: Client, sessions: SessionFactory, task_queue: str, *,
-                 max_concurrent_workflow_tasks: int = 10, max_cached_workflows: int = 4000) -> Worker:
+                 max_concurrent_workflow_tasks: int = 10, max_cached_workflows: int = 4000,
+                 sandboxed: bool = True) -> Worker:
     """The worker is one Python process, so CPU-bound: a few concurrent workflow tasks keep each
     one short (with 100, tasks shared the core until they passed the 10 s workflow-task timeout
     and were redone, see bench/sla_timers.py), and a cache as large as the number of tickets with
-    armed SLA timers spares a full replay at every timer (about 0.25 MB per cached ticket)."""
+    armed SLA timers spares a full replay at every timer.
+
+    ``sandboxed``: run workflow code in Temporal's sandbox, which rejects non-deterministic calls
+    (clock, randomness, I/O) and isolates module state per run. The tests build their workers with
+    it (the default here); ``pulse worker`` runs without it (``PULSE_WORKER_SANDBOXED``), which
+    saves the per-run module re-import and payload wrapping (see bench/README.md)."""
     tickets = TicketActivities(sessions)
     return Worker(
         client,
@@ -36,6 +43,7 @@ def build_worker(client: Client, sessions: SessionFactory, task_queue: str, *,
         activity_executor=ThreadPoolExecutor(4),
         max_concurrent_workflow_tasks=max_concurrent_workflow_tasks,
         max_cached_workflows=max_cached_workflows,
+        workflow_runner=SandboxedWorkflowRunner() if sandboxed else UnsandboxedWorkflowRunner(),
     )
 
 
@@ -47,7 +55,8 @@ async def run_worker(settings: Settings | None = None) -> None:
     client = await connect(settings.temporal_target, settings.temporal_namespace)
     worker = build_worker(client, make_sessionmaker(engine), settings.task_queue,
                           max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
-                          max_cached_workflows=settings.worker_max_cached_workflows)
+                          max_cached_workflows=settings.worker_max_cached_workflows,
+                          sandboxed=settings.worker_sandboxed)
     logging.getLogger("pulse.worker").info("worker polling %s on %s", settings.task_queue, settings.temporal_target)
     try:
         await worker.run()
