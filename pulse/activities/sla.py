@@ -9,11 +9,11 @@ from typing import Any, Callable
 from temporalio import activity
 
 from pulse.db import SessionFactory
-from pulse.domain import records, sla
+from pulse.domain import records
 from pulse.domain.commands import RecordSlaCommand, SyncSlaCommand, SyncSlaResult
 from pulse.domain.errors import DomainError
 from pulse.failures import to_application_error
-from pulse.services.sla import SlaPolicyResolver, SlaWriter
+from pulse.services.sla import SlaWriter, follow_change
 
 
 class SlaActivities:
@@ -22,27 +22,13 @@ class SlaActivities:
 
     @activity.defn
     async def sync_sla(self, command: SyncSlaCommand) -> SyncSlaResult:
-        """After a committed change: (re)load the ticket's policy if asked, move the clock
-        (``sla.follow``) and store the SLA fields + events if they changed — one transaction.
-        Idempotent by ``command_id`` (a retry recomputes the same clock and writes nothing twice)."""
+        """After a committed change, in its own transaction (``follow_change``). Idempotent by
+        ``command_id`` (a retry recomputes the same clock and writes nothing twice). Since the
+        ``sla-in-write-transaction`` patch the writes move the clock themselves; this serves
+        updates that were under way on older workflow code."""
         try:
             async with self.sessions() as session, session.begin():
-                policy = None
-                if command.reload_policy or command.ledger is None:
-                    policy = await SlaPolicyResolver(session).for_ticket(command.account_id, command.facts)
-                ledger, events = sla.follow(
-                    command.ledger, policy=policy, status_before=command.status_before, status=command.status,
-                    first_responded_at=command.first_responded_at, created_at=command.created_at,
-                    now=command.changed_at,
-                )
-                snapshot = sla.snapshot(ledger)
-                ticket = None
-                if events or snapshot != command.stored:
-                    ticket = await SlaWriter(session).record(
-                        command.command_id, command.account_id, command.ticket_id, snapshot, events, command.actor,
-                        command.stored.sla_status if command.stored else None,
-                    )
-                return SyncSlaResult(ledger=ledger, events=events, ticket=ticket)
+                return await follow_change(session, command)
         except DomainError as error:
             raise to_application_error(error) from None
 

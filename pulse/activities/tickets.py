@@ -19,20 +19,33 @@ from temporalio.exceptions import ApplicationError
 from pulse.db import SessionFactory
 from pulse.domain import records
 from pulse.domain.commands import (
+    Actor,
     AddCommentCommand,
     CreateTicketCommand,
     DeleteTicketCommand,
     MergeTicketCommand,
     TicketCommand,
+    TicketWrite,
     UpdateTicketCommand,
 )
 from pulse.domain.errors import DomainError
 from pulse.failures import to_application_error
 from pulse.models import AppliedCommand
+from pulse.services.sla import follow_change
 from pulse.services.ticket_merge_writes import TicketMergeWriter
 from pulse.services.ticket_writes import TicketWriter
 
 Result = TypeVar("Result", bound=BaseModel)
+
+
+async def _following_sla(writer: TicketWriter, command: CreateTicketCommand | UpdateTicketCommand | AddCommentCommand,
+                         actor: Actor, ticket: records.Ticket, comment: records.Comment | None = None) -> TicketWrite:
+    """The written ticket, after the SLA clock followed the change in the same transaction (when
+    the command carries the clock): one local activity and one commit per write."""
+    if command.sla is None:
+        return TicketWrite(ticket=ticket, comment=comment)
+    synced = await follow_change(writer.session, command.sla.command_after(command, actor, ticket))
+    return TicketWrite(ticket=synced.ticket or ticket, comment=comment, sla=synced.model_copy(update={"ticket": None}))
 
 
 class TicketActivities:
@@ -69,26 +82,28 @@ class TicketActivities:
                                    non_retryable=True) from None
 
     @activity.defn
-    async def create_ticket(self, command: CreateTicketCommand) -> records.Ticket:
-        return await self._apply_once(
-            command, records.Ticket, lambda writer: writer.create(command.payload, command.now)
-        )
+    async def create_ticket(self, command: CreateTicketCommand) -> TicketWrite:
+        async def create(writer: TicketWriter) -> TicketWrite:
+            ticket = await writer.create(command.payload, command.now)
+            return await _following_sla(writer, command, command.payload.actor, ticket)
+
+        return await self._apply_once(command, TicketWrite, create)
 
     @activity.defn
-    async def update_ticket(self, command: UpdateTicketCommand) -> records.Ticket:
-        return await self._apply_once(
-            command,
-            records.Ticket,
-            lambda writer: writer.update(command.account_id, command.ticket_id, command.payload, command.now),
-        )
+    async def update_ticket(self, command: UpdateTicketCommand) -> TicketWrite:
+        async def update(writer: TicketWriter) -> TicketWrite:
+            ticket = await writer.update(command.account_id, command.ticket_id, command.payload, command.now)
+            return await _following_sla(writer, command, command.payload.actor, ticket)
+
+        return await self._apply_once(command, TicketWrite, update)
 
     @activity.defn
-    async def add_comment(self, command: AddCommentCommand) -> records.CommentResult:
-        return await self._apply_once(
-            command,
-            records.CommentResult,
-            lambda writer: writer.add_comment(command.account_id, command.ticket_id, command.payload, command.now),
-        )
+    async def add_comment(self, command: AddCommentCommand) -> TicketWrite:
+        async def comment(writer: TicketWriter) -> TicketWrite:
+            result = await writer.add_comment(command.account_id, command.ticket_id, command.payload, command.now)
+            return await _following_sla(writer, command, command.payload.actor, result.ticket, result.comment)
+
+        return await self._apply_once(command, TicketWrite, comment)
 
     @activity.defn
     async def delete_ticket(self, command: DeleteTicketCommand) -> records.Ticket:

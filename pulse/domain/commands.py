@@ -101,16 +101,49 @@ class TicketCommand(BaseModel):
     now: datetime
 
 
+class SlaFollow(BaseModel):
+    """The SLA clock as the workflow holds it, sent with a write so that the same transaction
+    moves it after the change (``sla.follow``) and stores what changed."""
+
+    command_id: str  # the clock write's own id (numbered by ``TicketWorkflowState.sla_writes``)
+    ledger: SlaLedger | None = None
+    reload_policy: bool = True
+    stored: SlaSnapshot | None = None
+    status_before: TicketStatus | None = None  # None: the written ticket's status (a create)
+
+    def command_after(self, write: TicketCommand, actor: Actor, ticket: records.Ticket) -> "SyncSlaCommand":
+        """The clock's move after ``write`` committed ``ticket`` (at the write's instant)."""
+        return SyncSlaCommand(
+            command_id=self.command_id, account_id=write.account_id, ticket_id=write.ticket_id, now=write.now,
+            actor=actor, ledger=self.ledger, reload_policy=self.reload_policy, facts=facts_of(ticket),
+            status_before=self.status_before or ticket.status, status=ticket.status,
+            first_responded_at=ticket.first_responded_at, created_at=ticket.created_at, changed_at=write.now,
+            stored=self.stored,
+        )
+
+
 class CreateTicketCommand(TicketCommand):
     payload: CreateTicketInput
+    sla: SlaFollow | None = None
 
 
 class UpdateTicketCommand(TicketCommand):
     payload: UpdateTicketInput
+    sla: SlaFollow | None = None
 
 
 class AddCommentCommand(TicketCommand):
     payload: AddCommentInput
+    sla: SlaFollow | None = None
+
+
+class TicketWrite(BaseModel):
+    """What a create, update or comment answers: the ticket after the change and after the SLA
+    clock moved (``sla.ticket`` is left empty: ``ticket`` holds it), and the new comment."""
+
+    ticket: records.Ticket
+    comment: records.Comment | None = None
+    sla: SyncSlaResult | None = None  # None when the write carried no ``SlaFollow``
 
 
 class DeleteTicketCommand(TicketCommand):
@@ -139,6 +172,12 @@ class SyncSlaResult(BaseModel):
     ledger: SlaLedger
     events: list[SlaEvent] = []
     ticket: records.Ticket | None = None  # the ticket after the write; None when nothing was written
+
+
+def facts_of(ticket: records.Ticket) -> TicketFacts:
+    """What SLA policy selection looks at, from a stored ticket."""
+    return TicketFacts(priority=ticket.priority, tags=ticket.tags, type_id=ticket.type_id,
+                       category_id=ticket.category_id, team_id=ticket.assigned_to_team_id)
 
 
 class RecordSlaCommand(TicketCommand):

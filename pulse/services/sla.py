@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pulse.domain import records, sla
 from pulse.domain.calendar import BusinessCalendar
-from pulse.domain.commands import Actor
+from pulse.domain.commands import Actor, SyncSlaCommand, SyncSlaResult
 from pulse.domain.errors import Conflict, NotFound, ValidationFailed, VersionConflict
 from pulse.domain.tickets import Priority, TicketStatus
 from pulse.models import SlaCalendar, SlaPolicy
@@ -185,6 +185,27 @@ class SlaWriter:
             })
         await self.rows.add_timeline(timeline)
         await self.rows.add_events(published)
+
+
+async def follow_change(session: AsyncSession, command: SyncSlaCommand) -> SyncSlaResult:
+    """Move the clock after a committed change (``sla.follow``), in the caller's transaction:
+    (re)load the ticket's policy when asked (or when the clock has not started), and store the SLA
+    fields + events only if they differ from what the ticket shows (``command.stored``)."""
+    policy = None
+    if command.reload_policy or command.ledger is None:
+        policy = await SlaPolicyResolver(session).for_ticket(command.account_id, command.facts)
+    ledger, events = sla.follow(
+        command.ledger, policy=policy, status_before=command.status_before, status=command.status,
+        first_responded_at=command.first_responded_at, created_at=command.created_at, now=command.changed_at,
+    )
+    snapshot = sla.snapshot(ledger)
+    ticket = None
+    if events or snapshot != command.stored:
+        ticket = await SlaWriter(session).record(
+            command.command_id, command.account_id, command.ticket_id, snapshot, events, command.actor,
+            command.stored.sla_status if command.stored else None,
+        )
+    return SyncSlaResult(ledger=ledger, events=events, ticket=ticket)
 
 
 # -- settings -------------------------------------------------------------------------------------

@@ -6,14 +6,14 @@ transaction) and answers with the committed ticket. The run loop sleeps until th
 something is due (SLA thresholds, escalation levels, time-based rules: ``_next_due``), and
 re-computes whenever a change arrives. The workflow ends when the ticket is closed or deleted.
 
-The SLA clock (``pulse.domain.sla``) lives in ``state.sla``. After every committed change
-``_follow_with_sla`` moves it in one local activity (``sync_sla``: the policy is loaded at create
-and reloaded at every ``update``, so a priority change or an edited policy re-targets the running
-metrics at the ticket's next update; status changes pause/stop/reopen it; the first public agent
-comment stops first response) and stores what changed. When a threshold's timer fires, or on
-``pause_sla``/``resume_sla``, the workflow moves it itself and ``_store_sla`` writes it (one local
-activity). Every write upserts the ``SlaStatus`` search attribute. While paused there is no timer
-at all.
+The SLA clock (``pulse.domain.sla``) lives in ``state.sla``. A create, update or comment sends it
+with the write (``SlaFollow``), and the same local activity and transaction moves it after the
+change and stores what changed (the policy is reloaded at create and at every update, so a
+priority change or an edited policy re-targets the running metrics; status changes pause, stop or
+reopen it; the first public agent comment stops first response). When a threshold's timer fires,
+or on ``pause_sla``/``resume_sla``, the workflow moves it itself and ``_store_sla`` writes it (one
+local activity). Every write upserts the ``SlaStatus`` search attribute. While paused there is no
+timer at all.
 """
 
 from __future__ import annotations
@@ -42,13 +42,16 @@ with workflow.unsafe.imports_passed_through():
         PauseSlaInput,
         RecordSlaCommand,
         ResumeSlaInput,
+        SlaFollow,
         SyncSlaCommand,
         SyncSlaResult,
         TicketWorkflowInput,
         TicketWorkflowState,
+        TicketWrite,
         UpdateTicketCommand,
         UpdateTicketInput,
         command_id_for,
+        facts_of,
     )
     from pulse.domain.errors import Conflict, DomainError, NotFound, VersionConflict
     from pulse.domain.merge import merge_note
@@ -62,6 +65,9 @@ DB_WRITE_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=5),
     maximum_attempts=10,
 )
+# Patch id: since this change a create, update or comment moves the SLA clock in its own
+# transaction (one local activity, ``SlaFollow``) instead of a second one (``sync_sla``).
+SLA_IN_WRITE_TRANSACTION = "sla-in-write-transaction"
 # The clock's own writes wait out a database outage instead of failing the ticket.
 SLA_WRITE_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200),
@@ -147,21 +153,16 @@ class TicketWorkflow:
     async def create(self, input: CreateTicketInput) -> records.Ticket:
         async with self._lock:
             try:
-                ticket = await self._write(
-                    "create_ticket",
-                    CreateTicketCommand(**self._envelope(), payload=input),
-                    records.Ticket,
-                    f"create ticket {self.state.ticket_id}",
+                written = await self._write_following_sla(
+                    "create_ticket", CreateTicketCommand(**self._envelope(), payload=input), records.Ticket,
+                    f"create ticket {self.state.ticket_id}", actor=input.actor, status_before=None,
+                    follow=self.state.sla is None,  # a repeated create (same ticket): the clock runs already
                 )
             except ApplicationError:
                 if self.state.number is None:
                     self._abandoned = True  # nothing was stored: this run has no ticket to keep
                 raise
-            self._apply(ticket)
-            if self.state.sla is not None:
-                return ticket  # a repeated create (same ticket): the clock runs already
-            return await self._follow_with_sla(ticket, ticket.status, input.actor, reload_policy=True,
-                                               at=ticket.created_at)
+            return written.ticket
 
     # -- update ---------------------------------------------------------------------------------
 
@@ -171,15 +172,11 @@ class TicketWorkflow:
             self._reject_unless(lambda: self._check_update(input))
             fields = ", ".join(sorted({*input.changes, *(["tags"] if input.add_tags or input.remove_tags else [])}))
             fields = fields or "nothing"
-            status_before, changed_at = self.state.status, workflow.now()  # the write's instant
-            ticket = await self._write(
-                "update_ticket",
-                UpdateTicketCommand(**self._envelope(), payload=input),
-                records.Ticket,
-                f"update {self._label()}: {fields}",
+            written = await self._write_following_sla(
+                "update_ticket", UpdateTicketCommand(**self._envelope(), payload=input), records.Ticket,
+                f"update {self._label()}: {fields}", actor=input.actor, status_before=self.state.status,
             )
-            self._apply(ticket)
-            return await self._follow_with_sla(ticket, status_before, input.actor, reload_policy=True, at=changed_at)
+            return written.ticket
 
     @update.validator
     def validate_update(self, input: UpdateTicketInput) -> None:
@@ -197,17 +194,13 @@ class TicketWorkflow:
         async with self._lock:
             self._reject_unless(self._check_exists)
             kind = "internal note" if input.is_internal else f"{input.author_type.value} comment"
-            status_before, changed_at = self.state.status, workflow.now()  # the write's instant
-            result = await self._write(
-                "add_comment",
-                AddCommentCommand(**self._envelope(), payload=input),
-                records.CommentResult,
-                f"add {kind} to {self._label()}",
+            written = await self._write_following_sla(
+                "add_comment", AddCommentCommand(**self._envelope(), payload=input), records.CommentResult,
+                f"add {kind} to {self._label()}", actor=input.actor, status_before=self.state.status,
+                reload_policy=False,
             )
-            self._apply(result.ticket)
-            ticket = await self._follow_with_sla(result.ticket, status_before, input.actor, reload_policy=False,
-                                                 at=changed_at)
-            return records.CommentResult(comment=result.comment, ticket=ticket)
+            assert written.comment is not None
+            return records.CommentResult(comment=written.comment, ticket=written.ticket)
 
     @add_comment.validator
     def validate_add_comment(self, input: AddCommentInput) -> None:
@@ -298,7 +291,7 @@ class TicketWorkflow:
                 note = AddCommentInput(actor=input.actor, body=merge_note([(t.number, t.subject) for t in merged]),
                                        is_internal=True, author_type=AuthorType.SYSTEM)
                 commented = await self._write("add_comment", AddCommentCommand(**envelope, payload=note),
-                                              records.CommentResult, f"merge note on {self._label()}")
+                                              TicketWrite, f"merge note on {self._label()}")
                 self._apply(commented.ticket)
                 result.primary = commented.ticket
                 result.merge_note = note.body
@@ -401,6 +394,38 @@ class TicketWorkflow:
 
     # -- the SLA clock ------------------------------------------------------------------------------
 
+    async def _write_following_sla(self, activity: str, command: CreateTicketCommand | UpdateTicketCommand |
+                                   AddCommentCommand, legacy_result_type: type[Any], summary: str, *, actor: Actor,
+                                   status_before: TicketStatus | None, reload_policy: bool = True,
+                                   follow: bool = True) -> TicketWrite:
+        """A write, and the SLA clock following it in the same transaction (one local activity):
+        the policy is reloaded at create and at every update (so priority changes and edited
+        policies re-target the clock), the status is followed, the first public agent reply stops
+        first response. ``status_before`` None: the written status (a create)."""
+        if workflow.patched(SLA_IN_WRITE_TRANSACTION):
+            if follow and not self.state.deleted:
+                self.state.sla_writes += 1
+                command.sla = SlaFollow(command_id=f"{workflow.info().workflow_id}/sla-{self.state.sla_writes}",
+                                        ledger=self.state.sla, reload_policy=reload_policy,
+                                        stored=self.state.sla_stored, status_before=status_before)
+            written: TicketWrite = await self._write(activity, command, TicketWrite, summary)
+            if written.sla is not None:
+                self.state.sla = written.sla.ledger
+            self._apply(written.ticket)
+            if written.sla is not None:
+                await self._on_sla_events(written.sla.events)
+            return written
+        # Histories from before the patch: the write, then the clock in its own local activity.
+        changed_at = workflow.now()  # the write's instant
+        result = await self._write(activity, command, legacy_result_type, summary)
+        ticket, comment = (result.ticket, result.comment) if isinstance(result, records.CommentResult) else (result, None)
+        self._apply(ticket)
+        if follow:
+            ticket = await self._follow_with_sla(ticket, status_before or ticket.status, actor,
+                                                 reload_policy=reload_policy,
+                                                 at=ticket.created_at if status_before is None else changed_at)
+        return TicketWrite(ticket=ticket, comment=comment)
+
     async def _follow_with_sla(self, ticket: records.Ticket, status_before: TicketStatus, actor: Actor, *,
                                reload_policy: bool, at: datetime | None = None) -> records.Ticket:
         """Move the clock after a change committed at ``at`` (the instant the write stored, taken
@@ -422,8 +447,7 @@ class TicketWorkflow:
             stored = await self._store_sla(events, actor, f"update the SLA of {self._label()}", ticket=ticket)
             return stored or ticket
         self.state.sla_writes += 1
-        facts = sla.TicketFacts(priority=ticket.priority, tags=ticket.tags, type_id=ticket.type_id,
-                                category_id=ticket.category_id, team_id=ticket.assigned_to_team_id)
+        facts = facts_of(ticket)
         command = SyncSlaCommand(
             command_id=f"{workflow.info().workflow_id}/sla-{self.state.sla_writes}",
             account_id=self.state.account_id,
@@ -504,26 +528,35 @@ class TicketWorkflow:
                                      event.metric.value if event.metric else "", event.occurred_at.isoformat())
 
     def _apply(self, ticket: records.Ticket) -> None:
-        """Take over the committed ticket's facts and publish them as search attributes."""
+        """Take over the committed ticket's facts and publish the changed ones as search attributes
+        (one upsert; two, SlaStatus first, in runs from before ``SLA_IN_WRITE_TRANSACTION``)."""
         before = (self.state.status, self.state.priority, self.state.team_id, self.state.number)
         sla_status_before = self.state.sla_stored.sla_status if self.state.sla_stored else None
         self.state.sla_stored = sla.stored_snapshot(ticket)
-        if ticket.sla_status is not None and ticket.sla_status != sla_status_before:
-            workflow.upsert_search_attributes([sa.SLA_STATUS.value_set(str(ticket.sla_status))])
         self.state.number = ticket.number
         self.state.status = ticket.status
         self.state.priority = ticket.priority
         self.state.team_id = ticket.assigned_to_team_id
         self.state.version = ticket.version
         self._changed = True
+        sla_updates = []
+        if ticket.sla_status is not None and ticket.sla_status != sla_status_before:
+            sla_updates = [sa.SLA_STATUS.value_set(str(ticket.sla_status))]
+        fact_updates = []
         if before != (self.state.status, self.state.priority, self.state.team_id, self.state.number):
-            workflow.upsert_search_attributes(
-                [
-                    sa.TICKET_NUMBER.value_set(format_ticket_number(ticket.number)),
-                    sa.TICKET_STATUS.value_set(ticket.status.value),
-                    sa.TICKET_PRIORITY.value_set(ticket.priority.value),
-                    sa.TICKET_TEAM.value_set(str(ticket.assigned_to_team_id))
-                    if ticket.assigned_to_team_id is not None
-                    else sa.TICKET_TEAM.value_unset(),
-                ]
-            )
+            fact_updates = [
+                sa.TICKET_NUMBER.value_set(format_ticket_number(ticket.number)),
+                sa.TICKET_STATUS.value_set(ticket.status.value),
+                sa.TICKET_PRIORITY.value_set(ticket.priority.value),
+                sa.TICKET_TEAM.value_set(str(ticket.assigned_to_team_id))
+                if ticket.assigned_to_team_id is not None
+                else sa.TICKET_TEAM.value_unset(),
+            ]
+        if workflow.patched(SLA_IN_WRITE_TRANSACTION):
+            updates = [*sla_updates, *fact_updates]
+            if updates:
+                workflow.upsert_search_attributes(updates)
+            return
+        for updates in (sla_updates, fact_updates):
+            if updates:
+                workflow.upsert_search_attributes(updates)

@@ -21,6 +21,9 @@ from pulse.workflows.ticket import TicketWorkflow
 from tests.conftest import AccountContext
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
+# Recordings are kept: each generation of the workflow code must go on replaying them all.
+# v1: before ``sla-in-write-transaction``; v2: the SLA clock moves in the write's transaction.
+RECORDING = "v2"
 
 
 def saved_histories() -> list[Path]:
@@ -74,4 +77,4 @@ async def test_record_histories(account: AccountContext, temporal_client: Client
     for name, ticket in (("ticket-full-life", full), ("ticket-open-paused", still_open)):
         handle = temporal_client.get_workflow_handle(f"ticket-{account.account_id}-{ticket['id']}")
         history = await handle.fetch_history()
-        (HISTORIES / f"{name}.json").write_text(json.dumps(json.loads(history.to_json()), indent=1))
+        (HISTORIES / f"{name}-{RECORDING}.json").write_text(json.dumps(json.loads(history.to_json()), indent=1))
