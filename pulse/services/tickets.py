@@ -1,8 +1,9 @@
 """The API's side of tickets: reads from PostgreSQL, writes as updates to the ticket's workflow.
 
 Cost per call: a read is one indexed lookup (+ one count for lists beyond one page). A write is
-one ticket lookup (to resolve ``PULSE-n`` and the account) plus one Temporal update round trip,
-whose handler runs one local activity = one database transaction.
+one Temporal update round trip, whose handler runs one local activity = one database transaction,
+after one ticket lookup (to resolve ``PULSE-n``, closed tickets and the account); a PATCH by
+numeric id skips the lookup while the ticket's workflow runs.
 """
 
 from __future__ import annotations
@@ -64,6 +65,10 @@ log = logging.getLogger("pulse.tickets")
 
 class TemporalUnavailable(DomainError):
     status, code = 503, "unavailable"
+
+
+class _WorkflowEnded(Exception):
+    """The ticket has no running workflow (closed, deleted, or not this account's)."""
 
 
 Result = TypeVar("Result")
@@ -329,7 +334,19 @@ class TicketService:
             raise _domain_error(error) from None
 
     async def _run_update(self, ticket: Ticket, update: Any, argument: Any, *, update_id: str | None = None) -> Any:
-        workflow_id = workflow_id_for(ticket.account_id, ticket.id)
+        try:
+            return await self._send_update(ticket.account_id, ticket.id, update, argument, update_id=update_id)
+        except _WorkflowEnded:
+            # The ticket was closed or deleted meanwhile.
+            current = await self.resolve(ticket.account_id, str(ticket.id))
+            if current.status == TicketStatus.CLOSED.value:
+                raise Conflict("the ticket is closed; closed tickets are read-only", code="ticket_closed") from None
+            raise NotFound(f"ticket {ticket.id} not found") from None
+
+    async def _send_update(self, account_id: int, ticket_id: int, update: Any, argument: Any, *,
+                           update_id: str | None = None) -> Any:
+        """One update of the ticket's workflow (``_WorkflowEnded`` when it has none running)."""
+        workflow_id = workflow_id_for(account_id, ticket_id)
         handle = self.temporal.get_workflow_handle(workflow_id)
         try:
             update_id = update_id or f"{update.__name__}-{uuid.uuid4()}"  # one id for every retry
@@ -341,20 +358,22 @@ class TicketService:
             if error.status in _RETRYABLE_UPDATE_STATUSES:
                 raise TemporalUnavailable("the ticket is receiving too many changes at once; retry shortly") from None
             if error.status == RPCStatusCode.NOT_FOUND:
-                # The workflow has ended: the ticket was closed or deleted meanwhile.
-                current = await self.resolve(ticket.account_id, str(ticket.id))
-                if current.status == TicketStatus.CLOSED.value:
-                    raise Conflict("the ticket is closed; closed tickets are read-only", code="ticket_closed") from None
-                raise NotFound(f"ticket {ticket.id} not found") from None
+                raise _WorkflowEnded() from None
             raise _domain_error(error) from None
 
     async def update(self, principal: Principal, reference: str, changes: dict[str, Any],
                      expected_version: int | None) -> records.Ticket:
+        """By numeric id the update goes straight to the workflow (its id holds the account, so
+        another account's ticket has none); only when there is no running workflow (closed,
+        deleted, unknown) or for ``PULSE-n`` is the ticket looked up first."""
+        await self._resolve_category(principal.account_id, changes)
+        command = UpdateTicketInput(actor=actor_of(principal), changes=changes, expected_version=expected_version)
+        if reference.isdigit() and is_storable_id(int(reference)):
+            with contextlib.suppress(_WorkflowEnded):
+                return await self._send_update(principal.account_id, int(reference), TicketWorkflow.update, command)
         ticket = await self.resolve(principal.account_id, reference)
         if ticket.status == TicketStatus.CLOSED.value:
             return self._update_closed(ticket, changes, expected_version)
-        await self._resolve_category(principal.account_id, changes)
-        command = UpdateTicketInput(actor=actor_of(principal), changes=changes, expected_version=expected_version)
         return await self._run_update(ticket, TicketWorkflow.update, command)
 
     @staticmethod
