@@ -7,13 +7,16 @@ server, else 127.0.0.1:5432), and one Pulse worker as a subprocess (``pulse work
 deployment shape). Tickets are created in this process through ``TicketService`` (the API's own
 write path, minus HTTP).
 
-1. **Lateness.** ``--tickets`` (2,000) urgent tickets, created at ``--rate`` (30/s), under a
-   policy of ``--first-response`` (2) / ``--resolution`` (6) minutes at risk at ``--at-risk``
-   (50) %, so each ticket's 4 thresholds (first response at 1 and 2 min, resolution at 3 and 6
-   min) fall within a few minutes, in four waves that do not overlap each other or the creation
-   (when creation keeps the rate). For every ``sla_at_risk`` / ``sla_breached`` change:
-   lateness = the database's clock when the change was written (``ticket_events.created_at``) −
-   the instant it was due (``occurred_at``, the exact crossing). Goal: p99 <= 2 s.
+1. **Lateness.** ``--tickets`` (2,000) urgent tickets, created as fast as the stack takes them
+   (``--rate`` caps it), under a policy of ``--first-response`` (8) / ``--resolution`` (12)
+   minutes at risk at ``--at-risk`` (50) %: each ticket's 4 thresholds fall 4, 8, 6 and 12 min
+   after its creation, so 8,000 changes are due within a few minutes, in waves as wide as the
+   creation took. The first is due only after the last ticket was created (the bench says so if
+   the creation took longer): the timers are measured on their own, not queued behind creates
+   (how creates and timers share the worker: ``--first-response 2 --resolution 6 --rate 6``). For every
+   ``sla_at_risk`` / ``sla_breached`` change: lateness = the database's clock when the change was
+   written (``ticket_events.created_at``) − the instant it was due (``occurred_at``, the exact
+   crossing). Goal: p99 <= 2 s.
 2. **Memory.** The worker's RSS as open tickets accumulate up to ``--open`` (10,000; the extra
    ones are low priority, idle for hours).
 
@@ -23,7 +26,7 @@ defaults). It also prints the CPU time per SLA change of the worker and the Temp
 counted after the creation ended: on a shared machine the rates follow the load average, the
 CPU per change hardly moves. Results and what they mean: ``bench/README.md``.
 
-    .venv/bin/python bench/sla_timers.py [--tickets 2000] [--rate 30] [--open 10000] [--memory] [--keep]
+    .venv/bin/python bench/sla_timers.py [--tickets 2000] [--rate 0] [--open 10000] [--memory] [--keep]
 """
 
 from __future__ import annotations
@@ -152,11 +155,18 @@ async def bench(args: argparse.Namespace, workdir: Path, children: list[subproce
     service = TicketService(sessions, client, TASK_QUEUE)
     await asyncio.sleep(2)
     rss = {"idle worker": rss_mb(worker.pid)}
+    sandbox = os.environ.get("PULSE_WORKER_SANDBOXED", "false")
+    print(f"worker: PULSE_WORKER_SANDBOXED={sandbox}", flush=True)
 
     # 1. lateness ------------------------------------------------------------------------------
     print(f"\n1. {args.tickets} urgent tickets at {args.rate}/s, policy {args.first_response} / {args.resolution} min "
           f"(at risk at {args.at_risk} %), {args.concurrency} clients (load {load()})", flush=True)
+    creation_started = time.time()
     await create_tickets(service, principal, args.tickets, args.concurrency, "urgent", "SLA bench", args.rate)
+    first_due = creation_started + min(args.first_response, args.resolution) * 60 * args.at_risk / 100
+    overlap = time.time() - first_due
+    print(f"  the creation ended {abs(overlap):.0f} s {'AFTER' if overlap > 0 else 'before'} the first due instant"
+          f"{' (timers and creates competed)' if overlap > 0 else ''}", flush=True)
     rss[f"{args.tickets} open tickets (just created)"] = rss_mb(worker.pid)
     expected = args.tickets * 4
     last_due = time.time() + args.resolution * 60
@@ -238,10 +248,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tickets", type=int, default=2000)
     parser.add_argument("--open", type=int, default=10000)
-    parser.add_argument("--first-response", type=int, default=2, help="minutes")
-    parser.add_argument("--resolution", type=int, default=6, help="minutes")
+    parser.add_argument("--first-response", type=int, default=8, help="minutes")
+    parser.add_argument("--resolution", type=int, default=12, help="minutes")
     parser.add_argument("--at-risk", type=int, default=50, help="percent")
-    parser.add_argument("--rate", type=float, default=30, help="creates per second (0: as fast as possible)")
+    parser.add_argument("--rate", type=float, default=0, help="creates per second (0: as fast as possible)")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs) and print it")
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--memory", action="store_true", help="Temporal dev server in memory (default: SQLite)")
