@@ -32,7 +32,11 @@ def main(argv: list[str] | None = None) -> int:
 
         from pulse.api.app import create_app
 
-        uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="warning")
+        # Idle keep-alive connections stay open 75 s (uvicorn's default is 5 s): longer than the
+        # idle timeout of common load balancers (60 s) and HTTP clients' pools, so a client does not
+        # send a request on a connection the server is closing at that moment (a ReadError).
+        uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="warning",
+                    timeout_keep_alive=75)
         return 0
     if args.command == "worker":
         from pulse.worker import main as worker_main
