@@ -351,6 +351,7 @@ class Series:
     goal_ms: float | None = None
     samples: list[float] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    slowest: list[tuple[float, str]] = field(default_factory=list)  # (ms, query), the 3 slowest
 
     def pct(self, q: float) -> float:
         ordered = sorted(self.samples)
@@ -435,7 +436,10 @@ async def measure_queries(queries_per_kind: int, seed: int = 11) -> list[Series]
             else:
                 page = await lists.page(account_id, query, include_internal=include_internal)
                 total, estimated = page.total, page.total_is_estimate
-            series.samples.append((time.perf_counter() - start) * 1000)
+            elapsed = (time.perf_counter() - start) * 1000
+            series.samples.append(elapsed)
+            series.slowest = sorted([*series.slowest, (elapsed, f"{params}{' +internal' if include_internal else ''}")],
+                                    reverse=True)[:3]
             if estimated and len(series.notes) < 3:
                 series.notes.append(f"{params} ≈ {total:,}")
 
@@ -651,6 +655,9 @@ def print_queries(series: list[Series], counts: tuple[int, int]) -> None:
         p95 = Series(label, goal, samples).pct(95)
         print(f"| **{label}** | {len(samples)} | {statistics.median(samples):.1f} | {p95:.1f} | "
               f"{Series(label, goal, samples).pct(99):.1f} | ≤ {goal} ms {'✓' if p95 <= goal else '✗'} |")
+    print("\nslowest queries per kind:")
+    for s in series:
+        print(f"  {s.label}: " + "; ".join(f"{ms:.0f} ms {query}" for ms, query in s.slowest))
     notes = [n for s in series for n in s.notes]
     if notes:
         print("\nestimated totals (above 10,000), e.g.: " + "; ".join(notes[:4]))
