@@ -6,18 +6,22 @@ Queries per ``TicketLists.page`` call:
   when the page does not tell the total (it is full, or empty past page 1): 1 ``EXPLAIN``
   (planning only) and, if the planner expects at most ``COUNT_CAP`` rows, 1 capped count.
 - search: 1 ``EXPLAIN`` of the words alone first — the GIN index works in proportion to the
-  tickets containing them, whatever the other filters. Few (≤ ``FEW_MATCHES``): one statement
+  tickets containing them, whatever the other filters. Few (≤ ``EXACT_MATCHES``): one statement
   collects them once (a MATERIALIZED CTE, so the planner cannot prefer walking a btree and
-  testing every row), cuts the page from them and counts them — exact total. Many (a common
-  word): 1 more ``EXPLAIN`` for the total (flagged ``total_is_estimate``), and the page query
-  walks the index of the requested order (newest first by default) and stops early. Then 1
-  query for the snippets of the page's tickets; a ``PULSE-n`` query adds 1 indexed lookup.
+  testing every row), cuts the page from them and counts them — exact total. More (up to
+  ``SLICE_MATCHES``), newest first: 3 planning-only estimates + 1 probe of the newest id, and
+  the same statement restricted to a recent slice of ids sized by the estimate (a BitmapAnd
+  visits only the matches in the slice; a second, ten times larger slice if it held too few).
+  Many (a common word), or another order: 1 more ``EXPLAIN`` for the total, and the page query
+  walks the index of the requested order and stops early. Then 1 query for the snippets of the
+  page's tickets; a ``PULSE-n`` query adds 1 indexed lookup.
 
 Ranking (search without an explicit sort): the newest ``RANK_WINDOW`` matches (or
 ``offset + page size`` if deeper) are ranked with ``ts_rank_cd``; ranking every match of a
 word found in most tickets costs seconds at a million tickets, and for such words recency is
-the better tiebreaker anyway. List totals above ``COUNT_CAP`` (search totals above
-``FEW_MATCHES``) are the planner's estimates for the same reason.
+the better tiebreaker anyway. List totals above ``COUNT_CAP`` and search totals above
+``EXACT_MATCHES`` are estimates (the planner's, or extrapolated from the slice), flagged
+``totalIsEstimate``, for the same reason.
 
 Everything is parameterised; the only SQL text built here is constant.
 """
@@ -55,13 +59,19 @@ from pulse.domain.ticket_query import TicketQuery, custom_field_values
 from pulse.models import Ticket, TicketComment
 
 SEARCH_CONFIG = literal_column("'english'::regconfig")
-RANK_WINDOW = 300
+RANK_WINDOW = 100
 COUNT_CAP = 10_000
-# Up to this many tickets containing the words, reading them all through the GIN index (one heap
-# visit each, no document to decompress) is cheaper than walking the newest-first index and
-# testing each ticket's document until RANK_WINDOW match: at 1,000,000 tickets the two cost the
-# same near 3 % of the tickets (sqrt(window × de-TOAST cost / heap-visit cost × tickets)).
-FEW_MATCHES = 30_000
+# Searches whose words the planner expects in at most this many tickets read every match through
+# the GIN index (one heap visit each, ≈ 2–3.5 µs) and count them exactly.
+EXACT_MATCHES = 2_000
+# Above it, and up to this many, the newest matches are found in a recent slice of the tickets
+# (``_from_recent_matches``): a BitmapAnd of the GIN index and an id range visits only the matches
+# inside the slice. Beyond it (a word in more than ~5 % of the tickets) walking the newest-first
+# index and testing each ticket finds RANK_WINDOW matches within a few thousand rows.
+SLICE_MATCHES = 50_000
+# Reading all matches stops past this many (the estimate was far off): the page is then walked for.
+MATCHES_READ_CAP = 20_000
+SLICE_SPARE = 3  # a slice is sized to hold this many times the matches needed, by the estimate
 SNIPPET_SOURCE_CHARS = 8_000
 SNIPPET_COMMENTS = 10  # a snippet from comments looks at the first ten visible ones
 HEADLINE_OPTIONS = (
@@ -92,6 +102,11 @@ class _Explain(Executable, ClauseElement):
 @compiles(_Explain, "postgresql")
 def _compile_explain(element: _Explain, compiler: Any, **kw: Any) -> str:
     return "EXPLAIN (FORMAT JSON) " + compiler.process(element.statement, **kw)
+
+
+def _newest_first(query: TicketQuery) -> bool:
+    """Ranked (no sort: the newest matches are ranked) or sorted newest first."""
+    return not query.sort or [(key.column, key.descending) for key in query.sort] == [("created_at", True)]
 
 
 def _escape_html(expression: Any) -> Any:
@@ -229,18 +244,32 @@ class TicketLists:
         few_matches = False
         if searching:
             # The GIN index does work in proportion to the tickets that contain the words, whatever
-            # the other filters. Few (≤ FEW_MATCHES): collect them all once, count them, order/rank
-            # just those. Many (a common word): walk the index of the requested order (newest
-            # first by default), stop at the page, and estimate the total.
+            # the other filters. Few (≤ EXACT_MATCHES): collect them all once, count them, order/rank
+            # just those. More, newest first (ranked or by createdAt): the newest matches from a
+            # recent slice. Many, or another order: walk the index of the requested order, stop at
+            # the page. Beyond EXACT_MATCHES the total is an estimate.
             words_only = [Ticket.account_id == account_id, Ticket.deleted_at.is_(None), words]
-            few_matches = await self.estimate(words_only) <= FEW_MATCHES
+            word_matches = await self.estimate(words_only)
+            few_matches = word_matches <= EXACT_MATCHES
             estimate = await self.estimate(conditions) if not few_matches else None
         if limit > 0:
+            walk = not few_matches  # walk the index of the requested order, testing each ticket
+            if walk and searching and word_matches <= SLICE_MATCHES and _newest_first(query):
+                assert estimate is not None
+                recent = await self._from_recent_matches(account_id, conditions, query, include_internal, offset,
+                                                         limit, max(estimate, 1))
+                if recent is None:  # not enough recent matches: they are few, or old
+                    few_matches = True
+                else:
+                    (rows, estimate), walk = recent, False
             if few_matches:
                 rows, counted = await self._from_matches(conditions, query, include_internal, offset, limit)
-            elif searching and not query.sort:
+                walk = counted is not None and counted > MATCHES_READ_CAP  # far more than estimated
+                if walk:
+                    rows, counted, estimate = [], None, counted
+            if walk and searching and not query.sort:
                 rows = await self._ranked(conditions, query, include_internal, offset, limit)
-            else:
+            elif walk:
                 statement = select(Ticket).where(*conditions).order_by(*self.order_by(query))
                 rows = list(await self.session.scalars(statement.limit(limit).offset(offset)))
 
@@ -263,6 +292,33 @@ class TicketLists:
 
     def _rank(self, query: TicketQuery, include_internal: bool) -> Any:
         return func.ts_rank_cd(RANK_WEIGHTS, self.document(include_internal), self.tsquery(query), RANK_NORMALISATION)
+
+    async def _from_recent_matches(self, account_id: int, conditions: list[ColumnElement[bool]], query: TicketQuery,
+                                   include_internal: bool, offset: int, limit: int,
+                                   estimate: int) -> tuple[list[Ticket], int] | None:
+        """The page from the newest matches, found in a recent slice of the account's tickets (ids
+        grow with creation): a slice sized to hold ``SLICE_SPARE`` times the matches needed, by
+        the planner's estimate; ten times larger if it held too few. The total is extrapolated
+        from the slice (an estimate, flagged). None when even the larger slice held too few:
+        the matches are few or old, and reading them all is the better plan. Cost: 2 planning-only
+        estimates + 1 index probe + 1–2 statements that visit only the matches in the slice."""
+        needed = max(RANK_WINDOW, offset + limit) if not query.sort else offset + limit
+        tickets = max(await self.estimate([Ticket.account_id == account_id, Ticket.deleted_at.is_(None)]), 1)
+        newest_id = await self.session.scalar(select(func.max(Ticket.id)))
+        if newest_id is None:
+            return None
+        ids_per_ticket = max(1.0, newest_id / tickets)  # other accounts' tickets share the id sequence
+        slice_tickets = SLICE_SPARE * needed * tickets / estimate
+        for _ in range(2):
+            if slice_tickets >= tickets:
+                return None  # the slice would be everything
+            lowest_id = int(newest_id - slice_tickets * ids_per_ticket)
+            sliced = [*conditions, Ticket.id > lowest_id]
+            rows, found = await self._from_matches(sliced, query, include_internal, offset, limit)
+            if found is not None and found >= needed:
+                return rows, max(found, int(found * tickets / slice_tickets))
+            slice_tickets *= 10
+        return None
 
     async def _ranked(self, conditions: list[ColumnElement[bool]], query: TicketQuery, include_internal: bool,
                       offset: int, limit: int) -> list[Ticket]:
@@ -291,12 +347,16 @@ class TicketLists:
         """Few matches: a MATERIALIZED CTE takes every match once (the planner reads the GIN
         index: no ORDER BY/LIMIT to tempt it into walking a btree and testing every row), then
         the page is cut from it — ranked (the newest ``RANK_WINDOW``) or in the requested order —
-        and its size is the exact total. One statement."""
+        and its size is the exact total. One statement. It reads at most ``MATCHES_READ_CAP + 1``
+        matches: a total above it tells the caller the planner's estimate was far off (words that
+        occur together far more often than independence predicts), and the page is to be found by
+        walking an index instead."""
         keys = self.order_keys(query) if query.sort else [("created_at", True), ("id", True)]
         names = list(dict.fromkeys([name for name, _ in keys] + ["id"]))
         matches = (
             select(*[getattr(Ticket, name).label(name) for name in names])
             .where(*conditions)
+            .limit(MATCHES_READ_CAP + 1)  # the planner's estimate can be far off: never read many more
             .cte("matches")
             .prefix_with("MATERIALIZED")
         )

@@ -154,3 +154,38 @@ def test_whatever_is_typed_becomes_a_valid_tsquery(database_url: str) -> None:
 async def test_a_nul_character_is_a_422_not_a_crash(account: AccountContext) -> None:
     response = await account.get("/api/tickets", params={"search": "a\x00b"})
     assert response.status_code == 422 and response.json()["details"][0]["field"] == "search"
+
+
+async def test_a_search_beyond_exact_counting_shows_the_newest_matches_ranked(
+    account: AccountContext, monkeypatch: Any, database_url: str
+) -> None:
+    """Words in more tickets than ``EXACT_MATCHES`` are not all read: the newest matches come
+    from a recent slice of the tickets (or a walk of the newest-first index), are ranked, and the
+    total is flagged as an estimate. The thresholds are lowered so that a few tickets take the
+    slice path."""
+    from pulse.repositories import ticket_lists
+
+    monkeypatch.setattr(ticket_lists, "EXACT_MATCHES", 0)
+    monkeypatch.setattr(ticket_lists, "RANK_WINDOW", 6)
+    monkeypatch.setattr(ticket_lists, "SLICE_SPARE", 0.1)  # the planner expects ~1 match here
+    matching = []
+    for i in range(48):
+        if i % 2:
+            await account.create_ticket(subject=f"Desk lamp flickers {i}")
+        else:
+            subject = f"Walrus alert {i}" if i % 8 == 0 else f"Printer {i}"
+            matching.append(await account.create_ticket(subject=subject, description="the walrus ate the toner"))
+    with psycopg.connect(database_url, autocommit=True) as db:
+        db.execute("ANALYZE tickets")
+
+    body = await search(account, "walrus", pageSize=3)
+    page_two = await search(account, "walrus", pageSize=3, page=2)
+
+    newest_window = {t["ticketNumber"] for t in matching[-6:]}
+    in_subject = {t["ticketNumber"] for t in matching[-6:] if t["subject"].startswith("Walrus")}
+    assert set(numbers(body)) | set(numbers(page_two)) == newest_window
+    assert in_subject <= set(numbers(body))  # ranked: subject matches first
+    assert not set(numbers(body)) & set(numbers(page_two))
+    assert body["pagination"]["total"] >= len(matching) - 1 or body["pagination"].get("totalIsEstimate")
+    by_date = await search(account, "walrus", pageSize=4, sort="-createdAt")
+    assert numbers(by_date) == [t["ticketNumber"] for t in reversed(matching[-4:])]
