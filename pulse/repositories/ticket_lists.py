@@ -62,8 +62,9 @@ SEARCH_CONFIG = literal_column("'english'::regconfig")
 RANK_WINDOW = 100
 COUNT_CAP = 10_000
 # Searches whose words the planner expects in at most this many tickets read every match through
-# the GIN index (one heap visit each, ≈ 2–3.5 µs) and count them exactly.
-EXACT_MATCHES = 2_000
+# the GIN index (one heap visit each, ≈ 2–3.5 µs: ≤ 20 ms) and count them exactly. (The planner
+# guesses 0.5 % for any prefix: 5,000 at a million tickets, so rare words with a prefix land here.)
+EXACT_MATCHES = 5_000
 # Above it, and up to this many, the newest matches are found in a recent slice of the tickets
 # (``_from_recent_matches``): a BitmapAnd of the GIN index and an id range visits only the matches
 # inside the slice. Beyond it (a word in more than ~5 % of the tickets) walking the newest-first
@@ -71,7 +72,11 @@ EXACT_MATCHES = 2_000
 SLICE_MATCHES = 50_000
 # Reading all matches stops past this many (the estimate was far off): the page is then walked for.
 MATCHES_READ_CAP = 20_000
-SLICE_SPARE = 3  # a slice is sized to hold this many times the matches needed, by the estimate
+# A slice is sized to hold this many times the matches needed (by the estimate): each slice costs
+# a GIN scan of the words, while a match in it costs only a heap visit (≈ 3 µs).
+SLICE_SPARE = 10
+# Before a slice, this many of the newest tickets are tested one by one (≈ 2.5 µs each).
+WALK_PROBE = 10_000
 SNIPPET_SOURCE_CHARS = 8_000
 SNIPPET_COMMENTS = 10  # a snippet from comments looks at the first ten visible ones
 HEADLINE_OPTIONS = (
@@ -219,6 +224,7 @@ class TicketLists:
         offset, limit = query.offset, query.page_size
         exact: Ticket | None = None
         conditions = self.conditions(account_id, query)
+        filters = list(conditions)  # without the words
         searching = query.search is not None
         if searching:
             if query.search_ticket_number is not None:
@@ -233,6 +239,7 @@ class TicketLists:
             conditions.append(words)
             if exact is not None:
                 conditions.append(Ticket.id != exact.id)
+                filters.append(Ticket.id != exact.id)
                 if query.page == 1:
                     limit -= 1
                 else:
@@ -256,8 +263,8 @@ class TicketLists:
             walk = not few_matches  # walk the index of the requested order, testing each ticket
             if walk and searching and word_matches <= SLICE_MATCHES and _newest_first(query):
                 assert estimate is not None
-                recent = await self._from_recent_matches(account_id, conditions, query, include_internal, offset,
-                                                         limit, max(estimate, 1))
+                recent = await self._from_recent_matches(account_id, filters, conditions, query, include_internal,
+                                                         offset, limit, max(estimate, 1))
                 if recent is None:  # not enough recent matches: they are few, or old
                     few_matches = True
                 else:
@@ -293,17 +300,31 @@ class TicketLists:
     def _rank(self, query: TicketQuery, include_internal: bool) -> Any:
         return func.ts_rank_cd(RANK_WEIGHTS, self.document(include_internal), self.tsquery(query), RANK_NORMALISATION)
 
-    async def _from_recent_matches(self, account_id: int, conditions: list[ColumnElement[bool]], query: TicketQuery,
+    async def _from_recent_matches(self, account_id: int, filters: list[ColumnElement[bool]],
+                                   conditions: list[ColumnElement[bool]], query: TicketQuery,
                                    include_internal: bool, offset: int, limit: int,
                                    estimate: int) -> tuple[list[Ticket], int] | None:
-        """The page from the newest matches, found in a recent slice of the account's tickets (ids
-        grow with creation): a slice sized to hold ``SLICE_SPARE`` times the matches needed, by
-        the planner's estimate; ten times larger if it held too few. The total is extrapolated
+        """The page from the newest matches: first among the newest ``WALK_PROBE`` tickets (each
+        tested; ``filters`` are the conditions without the words), else in a recent slice of the
+        account's tickets (ids grow with creation): a slice sized to hold ``SLICE_SPARE`` times the matches needed, by
+        the planner's estimate; resized by the rate it found if it held too few. The total is extrapolated
         from the slice (an estimate, flagged). None when even the larger slice held too few:
         the matches are few or old, and reading them all is the better plan. Cost: 2 planning-only
-        estimates + 1 index probe + 1–2 statements that visit only the matches in the slice."""
+        estimates + 1 index probe + 1–2 statements that visit only the matches in the slice; the
+        second slice is sized by the first one's rate of matches."""
         needed = max(RANK_WINDOW, offset + limit) if not query.sort else offset + limit
         tickets = max(await self.estimate([Ticket.account_id == account_id, Ticket.deleted_at.is_(None)]), 1)
+        if needed <= WALK_PROBE // 10:
+            # Dense matches (correlated words, a short prefix) are under-estimated most: the newest
+            # few thousand tickets, tested one by one, settle it for ~10 ms and give the rate.
+            rows, found = await self._from_newest_tested(filters, query, include_internal, offset, limit)
+            found = found or 0
+            if found >= needed:
+                return rows, max(found, int(found * tickets / WALK_PROBE))
+            if found:
+                estimate = max(1, int(found * tickets / WALK_PROBE))
+            if estimate <= EXACT_MATCHES:
+                return None
         newest_id = await self.session.scalar(select(func.max(Ticket.id)))
         if newest_id is None:
             return None
@@ -315,9 +336,13 @@ class TicketLists:
             lowest_id = int(newest_id - slice_tickets * ids_per_ticket)
             sliced = [*conditions, Ticket.id > lowest_id]
             rows, found = await self._from_matches(sliced, query, include_internal, offset, limit)
-            if found is not None and found >= needed:
-                return rows, max(found, int(found * tickets / slice_tickets))
-            slice_tickets *= 10
+            found = found or 0
+            expected = found * tickets / slice_tickets  # matches in all tickets, at the slice's rate
+            if found >= needed:
+                return rows, max(found, int(expected))
+            if expected <= EXACT_MATCHES:
+                return None  # few after all (the planner guessed high): reading them all is cheap
+            slice_tickets = SLICE_SPARE * needed * slice_tickets / max(found, 1)  # sized by the slice's rate
         return None
 
     async def _ranked(self, conditions: list[ColumnElement[bool]], query: TicketQuery, include_internal: bool,
@@ -360,6 +385,33 @@ class TicketLists:
             .cte("matches")
             .prefix_with("MATERIALIZED")
         )
+        return await self._page_from(matches, keys, query, include_internal, offset, limit)
+
+    async def _from_newest_tested(self, filters: list[ColumnElement[bool]], query: TicketQuery,
+                                  include_internal: bool, offset: int, limit: int) -> tuple[list[Ticket], int | None]:
+        """The newest ``WALK_PROBE`` tickets that pass ``filters``, each tested against the words
+        (a walk of the newest-first index, one heap visit and one document test each, no GIN
+        scan): the page is cut from their matches as in ``_from_matches``; their count is returned."""
+        newest = (
+            select(Ticket.id.label("id"), Ticket.created_at.label("created_at"),
+                   self.document(include_internal).label("document"))
+            .where(*filters)
+            .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+            .limit(WALK_PROBE)
+            .subquery("newest_tickets")
+        )
+        matches = (
+            select(newest.c.created_at, newest.c.id)
+            .where(newest.c.document.bool_op("@@")(self.tsquery(query)))
+            .cte("matches")
+            .prefix_with("MATERIALIZED")
+        )
+        return await self._page_from(matches, [("created_at", True), ("id", True)], query, include_internal,
+                                     offset, limit)
+
+    async def _page_from(self, matches: Any, keys: list[tuple[str, bool]], query: TicketQuery, include_internal: bool,
+                         offset: int, limit: int) -> tuple[list[Ticket], int | None]:
+        """The page cut from a CTE of matches (ranked, or in ``keys`` order) and the CTE's size."""
         total = select(func.count()).select_from(matches).scalar_subquery().label("total")
         if query.sort:
             page = (
