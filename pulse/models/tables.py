@@ -120,6 +120,8 @@ class Ticket(Base):
               text("created_at DESC"), text("id DESC"), postgresql_where=text("deleted_at IS NULL")),
         Index("ix_tickets_account_status_created", "account_id", "status", text("created_at DESC"), text("id DESC"),
               postgresql_where=text("deleted_at IS NULL")),  # migration 0004
+        Index("ix_tickets_account_status_updated", "account_id", "status", text("updated_at DESC"), text("id DESC"),
+              postgresql_where=text("deleted_at IS NULL")),  # migration 0005
         # A team's / an agent's queue newest first (migration 0002b; they replace the two-column ones).
         Index("ix_tickets_account_team_created", "account_id", "assigned_to_team_id", text("created_at DESC"),
               text("id DESC"), postgresql_where=text("deleted_at IS NULL")),

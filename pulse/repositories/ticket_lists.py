@@ -65,6 +65,7 @@ COUNT_CAP = 10_000
 # the GIN index (one heap visit each, ≈ 2–3.5 µs: ≤ 20 ms) and count them exactly. (The planner
 # guesses 0.5 % for any prefix: 5,000 at a million tickets, so rare words with a prefix land here.)
 EXACT_MATCHES = 5_000
+PREFIX_GUESS_MARGIN = 0.0055  # just above PostgreSQL's default selectivity of a tsquery it cannot see into
 # Above it, and up to this many, the newest matches are found in a recent slice of the tickets
 # (``_from_recent_matches``): a BitmapAnd of the GIN index and an id range visits only the matches
 # inside the slice. Beyond it (a word in more than ~5 % of the tickets) walking the newest-first
@@ -75,8 +76,9 @@ MATCHES_READ_CAP = 20_000
 # A slice is sized to hold this many times the matches needed (by the estimate): each slice costs
 # a GIN scan of the words, while a match in it costs only a heap visit (≈ 3 µs).
 SLICE_SPARE = 10
-# Before a slice, this many of the newest tickets are tested one by one (≈ 2.5 µs each).
-WALK_PROBE = 10_000
+# Before a slice, the newest tickets expected to hold the matches needed (by the estimate, ×1.5)
+# are tested one by one (≈ 3 µs each), when they are at most this many.
+WALK_PROBE = 20_000
 SNIPPET_SOURCE_CHARS = 8_000
 SNIPPET_COMMENTS = 10  # a snippet from comments looks at the first ten visible ones
 HEADLINE_OPTIONS = (
@@ -255,16 +257,17 @@ class TicketLists:
             # just those. More, newest first (ranked or by createdAt): the newest matches from a
             # recent slice. Many, or another order: walk the index of the requested order, stop at
             # the page. Beyond EXACT_MATCHES the total is an estimate.
-            words_only = [Ticket.account_id == account_id, Ticket.deleted_at.is_(None), words]
-            word_matches = await self.estimate(words_only)
-            few_matches = word_matches <= EXACT_MATCHES
+            live = [Ticket.account_id == account_id, Ticket.deleted_at.is_(None)]
+            word_matches, tickets = await self.estimate([*live, words]), max(await self.estimate(live), 1)
+            # For a prefix the planner guesses 0.5 % of the rows: such a guess reads all matches too.
+            few_matches = word_matches <= max(EXACT_MATCHES, PREFIX_GUESS_MARGIN * tickets)
             estimate = await self.estimate(conditions) if not few_matches else None
         if limit > 0:
             walk = not few_matches  # walk the index of the requested order, testing each ticket
             if walk and searching and word_matches <= SLICE_MATCHES and _newest_first(query):
                 assert estimate is not None
-                recent = await self._from_recent_matches(account_id, filters, conditions, query, include_internal,
-                                                         offset, limit, max(estimate, 1))
+                recent = await self._from_recent_matches(filters, conditions, query, include_internal,
+                                                         offset, limit, max(estimate, 1), tickets)
                 if recent is None:  # not enough recent matches: they are few, or old
                     few_matches = True
                 else:
@@ -300,10 +303,10 @@ class TicketLists:
     def _rank(self, query: TicketQuery, include_internal: bool) -> Any:
         return func.ts_rank_cd(RANK_WEIGHTS, self.document(include_internal), self.tsquery(query), RANK_NORMALISATION)
 
-    async def _from_recent_matches(self, account_id: int, filters: list[ColumnElement[bool]],
+    async def _from_recent_matches(self, filters: list[ColumnElement[bool]],
                                    conditions: list[ColumnElement[bool]], query: TicketQuery,
                                    include_internal: bool, offset: int, limit: int,
-                                   estimate: int) -> tuple[list[Ticket], int] | None:
+                                   estimate: int, tickets: int) -> tuple[list[Ticket], int] | None:
         """The page from the newest matches: first among the newest ``WALK_PROBE`` tickets (each
         tested; ``filters`` are the conditions without the words), else in a recent slice of the
         account's tickets (ids grow with creation): a slice sized to hold ``SLICE_SPARE`` times the matches needed, by
@@ -313,18 +316,19 @@ class TicketLists:
         estimates + 1 index probe + 1–2 statements that visit only the matches in the slice; the
         second slice is sized by the first one's rate of matches."""
         needed = max(RANK_WINDOW, offset + limit) if not query.sort else offset + limit
-        tickets = max(await self.estimate([Ticket.account_id == account_id, Ticket.deleted_at.is_(None)]), 1)
-        if needed <= WALK_PROBE // 10:
-            # Dense matches (correlated words, a short prefix) are under-estimated most: the newest
-            # few thousand tickets, tested one by one, settle it for ~10 ms and give the rate.
-            rows, found = await self._from_newest_tested(filters, query, include_internal, offset, limit)
+        probe = int(1.5 * needed * tickets / estimate)  # the newest tickets expected to hold them
+        if probe <= WALK_PROBE:
+            # Dense matches (correlated words, a short prefix) are under-estimated most, and their
+            # GIN scans are the costliest: the newest tickets, tested one by one, settle it and
+            # give the real rate.
+            rows, found = await self._from_newest_tested(filters, query, include_internal, offset, limit, probe,
+                                                         needed)
             found = found or 0
             if found >= needed:
-                return rows, max(found, int(found * tickets / WALK_PROBE))
-            if found:
-                estimate = max(1, int(found * tickets / WALK_PROBE))
+                return rows, max(found, estimate)
+            estimate = int(found * tickets / probe)
             if estimate <= EXACT_MATCHES:
-                return None
+                return None  # few after all, or old: reading them all is cheap
         newest_id = await self.session.scalar(select(func.max(Ticket.id)))
         if newest_id is None:
             return None
@@ -388,21 +392,24 @@ class TicketLists:
         return await self._page_from(matches, keys, query, include_internal, offset, limit)
 
     async def _from_newest_tested(self, filters: list[ColumnElement[bool]], query: TicketQuery,
-                                  include_internal: bool, offset: int, limit: int) -> tuple[list[Ticket], int | None]:
-        """The newest ``WALK_PROBE`` tickets that pass ``filters``, each tested against the words
-        (a walk of the newest-first index, one heap visit and one document test each, no GIN
-        scan): the page is cut from their matches as in ``_from_matches``; their count is returned."""
+                                  include_internal: bool, offset: int, limit: int, probe: int,
+                                  needed: int) -> tuple[list[Ticket], int | None]:
+        """The first ``needed`` matches among the newest ``probe`` tickets that pass ``filters``,
+        each tested against the words (a walk of the newest-first index that stops at ``needed``
+        matches: one heap visit and one document test per ticket, no GIN scan). The page is cut
+        from them as in ``_from_matches``; their count (at most ``needed``) is returned."""
         newest = (
             select(Ticket.id.label("id"), Ticket.created_at.label("created_at"),
                    self.document(include_internal).label("document"))
             .where(*filters)
             .order_by(Ticket.created_at.desc(), Ticket.id.desc())
-            .limit(WALK_PROBE)
+            .limit(probe)
             .subquery("newest_tickets")
         )
         matches = (
             select(newest.c.created_at, newest.c.id)
             .where(newest.c.document.bool_op("@@")(self.tsquery(query)))
+            .limit(needed)
             .cte("matches")
             .prefix_with("MATERIALIZED")
         )
