@@ -5,22 +5,25 @@ Queries per ``TicketLists.page`` call:
 - plain list: 1 query for the page (index-ordered for the common sorts, see migration 0002);
   when the page does not tell the total (it is full, or empty past page 1): 1 ``EXPLAIN``
   (planning only) and, if the planner expects at most ``COUNT_CAP`` rows, 1 capped count.
-- search: 1 ``EXPLAIN`` of the words alone first — the GIN index works in proportion to the
-  tickets containing them, whatever the other filters. Few (≤ ``EXACT_MATCHES``): one statement
-  collects them once (a MATERIALIZED CTE, so the planner cannot prefer walking a btree and
-  testing every row), cuts the page from them and counts them — exact total. More (up to
-  ``SLICE_MATCHES``), newest first: 3 planning-only estimates + 1 probe of the newest id, and
-  the same statement restricted to a recent slice of ids sized by the estimate (a BitmapAnd
-  visits only the matches in the slice; a second, ten times larger slice if it held too few).
-  Many (a common word), or another order: 1 more ``EXPLAIN`` for the total, and the page query
-  walks the index of the requested order and stops early. Then 1 query for the snippets of the
-  page's tickets; a ``PULSE-n`` query adds 1 indexed lookup.
+- search: 2 ``EXPLAIN``s first (the words alone, the account's tickets) — the GIN index works
+  in proportion to the tickets containing the words, whatever the other filters. Few (≤
+  ``EXACT_MATCHES``, or the planner's 0.5 % guess for a prefix): one statement collects them
+  once (a MATERIALIZED CTE, so the planner cannot prefer walking a btree and testing every row),
+  cuts the page from them and counts them — exact total. More (up to ``SLICE_MATCHES``), newest
+  first: 1 more ``EXPLAIN``, then the newest tickets expected to hold the matches needed are
+  tested one by one and the walk stops at them (dense matches: correlated words, short
+  prefixes, whose GIN scans cost the most); if they held too few, 1 probe of the newest id and
+  the same statement restricted to a recent slice of ids sized by the rate found (a BitmapAnd
+  visits only the matches in the slice; a second slice if needed). Many (a common word), or
+  another order: the page query walks the index of the requested order and stops early. Then 1
+  query for the snippets of the page's tickets; a ``PULSE-n`` query adds 1 indexed lookup.
+  Measured at 1,000,000 tickets: bench/README.md.
 
 Ranking (search without an explicit sort): the newest ``RANK_WINDOW`` matches (or
 ``offset + page size`` if deeper) are ranked with ``ts_rank_cd``; ranking every match of a
 word found in most tickets costs seconds at a million tickets, and for such words recency is
-the better tiebreaker anyway. List totals above ``COUNT_CAP`` and search totals above
-``EXACT_MATCHES`` are estimates (the planner's, or extrapolated from the slice), flagged
+the better tiebreaker anyway. List totals above ``COUNT_CAP`` and search totals beyond the few
+path are estimates (the planner's, or extrapolated from the slice), flagged
 ``totalIsEstimate``, for the same reason.
 
 Everything is parameterised; the only SQL text built here is constant.
