@@ -8,6 +8,7 @@ outcome stored with the first successful attempt. Domain errors become non-retry
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Awaitable, Callable, TypeVar
 
 from pydantic import BaseModel
@@ -36,15 +37,23 @@ from pulse.services.ticket_merge_writes import TicketMergeWriter
 from pulse.services.ticket_writes import TicketWriter
 
 Result = TypeVar("Result", bound=BaseModel)
+log = logging.getLogger("pulse.activities")
 
 
 async def _following_sla(writer: TicketWriter, command: CreateTicketCommand | UpdateTicketCommand | AddCommentCommand,
                          actor: Actor, ticket: records.Ticket, comment: records.Comment | None = None) -> TicketWrite:
     """The written ticket, after the SLA clock followed the change in the same transaction (when
-    the command carries the clock): one local activity and one commit per write."""
+    the command carries the clock): one local activity and one commit per write. If moving the
+    clock fails, the change stands without it (as the two-activity design behaved) and the clock
+    catches up at the ticket's next change; a database outage fails the whole write, which retries."""
     if command.sla is None:
         return TicketWrite(ticket=ticket, comment=comment)
-    synced = await follow_change(writer.session, command.sla.command_after(command, actor, ticket))
+    try:
+        async with writer.session.begin_nested():  # a savepoint: the clock cannot undo the change
+            synced = await follow_change(writer.session, command.sla.command_after(command, actor, ticket))
+    except Exception:  # noqa: BLE001 - e.g. a policy row that no longer validates
+        log.exception("SLA clock of ticket %s not moved (the next change catches up)", command.ticket_id)
+        return TicketWrite(ticket=ticket, comment=comment)
     return TicketWrite(ticket=synced.ticket or ticket, comment=comment, sla=synced.model_copy(update={"ticket": None}))
 
 
@@ -64,6 +73,8 @@ class TicketActivities:
                     select(AppliedCommand.result).where(AppliedCommand.command_id == command.command_id)
                 )
                 if stored is not None:
+                    if result_type is TicketWrite:  # stored by earlier code as a bare ticket, too
+                        return TicketWrite.from_any(stored)  # type: ignore[return-value]
                     return result_type.model_validate(stored)
                 result = await apply(TicketWriter(session))
                 session.add(

@@ -145,6 +145,19 @@ class TicketWrite(BaseModel):
     comment: records.Comment | None = None
     sla: SyncSlaResult | None = None  # None when the write carried no ``SlaFollow``
 
+    @classmethod
+    def from_any(cls, data: Any) -> "TicketWrite":
+        """A write's outcome in any shape the ticket activities have answered with: this one, a
+        ``CommentResult`` (``{comment, ticket}``), or a bare ticket (creates and updates before the
+        ``sla-in-write-transaction`` change; still in ``applied_commands`` and in histories)."""
+        if isinstance(data, cls):
+            return data
+        if isinstance(data, BaseModel):
+            data = data.model_dump(mode="json")
+        if isinstance(data, dict) and "ticket" in data:
+            return cls.model_validate(data)
+        return cls(ticket=records.Ticket.model_validate(data))
+
 
 class DeleteTicketCommand(TicketCommand):
     payload: DeleteTicketInput

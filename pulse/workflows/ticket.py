@@ -154,7 +154,7 @@ class TicketWorkflow:
         async with self._lock:
             try:
                 written = await self._write_following_sla(
-                    "create_ticket", CreateTicketCommand(**self._envelope(), payload=input), records.Ticket,
+                    "create_ticket", CreateTicketCommand(**self._envelope(), payload=input),
                     f"create ticket {self.state.ticket_id}", actor=input.actor, status_before=None,
                     follow=self.state.sla is None,  # a repeated create (same ticket): the clock runs already
                 )
@@ -173,7 +173,7 @@ class TicketWorkflow:
             fields = ", ".join(sorted({*input.changes, *(["tags"] if input.add_tags or input.remove_tags else [])}))
             fields = fields or "nothing"
             written = await self._write_following_sla(
-                "update_ticket", UpdateTicketCommand(**self._envelope(), payload=input), records.Ticket,
+                "update_ticket", UpdateTicketCommand(**self._envelope(), payload=input),
                 f"update {self._label()}: {fields}", actor=input.actor, status_before=self.state.status,
             )
             return written.ticket
@@ -195,7 +195,7 @@ class TicketWorkflow:
             self._reject_unless(self._check_exists)
             kind = "internal note" if input.is_internal else f"{input.author_type.value} comment"
             written = await self._write_following_sla(
-                "add_comment", AddCommentCommand(**self._envelope(), payload=input), records.CommentResult,
+                "add_comment", AddCommentCommand(**self._envelope(), payload=input),
                 f"add {kind} to {self._label()}", actor=input.actor, status_before=self.state.status,
                 reload_policy=False,
             )
@@ -395,7 +395,7 @@ class TicketWorkflow:
     # -- the SLA clock ------------------------------------------------------------------------------
 
     async def _write_following_sla(self, activity: str, command: CreateTicketCommand | UpdateTicketCommand |
-                                   AddCommentCommand, legacy_result_type: type[Any], summary: str, *, actor: Actor,
+                                   AddCommentCommand, summary: str, *, actor: Actor,
                                    status_before: TicketStatus | None, reload_policy: bool = True,
                                    follow: bool = True) -> TicketWrite:
         """A write, and the SLA clock following it in the same transaction (one local activity):
@@ -409,16 +409,21 @@ class TicketWorkflow:
                                         ledger=self.state.sla, reload_policy=reload_policy,
                                         stored=self.state.sla_stored, status_before=status_before)
             written: TicketWrite = await self._write(activity, command, TicketWrite, summary)
+            if written.ticket.version < self.state.version:
+                # A command already applied in an earlier run (continue-as-new forgets update
+                # ids), answered from its stored outcome: the answer for the caller, not news.
+                return written
             if written.sla is not None:
                 self.state.sla = written.sla.ledger
             self._apply(written.ticket)
             if written.sla is not None:
                 await self._on_sla_events(written.sla.events)
             return written
-        # Histories from before the patch: the write, then the clock in its own local activity.
+        # Runs from before the patch: the write, then the clock in its own local activity. Such a
+        # run can still take new updates after a deploy, whose activity answers in the new shape.
         changed_at = workflow.now()  # the write's instant
-        result = await self._write(activity, command, legacy_result_type, summary)
-        ticket, comment = (result.ticket, result.comment) if isinstance(result, records.CommentResult) else (result, None)
+        result = TicketWrite.from_any(await self._write(activity, command, dict, summary))
+        ticket, comment = result.ticket, result.comment
         self._apply(ticket)
         if follow:
             ticket = await self._follow_with_sla(ticket, status_before or ticket.status, actor,
