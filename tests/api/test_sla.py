@@ -317,3 +317,22 @@ async def test_compliance_counts_met_and_breached_per_metric_with_breakdowns(
         assert bad.status_code == 422, (query, bad.text)
         assert bad.json()["details"][0]["field"] == field
     assert (await account.get("/api/sla/compliance", token=account.tokens["settings"])).status_code == 403
+
+
+async def test_a_change_stands_when_the_sla_clock_cannot_follow_it(account: AccountContext, database_url: str) -> None:
+    """The clock moves in the write's transaction, behind a savepoint: a policy that no longer
+    loads (here a row edited outside the API) costs the clock that step, not the change."""
+    import psycopg
+
+    ticket = await account.create_ticket(priority="low")
+    broken = await account.post("/api/sla/policies", json={
+        "name": "Edited by hand", "conditions": {"tags": ["gold"]}, "firstResponseMinutes": 5, "resolutionMinutes": 60})
+    assert broken.status_code == 201, broken.text
+    with psycopg.connect(database_url, autocommit=True) as db:
+        db.execute("UPDATE sla_policies SET conditions = '{\"colour\": \"red\"}' WHERE id = %s", (broken.json()["id"],))
+
+    changed = await account.patch(f"/api/tickets/{ticket['id']}", json={"subject": "Still saved", "priority": "high"})
+
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["subject"] == "Still saved" and changed.json()["version"] == 2
+    assert changed.json()["slaFirstResponseDue"] == ticket["slaFirstResponseDue"]  # the clock did not move
