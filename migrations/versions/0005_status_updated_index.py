@@ -19,10 +19,14 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_index("ix_tickets_account_status_updated", "tickets",
-                    ["account_id", "status", sa.literal_column("updated_at DESC"), sa.literal_column("id DESC")],
-                    postgresql_where=sa.text("deleted_at IS NULL"))
+    # Built CONCURRENTLY (outside the migration's transaction): ticket writes go on meanwhile.
+    with op.get_context().autocommit_block():
+        op.create_index("ix_tickets_account_status_updated", "tickets",
+                        ["account_id", "status", sa.literal_column("updated_at DESC"), sa.literal_column("id DESC")],
+                        postgresql_where=sa.text("deleted_at IS NULL"), postgresql_concurrently=True,
+                        if_not_exists=True)
 
 
 def downgrade() -> None:
-    op.drop_index("ix_tickets_account_status_updated", table_name="tickets")
+    with op.get_context().autocommit_block():
+        op.drop_index("ix_tickets_account_status_updated", table_name="tickets", postgresql_concurrently=True, if_exists=True)

@@ -82,6 +82,7 @@ SLICE_SPARE = 10
 # Before a slice, the newest tickets expected to hold the matches needed (by the estimate, ×1.5)
 # are tested one by one (≈ 3 µs each), when they are at most this many.
 WALK_PROBE = 20_000
+WALK = "walk"  # what _from_recent_matches answers when walking the index is the better plan
 SNIPPET_SOURCE_CHARS = 8_000
 SNIPPET_COMMENTS = 10  # a snippet from comments looks at the first ten visible ones
 HEADLINE_OPTIONS = (
@@ -273,7 +274,7 @@ class TicketLists:
                                                          offset, limit, max(estimate, 1), tickets)
                 if recent is None:  # not enough recent matches: they are few, or old
                     few_matches = True
-                else:
+                elif recent != WALK:
                     (rows, estimate), walk = recent, False
             if few_matches:
                 rows, counted = await self._from_matches(conditions, query, include_internal, offset, limit)
@@ -309,17 +310,20 @@ class TicketLists:
     async def _from_recent_matches(self, filters: list[ColumnElement[bool]],
                                    conditions: list[ColumnElement[bool]], query: TicketQuery,
                                    include_internal: bool, offset: int, limit: int,
-                                   estimate: int, tickets: int) -> tuple[list[Ticket], int] | None:
+                                   estimate: int, tickets: int) -> tuple[list[Ticket], int] | str | None:
         """The page from the newest matches: first among the newest ``WALK_PROBE`` tickets (each
         tested; ``filters`` are the conditions without the words), else in a recent slice of the
         account's tickets (ids grow with creation): a slice sized to hold ``SLICE_SPARE`` times the matches needed, by
         the planner's estimate; resized by the rate it found if it held too few. The total is extrapolated
         from the slice (an estimate, flagged). None when even the larger slice held too few:
-        the matches are few or old, and reading them all is the better plan. Cost: 2 planning-only
+        the matches are few or old, and reading them all is the better plan; ``WALK`` when they
+        are far denser than estimated. Cost: 2 planning-only
         estimates + 1 index probe + 1–2 statements that visit only the matches in the slice; the
         second slice is sized by the first one's rate of matches."""
         needed = max(RANK_WINDOW, offset + limit) if not query.sort else offset + limit
-        probe = int(1.5 * needed * tickets / estimate)  # the newest tickets expected to hold them
+        # The newest tickets that pass the filters expected to hold the matches needed.
+        filtered = max(await self.estimate(filters), 1)
+        probe = int(1.5 * needed * filtered / estimate)
         if probe <= WALK_PROBE:
             # Dense matches (correlated words, a short prefix) are under-estimated most, and their
             # GIN scans are the costliest: the newest tickets, tested one by one, settle it and
@@ -329,7 +333,7 @@ class TicketLists:
             found = found or 0
             if found >= needed:
                 return rows, max(found, estimate)
-            estimate = int(found * tickets / probe)
+            estimate = int(found * filtered / probe)
             if estimate <= EXACT_MATCHES:
                 return None  # few after all, or old: reading them all is cheap
         newest_id = await self.session.scalar(select(func.max(Ticket.id)))
@@ -345,6 +349,8 @@ class TicketLists:
             rows, found = await self._from_matches(sliced, query, include_internal, offset, limit)
             found = found or 0
             expected = found * tickets / slice_tickets  # matches in all tickets, at the slice's rate
+            if found > MATCHES_READ_CAP:
+                return WALK  # far denser than estimated: the slice's matches were not all read
             if found >= needed:
                 return rows, max(found, int(expected))
             if expected <= EXACT_MATCHES:
@@ -412,6 +418,7 @@ class TicketLists:
         matches = (
             select(newest.c.created_at, newest.c.id)
             .where(newest.c.document.bool_op("@@")(self.tsquery(query)))
+            .order_by(newest.c.created_at.desc(), newest.c.id.desc())  # the walk's own order: no sort
             .limit(needed)
             .cte("matches")
             .prefix_with("MATERIALIZED")

@@ -369,8 +369,13 @@ class TicketService:
         await self._resolve_category(principal.account_id, changes)
         command = UpdateTicketInput(actor=actor_of(principal), changes=changes, expected_version=expected_version)
         if reference.isdigit() and is_storable_id(int(reference)):
-            with contextlib.suppress(_WorkflowEnded):
+            try:
                 return await self._send_update(principal.account_id, int(reference), TicketWorkflow.update, command)
+            except _WorkflowEnded:
+                pass
+            except DomainError as error:
+                if error.code != "ticket_closed":
+                    raise  # closed while the workflow winds down: the closed-ticket rules below apply
         ticket = await self.resolve(principal.account_id, reference)
         if ticket.status == TicketStatus.CLOSED.value:
             return self._update_closed(ticket, changes, expected_version)
