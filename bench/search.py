@@ -47,6 +47,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
+
+from bench.common import wait_healthy  # noqa: E402
 import psycopg  # noqa: E402
 
 DATABASE = "pulse_bench"
@@ -505,13 +507,7 @@ async def measure_bulk(bulk_tickets: int, patches: int, workdir: Path, workers: 
         limits = httpx.Limits(max_connections=40, max_keepalive_connections=40)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}", headers=headers, timeout=120,
                                      limits=limits) as http:
-            for _ in range(300):
-                try:
-                    if (await http.get("/api/health")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.3)
+            await wait_healthy(http)
             total = bulk_tickets + patches
             log(f"creating {total:,} tickets through the API (20 at a time) …")
             slots = asyncio.Semaphore(20)

@@ -111,7 +111,7 @@ async def bench(args: argparse.Namespace, workdir: Path, children: list[subproce
     from pulse.services.auth import Principal, create_account_with_admin
     from pulse.services.sla import SlaSettingsService
     from pulse.services.tickets import TicketService
-    from pulse.temporal import connect
+    from pulse.temporal import connect_when_ready
 
     server_url = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
     print(f"machine: {os.cpu_count()} CPUs, load {load()} (1/5/15 min)", flush=True)
@@ -133,14 +133,7 @@ async def bench(args: argparse.Namespace, workdir: Path, children: list[subproce
     print(f"Temporal dev server ({'in memory' if args.memory else 'SQLite, WAL'}) on {address}; "
           f"worker pid {worker.pid}; database {DATABASE}", flush=True)
 
-    client = None
-    for _ in range(100):
-        try:
-            client = await connect(address)
-            break
-        except Exception:  # noqa: BLE001 - still starting
-            await asyncio.sleep(0.2)
-    client = client or await connect(address)
+    client = await connect_when_ready(address)
 
     engine = make_engine(database_url, pool_size=args.concurrency + 2)
     sessions = make_sessionmaker(engine)

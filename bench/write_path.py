@@ -43,6 +43,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
+
+from bench.common import wait_healthy  # noqa: E402
 import psycopg  # noqa: E402
 from temporalio import workflow  # noqa: E402
 from temporalio.client import Client, WithStartWorkflowOperation  # noqa: E402
@@ -325,24 +327,11 @@ async def make_account(database_url: str) -> str:
         await engine.dispose()
 
 
-async def wait_healthy(http: httpx.AsyncClient, stack: Stack, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        stack.check_alive()
-        try:
-            if (await http.get("/api/health")).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        await asyncio.sleep(0.3)
-    raise TimeoutError("the API did not become healthy")
-
-
 # -- the benchmark --------------------------------------------------------------------------------
 
 async def bench(args: argparse.Namespace, stack: Stack) -> int:
     from pulse.devstack import free_port, start_temporal
-    from pulse.temporal import connect
+    from pulse.temporal import connect_when_ready
 
     server_url = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
     print(f"machine: {os.cpu_count()} CPUs, load {load()} (1/5/15 min)", flush=True)
@@ -371,14 +360,7 @@ async def bench(args: argparse.Namespace, stack: Stack) -> int:
     stack.spawn("worker", [python, "-m", "pulse.cli", "worker"], env)
     stack.spawn("api", [python, "-m", "pulse.cli", "api"], env)
 
-    client = None
-    for _ in range(100):
-        try:
-            client = await connect(temporal_address)
-            break
-        except Exception:  # noqa: BLE001 - still starting
-            await asyncio.sleep(0.2)
-    client = client or await connect(temporal_address)
+    client = await connect_when_ready(temporal_address)
 
     limits = httpx.Limits(max_connections=max(args.concurrency) + 8, max_keepalive_connections=max(args.concurrency) + 8)
     headers = {"Authorization": f"Bearer {token}"}
@@ -386,7 +368,7 @@ async def bench(args: argparse.Namespace, stack: Stack) -> int:
         httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}", headers=headers, timeout=120, limits=limits) as http,
         Worker(client, task_queue=NOOP_TASK_QUEUE, workflows=[NoopWorkflow, NoopStartWorkflow], max_concurrent_workflow_tasks=100),
     ):
-        await wait_healthy(http, stack)
+        await wait_healthy(http, check_alive=stack.check_alive)
         run_id = uuid.uuid4().hex[:8]
 
         async def api_create(_: int, i: int) -> None:

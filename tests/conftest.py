@@ -4,7 +4,6 @@ timer tests). Tests isolate themselves by account: each test gets its own accoun
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from pulse.devstack import (
     with_database,
 )
 from pulse.services.auth import create_account_with_admin, issue_token
-from pulse.temporal import connect
+from pulse.temporal import connect_when_ready
 from pulse.worker import build_worker
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,12 +78,7 @@ def temporal_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest_asyncio.fixture(scope="session")
 async def temporal_client(temporal_address: str) -> Client:
-    for attempt in range(50):
-        try:
-            return await connect(temporal_address)
-        except Exception:  # noqa: BLE001 - the server may still be starting
-            await asyncio.sleep(0.2)
-    return await connect(temporal_address)
+    return await connect_when_ready(temporal_address)
 
 
 @pytest_asyncio.fixture(scope="session")
