@@ -33,11 +33,14 @@ _TOKEN = re.compile(r'"([^"]*)"?|(\S+)')
 @dataclass(frozen=True)
 class SearchQuery:
     """``to_tsquery`` input for one search, and its variants restricted to the subject (weight A)
-    and the description (B), which tell a snippet where the match is."""
+    and the description (B), which tell a snippet where the match is. ``prefix`` is the last
+    word's prefix operand alone (None when the last term is no prefix): how many documents hold
+    it tells what a GIN scan of the search costs."""
 
     every_weight: str
     subject_only: str
     description_only: str
+    prefix: str | None = None
 
 
 @dataclass(frozen=True)
@@ -105,5 +108,6 @@ def build_search_query(raw: str) -> SearchQuery | None:
     groups = _parse(raw[:MAX_SEARCH_LENGTH].replace("\x00", " "))
     if not groups:
         return None
+    last = groups[-1][-1]
     return SearchQuery(every_weight=_render(groups, ""), subject_only=_render(groups, "A"),
-                       description_only=_render(groups, "B"))
+                       description_only=_render(groups, "B"), prefix=_operand(last, "") if last.prefix else None)

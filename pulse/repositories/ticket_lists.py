@@ -6,18 +6,19 @@ Queries per ``TicketLists.page`` call:
   when the page does not tell the total (it is full, or empty past page 1): 1 ``EXPLAIN``
   (planning only) and, if the planner expects at most ``COUNT_CAP`` rows, 1 capped count.
 - search: 2 ``EXPLAIN``s first (the words alone, the account's tickets) — the GIN index works
-  in proportion to the tickets containing the words, whatever the other filters. Few (≤
-  ``EXACT_MATCHES``, or the planner's 0.5 % guess for a prefix): one statement collects them
-  once (a MATERIALIZED CTE, so the planner cannot prefer walking a btree and testing every row),
-  cuts the page from them and counts them — exact total. More (up to ``SLICE_MATCHES``), newest
-  first: 1 more ``EXPLAIN``, then the newest tickets expected to hold the matches needed are
-  tested one by one and the walk stops at them (dense matches: correlated words, short
-  prefixes, whose GIN scans cost the most); if they held too few, 1 probe of the newest id and
-  the same statement restricted to a recent slice of ids sized by the rate found (a BitmapAnd
-  visits only the matches in the slice; a second slice if needed). Many (a common word), or
-  another order: the page query walks the index of the requested order and stops early. Then 1
-  query for the snippets of the page's tickets; a ``PULSE-n`` query adds 1 indexed lookup.
-  Measured at 1,000,000 tickets: bench/README.md.
+  in proportion to the tickets containing the words (for a prefix, any word with it), whatever
+  the other filters. Newest first (ranked, or by createdAt) and up to ``SLICE_MATCHES``: 0–3 more
+  ``EXPLAIN``s (the matches and the filtered tickets when there are other filters; the prefix
+  alone when the GIN scan's cost can tip the choice), then the cheapest way by the costs
+  measured at a million tickets (``_newest_first_plan``): read every match once (a MATERIALIZED
+  CTE, so the planner cannot prefer walking a btree and testing every row), cut the page from
+  them and count them — exact total; test the newest tickets one by one and stop at the last
+  match needed (dense matches: correlated words, short prefixes, whose GIN scans cost the most);
+  or 1 probe of the newest id and the same statement restricted to a recent slice of ids (a
+  BitmapAnd visits only the matches in the slice; a second slice if needed). Another order:
+  few matches (≤ ``EXACT_MATCHES``) are read once, many are found by walking the index of the
+  requested order, stopping early. Then 1 query for the snippets of the page's tickets; a
+  ``PULSE-n`` query adds 1 indexed lookup. Measured at 1,000,000 tickets: bench/README.md.
 
 Ranking (search without an explicit sort): the newest ``RANK_WINDOW`` matches (or
 ``offset + page size`` if deeper) are ranked with ``ts_rank_cd``; ranking every match of a
@@ -65,24 +66,36 @@ SEARCH_CONFIG = literal_column("'english'::regconfig")
 RANK_WINDOW = 100
 COUNT_CAP = 10_000
 # Searches whose words the planner expects in at most this many tickets read every match through
-# the GIN index (one heap visit each, ≈ 2–3.5 µs: ≤ 20 ms) and count them exactly. (The planner
-# guesses 0.5 % for any prefix: 5,000 at a million tickets, so rare words with a prefix land here.)
+# the GIN index and count them exactly — in another order than newest first always, newest first
+# unless testing the newest tickets is cheaper. (Without statistics the planner guesses 0.5 % for
+# a prefix: 5,000 at a million tickets; such a guess reads the matches too. Migration 0006 keeps
+# statistics of the 10,000 most common lexemes, which make most guesses far better.)
 EXACT_MATCHES = 5_000
 PREFIX_GUESS_MARGIN = 0.0055  # just above PostgreSQL's default selectivity of a tsquery it cannot see into
-# Above it, and up to this many, the newest matches are found in a recent slice of the tickets
-# (``_from_recent_matches``): a BitmapAnd of the GIN index and an id range visits only the matches
-# inside the slice. Beyond it (a word in more than ~5 % of the tickets) walking the newest-first
-# index and testing each ticket finds RANK_WINDOW matches within a few thousand rows.
+# Newest first, up to this many matches the cheapest way is chosen (``_newest_first_plan``). Beyond
+# it (a word in more than ~5 % of the tickets) walking the newest-first index and testing each
+# ticket finds RANK_WINDOW matches within a few thousand rows.
 SLICE_MATCHES = 50_000
 # Reading all matches stops past this many (the estimate was far off): the page is then walked for.
 MATCHES_READ_CAP = 20_000
 # A slice is sized to hold this many times the matches needed (by the estimate): each slice costs
-# a GIN scan of the words, while a match in it costs only a heap visit (≈ 3 µs).
+# a GIN scan of the words, while a match in it costs only a heap visit.
 SLICE_SPARE = 10
-# Before a slice, the newest tickets expected to hold the matches needed (by the estimate, ×1.5)
-# are tested one by one (≈ 3 µs each), when they are at most this many.
+# A walk of the newest tickets tests at most this many (≈ 50 ms), 1.5× those expected to hold the
+# matches needed.
 WALK_PROBE = 20_000
-WALK = "walk"  # what _from_recent_matches answers when walking the index is the better plan
+# Newest first, the cheapest of reading every match, testing the newest tickets and a recent slice
+# is chosen by these costs (µs, measured at 1,000,000 tickets, bench/README.md): a match read
+# through the GIN bitmap (one heap visit, its share of the count and sort); a document holding the
+# last word's prefix (GIN unites the posting lists of every word with that prefix before it
+# intersects them with the other words': 10–35 ms for a three-letter prefix); a ticket tested one
+# by one (an index entry, the row and its TOASTed document); a ticket in a slice (its id in the
+# bitmap of the id range).
+MATCH_READ_US = 2.0
+PREFIX_POSTING_US = 0.3
+TICKET_TEST_US = 2.5
+SLICE_TICKET_US = 0.045
+READ, WALK, SLICE = "read", "walk", "slice"  # the ways to a newest-first page
 SNIPPET_SOURCE_CHARS = 8_000
 SNIPPET_COMMENTS = 10  # a snippet from comments looks at the first ten visible ones
 HEADLINE_OPTIONS = (
@@ -99,6 +112,16 @@ class TicketPage:
     total: int
     total_is_estimate: bool = False
     snippets: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _NewestFirst:
+    """How a newest-first search page is found (``READ``, ``WALK`` or ``SLICE``), and the
+    planner's estimates of the tickets passing every condition and passing the filters alone."""
+
+    way: str
+    matches: int
+    filtered: int
 
 
 class _Explain(Executable, ClauseElement):
@@ -118,6 +141,11 @@ def _compile_explain(element: _Explain, compiler: Any, **kw: Any) -> str:
 def _newest_first(query: TicketQuery) -> bool:
     """Ranked (no sort: the newest matches are ranked) or sorted newest first."""
     return not query.sort or [(key.column, key.descending) for key in query.sort] == [("created_at", True)]
+
+
+def _needed(query: TicketQuery, offset: int, limit: int) -> int:
+    """Matches a page needs, newest first: ranked, the ``RANK_WINDOW`` newest (or down to the page)."""
+    return max(RANK_WINDOW, offset + limit) if not query.sort else offset + limit
 
 
 def _escape_html(expression: Any) -> Any:
@@ -255,23 +283,29 @@ class TicketLists:
         counted: int | None = None  # a search's exact total, counted in the same pass as the page
         estimate: int | None = None
         few_matches = False
+        newest: _NewestFirst | None = None  # how a newest-first search page is found
         if searching:
-            # The GIN index does work in proportion to the tickets that contain the words, whatever
-            # the other filters. Few (≤ EXACT_MATCHES): collect them all once, count them, order/rank
-            # just those. More, newest first (ranked or by createdAt): the newest matches from a
-            # recent slice. Many, or another order: walk the index of the requested order, stop at
-            # the page. Beyond EXACT_MATCHES the total is an estimate.
+            # The GIN index does work in proportion to the tickets that contain the words (for a
+            # prefix: any word with it), whatever the other filters. Newest first (ranked or by
+            # createdAt), up to SLICE_MATCHES: the cheapest of reading every match, testing the newest
+            # tickets and a recent slice (``_newest_first_plan``). Otherwise few (≤ EXACT_MATCHES):
+            # collect them all once, count them, order just those; many: walk the index of the
+            # requested order, stop at the page. A total is exact when every match was read.
             live = [Ticket.account_id == account_id, Ticket.deleted_at.is_(None)]
             word_matches, tickets = await self.estimate([*live, words]), max(await self.estimate(live), 1)
             # For a prefix the planner guesses 0.5 % of the rows: such a guess reads all matches too.
             few_matches = word_matches <= max(EXACT_MATCHES, PREFIX_GUESS_MARGIN * tickets)
-            estimate = await self.estimate(conditions) if not few_matches else None
+            if limit > 0 and _newest_first(query) and word_matches <= SLICE_MATCHES:
+                newest = await self._newest_first_plan(live, filters, conditions, query, include_internal,
+                                                       word_matches, tickets, _needed(query, offset, limit))
+                few_matches, estimate = newest.way == READ, newest.matches
+            elif not few_matches:
+                estimate = await self.estimate(conditions)
         if limit > 0:
             walk = not few_matches  # walk the index of the requested order, testing each ticket
-            if walk and searching and word_matches <= SLICE_MATCHES and _newest_first(query):
-                assert estimate is not None
-                recent = await self._from_recent_matches(filters, conditions, query, include_internal,
-                                                         offset, limit, max(estimate, 1), tickets)
+            if walk and newest is not None:
+                recent = await self._from_recent_matches(filters, conditions, query, include_internal, offset, limit,
+                                                         newest, tickets)
                 if recent is None:  # not enough recent matches: they are few, or old
                     few_matches = True
                 elif recent != WALK:
@@ -307,24 +341,50 @@ class TicketLists:
     def _rank(self, query: TicketQuery, include_internal: bool) -> Any:
         return func.ts_rank_cd(RANK_WEIGHTS, self.document(include_internal), self.tsquery(query), RANK_NORMALISATION)
 
+    async def _newest_first_plan(self, live: list[ColumnElement[bool]], filters: list[ColumnElement[bool]],
+                                 conditions: list[ColumnElement[bool]], query: TicketQuery, include_internal: bool,
+                                 word_matches: int, tickets: int, needed: int) -> _NewestFirst:
+        """The cheapest way to the ``needed`` newest matches, by the planner's estimates and the
+        costs above: reading every match (exact total; preferred up to ``EXACT_MATCHES`` unless
+        walking is cheaper), testing the newest tickets until enough match (``WALK``), or a
+        recent slice of ids. Planning only: the matches and the filtered tickets when there are
+        filters besides the words, and the documents holding the last word's prefix when the GIN
+        scan's cost can tip the choice (0–3 estimates)."""
+        filtered_too = len(filters) > len(live)
+        matches = max(await self.estimate(conditions), 1) if filtered_too else max(word_matches, 1)
+        filtered = max(await self.estimate(filters), 1) if filtered_too else tickets
+        walking = TICKET_TEST_US * needed * filtered / matches
+        reading = MATCH_READ_US * word_matches if word_matches <= MATCHES_READ_CAP else float("inf")
+        slicing = (SLICE_TICKET_US * tickets / matches + MATCH_READ_US) * SLICE_SPARE * needed
+        gin = 0.0  # reading and slicing both scan the GIN index; walking does not
+        assert query.search_query is not None
+        prefix = query.search_query.prefix
+        if prefix is not None and min(reading, slicing) < walking < min(reading, slicing) + PREFIX_POSTING_US * tickets:
+            prefix_match = self.document(include_internal).bool_op("@@")(func.to_tsquery(SEARCH_CONFIG, prefix))
+            gin = PREFIX_POSTING_US * await self.estimate([*live, prefix_match])
+        costs = {READ: gin + reading, SLICE: gin + slicing, WALK: walking}
+        if word_matches <= EXACT_MATCHES and costs[READ] <= walking:
+            return _NewestFirst(READ, matches, filtered)  # an exact total while it is cheap
+        return _NewestFirst(min(costs, key=costs.__getitem__), matches, filtered)
+
     async def _from_recent_matches(self, filters: list[ColumnElement[bool]],
                                    conditions: list[ColumnElement[bool]], query: TicketQuery,
-                                   include_internal: bool, offset: int, limit: int,
-                                   estimate: int, tickets: int) -> tuple[list[Ticket], int] | str | None:
-        """The page from the newest matches: first among the newest ``WALK_PROBE`` tickets (each
-        tested; ``filters`` are the conditions without the words), else in a recent slice of the
-        account's tickets (ids grow with creation): a slice sized to hold ``SLICE_SPARE`` times the matches needed, by
-        the planner's estimate; resized by the rate it found if it held too few. The total is extrapolated
-        from the slice (an estimate, flagged). None when even the larger slice held too few:
-        the matches are few or old, and reading them all is the better plan; ``WALK`` when they
-        are far denser than estimated. Cost: 2 planning-only
-        estimates + 1 index probe + 1–2 statements that visit only the matches in the slice; the
-        second slice is sized by the first one's rate of matches."""
-        needed = max(RANK_WINDOW, offset + limit) if not query.sort else offset + limit
-        # The newest tickets that pass the filters expected to hold the matches needed.
-        filtered = max(await self.estimate(filters), 1)
+                                   include_internal: bool, offset: int, limit: int, plan: _NewestFirst,
+                                   tickets: int) -> tuple[list[Ticket], int] | str | None:
+        """The page from the newest matches, by ``plan``. ``WALK``: the newest tickets that pass
+        ``filters`` (the conditions without the words), as many as expected to hold the matches
+        needed ×1.5 (at most ``WALK_PROBE``), each tested, stopping at the last match needed.
+        Else, or when they held too few and the rate they showed says the matches are not few: a
+        recent slice of the account's tickets (ids grow with creation) sized to hold
+        ``SLICE_SPARE`` times the matches needed; resized by the rate it found if it held too few.
+        The total is extrapolated (an estimate, flagged). None when the matches turn out few or
+        old (reading them all is the better plan); ``WALK`` when they are far denser than
+        estimated. Cost: the walk, or 1 index probe + 1–2 statements that visit only the matches
+        in the slice."""
+        needed = _needed(query, offset, limit)
+        estimate, filtered = plan.matches, plan.filtered
         probe = int(1.5 * needed * filtered / estimate)
-        if probe <= WALK_PROBE:
+        if plan.way == WALK and probe <= WALK_PROBE:
             # Dense matches (correlated words, a short prefix) are under-estimated most, and their
             # GIN scans are the costliest: the newest tickets, tested one by one, settle it and
             # give the real rate.
@@ -333,7 +393,7 @@ class TicketLists:
             found = found or 0
             if found >= needed:
                 return rows, max(found, estimate)
-            estimate = int(found * filtered / probe)
+            estimate = max(int(found * filtered / probe), 1)
             if estimate <= EXACT_MATCHES:
                 return None  # few after all, or old: reading them all is cheap
         newest_id = await self.session.scalar(select(func.max(Ticket.id)))

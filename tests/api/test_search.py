@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -145,8 +146,9 @@ def test_whatever_is_typed_becomes_a_valid_tsquery(database_url: str) -> None:
         def check(raw: str) -> None:
             built = build_search_query(raw)
             if built is not None:
-                for text in (built.every_weight, built.subject_only, built.description_only):
-                    connection.execute("SELECT to_tsquery('english', %s)", (text,))
+                for text in (built.every_weight, built.subject_only, built.description_only, built.prefix):
+                    if text is not None:
+                        connection.execute("SELECT to_tsquery('english', %s)", (text,))
 
         check()
 
@@ -156,18 +158,37 @@ async def test_a_nul_character_is_a_422_not_a_crash(account: AccountContext) -> 
     assert response.status_code == 422 and response.json()["details"][0]["field"] == "search"
 
 
-async def test_a_search_beyond_exact_counting_shows_the_newest_matches_ranked(
-    account: AccountContext, monkeypatch: Any, database_url: str
+# Costs that make each way to a newest-first page the cheapest on a few dozen tickets.
+NEWEST_FIRST_WAYS = {
+    "read": {"TICKET_TEST_US": 100.0, "SLICE_SPARE": 100},
+    "walk": {"TICKET_TEST_US": 0.001},
+    "slice": {"SLICE_SPARE": 0.1},  # the planner expects ~1 match in a slice of two tickets
+}
+
+
+@pytest.mark.parametrize("way", NEWEST_FIRST_WAYS)
+async def test_every_way_to_the_newest_matches_gives_the_same_ranked_pages(
+    account: AccountContext, monkeypatch: Any, database_url: str, way: str
 ) -> None:
-    """Words in more tickets than ``EXACT_MATCHES`` are not all read: the newest matches come
-    from a recent slice of the tickets (or a walk of the newest-first index), are ranked, and the
-    total is flagged as an estimate. The thresholds are lowered so that a few tickets take the
-    slice path."""
+    """Newest first, a search page is found by reading every match, by testing the newest
+    tickets one by one, or from a recent slice of the tickets, whichever the planner's estimates
+    say is cheapest. Each way gives the newest matches, ranked, and the same pages. The costs are
+    set so that a few dozen tickets take the way under test."""
     from pulse.repositories import ticket_lists
 
     monkeypatch.setattr(ticket_lists, "EXACT_MATCHES", 0)
     monkeypatch.setattr(ticket_lists, "RANK_WINDOW", 6)
-    monkeypatch.setattr(ticket_lists, "SLICE_SPARE", 0.1)  # the planner expects ~1 match here
+    for name, value in NEWEST_FIRST_WAYS[way].items():
+        monkeypatch.setattr(ticket_lists, name, value)
+    chosen: list[str] = []
+    plan = ticket_lists.TicketLists._newest_first_plan
+
+    async def recording_plan(self: Any, *args: Any) -> Any:
+        newest = await plan(self, *args)
+        chosen.append(newest.way)
+        return newest
+
+    monkeypatch.setattr(ticket_lists.TicketLists, "_newest_first_plan", recording_plan)
     matching = []
     for i in range(48):
         if i % 2:
@@ -189,3 +210,4 @@ async def test_a_search_beyond_exact_counting_shows_the_newest_matches_ranked(
     assert body["pagination"]["total"] >= len(matching) - 1 or body["pagination"].get("totalIsEstimate")
     by_date = await search(account, "walrus", pageSize=4, sort="-createdAt")
     assert numbers(by_date) == [t["ticketNumber"] for t in reversed(matching[-4:])]
+    assert set(chosen) == {way}
