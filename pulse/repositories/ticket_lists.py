@@ -81,8 +81,9 @@ MATCHES_READ_CAP = 20_000
 # A slice is sized to hold this many times the matches needed (by the estimate): each slice costs
 # a GIN scan of the words, while a match in it costs only a heap visit.
 SLICE_SPARE = 10
-# A walk of the newest tickets tests at most this many (≈ 50 ms), 1.5× those expected to hold the
-# matches needed.
+# A walk of the newest tickets tests 1.5× those expected to hold the matches needed, at most this
+# many (≈ 50 ms); if they held too few, the rate they showed chooses between reading every match
+# and a slice.
 WALK_PROBE = 20_000
 # Newest first, the cheapest of reading every match, testing the newest tickets and a recent slice
 # is chosen by these costs (µs, measured at 1,000,000 tickets, bench/README.md): a match read
@@ -372,8 +373,8 @@ class TicketLists:
                                    include_internal: bool, offset: int, limit: int, plan: _NewestFirst,
                                    tickets: int) -> tuple[list[Ticket], int] | str | None:
         """The page from the newest matches, by ``plan``. ``WALK``: the newest tickets that pass
-        ``filters`` (the conditions without the words), as many as expected to hold the matches
-        needed ×1.5 (at most ``WALK_PROBE``), each tested, stopping at the last match needed.
+        ``filters`` (the conditions without the words), 1.5× as many as expected to hold the
+        matches needed (at most ``WALK_PROBE``), each tested, stopping at the last match needed.
         Else, or when they held too few and the rate they showed says the matches are not few: a
         recent slice of the account's tickets (ids grow with creation) sized to hold
         ``SLICE_SPARE`` times the matches needed; resized by the rate it found if it held too few.
@@ -383,8 +384,8 @@ class TicketLists:
         in the slice."""
         needed = _needed(query, offset, limit)
         estimate, filtered = plan.matches, plan.filtered
-        probe = int(1.5 * needed * filtered / estimate)
-        if plan.way == WALK and probe <= WALK_PROBE:
+        probe = min(int(1.5 * needed * filtered / estimate), WALK_PROBE)
+        if plan.way == WALK:
             # Dense matches (correlated words, a short prefix) are under-estimated most, and their
             # GIN scans are the costliest: the newest tickets, tested one by one, settle it and
             # give the real rate.
