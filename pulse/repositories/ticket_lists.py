@@ -10,7 +10,7 @@ Queries per ``TicketLists.page`` call:
   the other filters. Newest first (ranked, or by createdAt) and up to ``SLICE_MATCHES``: 0–3 more
   ``EXPLAIN``s (the matches and the filtered tickets when there are other filters; the prefix
   alone when the GIN scan's cost can tip the choice), then the cheapest way by the costs
-  measured at a million tickets (``_newest_first_plan``): read every match once (a MATERIALIZED
+  measured at a million tickets (``cheapest_way``): read every match once (a MATERIALIZED
   CTE, so the planner cannot prefer walking a btree and testing every row), cut the page from
   them and count them — exact total; test the newest tickets one by one and stop at the last
   match needed (dense matches: correlated words, short prefixes, whose GIN scans cost the most);
@@ -67,12 +67,13 @@ RANK_WINDOW = 100
 COUNT_CAP = 10_000
 # Searches whose words the planner expects in at most this many tickets read every match through
 # the GIN index and count them exactly — in another order than newest first always, newest first
-# unless testing the newest tickets is cheaper. (Without statistics the planner guesses 0.5 % for
-# a prefix: 5,000 at a million tickets; such a guess reads the matches too. Migration 0006 keeps
-# statistics of the 10,000 most common lexemes, which make most guesses far better.)
+# unless testing the newest tickets is cheaper. (A prefix none of whose words the statistics
+# track is guessed at a fixed fraction: 0.5 % at a million tickets, 5,000, so such guesses read the
+# matches too; 2 % while fewer than 100 lexemes are tracked. Migration 0006 tracks the 10,000 most
+# common lexemes, which makes most guesses far better.)
 EXACT_MATCHES = 5_000
 PREFIX_GUESS_MARGIN = 0.0055  # just above PostgreSQL's default selectivity of a tsquery it cannot see into
-# Newest first, up to this many matches the cheapest way is chosen (``_newest_first_plan``). Beyond
+# Newest first, up to this many matches the cheapest way is chosen (``cheapest_way``). Beyond
 # it (a word in more than ~5 % of the tickets) walking the newest-first index and testing each
 # ticket finds RANK_WINDOW matches within a few thousand rows.
 SLICE_MATCHES = 50_000
@@ -142,6 +143,29 @@ def _compile_explain(element: _Explain, compiler: Any, **kw: Any) -> str:
 def _newest_first(query: TicketQuery) -> bool:
     """Ranked (no sort: the newest matches are ranked) or sorted newest first."""
     return not query.sort or [(key.column, key.descending) for key in query.sort] == [("created_at", True)]
+
+
+def cheapest_way(*, word_matches: int, matches: int, filtered: int, tickets: int, needed: int,
+                 prefix_postings: int = 0) -> str:
+    """``READ``, ``WALK`` or ``SLICE``: the cheapest way to the ``needed`` newest matches by the
+    costs above, given the planner's estimates of the live tickets holding the words, passing every
+    condition, passing the filters alone, all of them, and holding the last word's prefix.
+    Reading every match is preferred up to ``EXACT_MATCHES`` (an exact total) unless walking is
+    cheaper."""
+    gin = PREFIX_POSTING_US * prefix_postings  # reading and slicing scan the GIN index; walking does not
+    matches = max(matches, 1)
+    # GIN visits every ticket holding the words and the filters are tested on each; reading stops
+    # (and the page is walked for) past MATCHES_READ_CAP tickets passing them all.
+    reading = gin + MATCH_READ_US * word_matches if matches <= MATCHES_READ_CAP else float("inf")
+    slicing = gin + (SLICE_TICKET_US * tickets / matches + MATCH_READ_US) * SLICE_SPARE * needed
+    walked = needed * filtered / matches  # tickets tested before the last match needed
+    walking = TICKET_TEST_US * min(walked, WALK_PROBE)
+    if walked > WALK_PROBE:
+        walking += min(reading, slicing)  # the walk stops at WALK_PROBE, and likely another way follows
+    if word_matches <= EXACT_MATCHES and reading <= walking:
+        return READ
+    costs = {READ: reading, SLICE: slicing, WALK: walking}
+    return min(costs, key=costs.__getitem__)
 
 
 def _needed(query: TicketQuery, offset: int, limit: int) -> int:
@@ -289,12 +313,12 @@ class TicketLists:
             # The GIN index does work in proportion to the tickets that contain the words (for a
             # prefix: any word with it), whatever the other filters. Newest first (ranked or by
             # createdAt), up to SLICE_MATCHES: the cheapest of reading every match, testing the newest
-            # tickets and a recent slice (``_newest_first_plan``). Otherwise few (≤ EXACT_MATCHES):
+            # tickets and a recent slice (``cheapest_way``). Otherwise few (≤ EXACT_MATCHES):
             # collect them all once, count them, order just those; many: walk the index of the
             # requested order, stop at the page. A total is exact when every match was read.
             live = [Ticket.account_id == account_id, Ticket.deleted_at.is_(None)]
             word_matches, tickets = await self.estimate([*live, words]), max(await self.estimate(live), 1)
-            # For a prefix the planner guesses 0.5 % of the rows: such a guess reads all matches too.
+            # A prefix guessed at the planner's fixed 0.5 % reads all matches too (see EXACT_MATCHES).
             few_matches = word_matches <= max(EXACT_MATCHES, PREFIX_GUESS_MARGIN * tickets)
             if limit > 0 and _newest_first(query) and word_matches <= SLICE_MATCHES:
                 newest = await self._newest_first_plan(live, filters, conditions, query, include_internal,
@@ -345,28 +369,25 @@ class TicketLists:
     async def _newest_first_plan(self, live: list[ColumnElement[bool]], filters: list[ColumnElement[bool]],
                                  conditions: list[ColumnElement[bool]], query: TicketQuery, include_internal: bool,
                                  word_matches: int, tickets: int, needed: int) -> _NewestFirst:
-        """The cheapest way to the ``needed`` newest matches, by the planner's estimates and the
-        costs above: reading every match (exact total; preferred up to ``EXACT_MATCHES`` unless
-        walking is cheaper), testing the newest tickets until enough match (``WALK``), or a
-        recent slice of ids. Planning only: the matches and the filtered tickets when there are
-        filters besides the words, and the documents holding the last word's prefix when the GIN
-        scan's cost can tip the choice (0–3 estimates)."""
+        """The cheapest way to the ``needed`` newest matches (``cheapest_way``). Planning only:
+        the matches and the filtered tickets when there are filters besides the words, and the
+        documents holding the last word's prefix when their number can change the way (0–3
+        estimates)."""
         filtered_too = len(filters) > len(live)
         matches = max(await self.estimate(conditions), 1) if filtered_too else max(word_matches, 1)
         filtered = max(await self.estimate(filters), 1) if filtered_too else tickets
-        walking = TICKET_TEST_US * needed * filtered / matches
-        reading = MATCH_READ_US * word_matches if word_matches <= MATCHES_READ_CAP else float("inf")
-        slicing = (SLICE_TICKET_US * tickets / matches + MATCH_READ_US) * SLICE_SPARE * needed
-        gin = 0.0  # reading and slicing both scan the GIN index; walking does not
         assert query.search_query is not None
         prefix = query.search_query.prefix
-        if prefix is not None and min(reading, slicing) < walking < min(reading, slicing) + PREFIX_POSTING_US * tickets:
+
+        def way(prefix_postings: int) -> str:
+            return cheapest_way(word_matches=word_matches, matches=matches, filtered=filtered, tickets=tickets,
+                                needed=needed, prefix_postings=prefix_postings)
+
+        chosen = way(0)
+        if prefix is not None and way(tickets) != chosen:
             prefix_match = self.document(include_internal).bool_op("@@")(func.to_tsquery(SEARCH_CONFIG, prefix))
-            gin = PREFIX_POSTING_US * await self.estimate([*live, prefix_match])
-        costs = {READ: gin + reading, SLICE: gin + slicing, WALK: walking}
-        if word_matches <= EXACT_MATCHES and costs[READ] <= walking:
-            return _NewestFirst(READ, matches, filtered)  # an exact total while it is cheap
-        return _NewestFirst(min(costs, key=costs.__getitem__), matches, filtered)
+            chosen = way(await self.estimate([*live, prefix_match]))
+        return _NewestFirst(chosen, matches, filtered)
 
     async def _from_recent_matches(self, filters: list[ColumnElement[bool]],
                                    conditions: list[ColumnElement[bool]], query: TicketQuery,
@@ -391,7 +412,6 @@ class TicketLists:
             # give the real rate.
             rows, found = await self._from_newest_tested(filters, query, include_internal, offset, limit, probe,
                                                          needed)
-            found = found or 0
             if found >= needed:
                 return rows, max(found, estimate)
             estimate = max(int(found * filtered / probe), 1)
@@ -408,7 +428,6 @@ class TicketLists:
             lowest_id = int(newest_id - slice_tickets * ids_per_ticket)
             sliced = [*conditions, Ticket.id > lowest_id]
             rows, found = await self._from_matches(sliced, query, include_internal, offset, limit)
-            found = found or 0
             expected = found * tickets / slice_tickets  # matches in all tickets, at the slice's rate
             if found > MATCHES_READ_CAP:
                 return WALK  # far denser than estimated: the slice's matches were not all read
@@ -442,7 +461,7 @@ class TicketLists:
         return list(await self.session.scalars(statement))
 
     async def _from_matches(self, conditions: list[ColumnElement[bool]], query: TicketQuery, include_internal: bool,
-                            offset: int, limit: int) -> tuple[list[Ticket], int | None]:
+                            offset: int, limit: int) -> tuple[list[Ticket], int]:
         """Few matches: a MATERIALIZED CTE takes every match once (the planner reads the GIN
         index: no ORDER BY/LIMIT to tempt it into walking a btree and testing every row), then
         the page is cut from it — ranked (the newest ``RANK_WINDOW``) or in the requested order —
@@ -463,7 +482,7 @@ class TicketLists:
 
     async def _from_newest_tested(self, filters: list[ColumnElement[bool]], query: TicketQuery,
                                   include_internal: bool, offset: int, limit: int, probe: int,
-                                  needed: int) -> tuple[list[Ticket], int | None]:
+                                  needed: int) -> tuple[list[Ticket], int]:
         """The first ``needed`` matches among the newest ``probe`` tickets that pass ``filters``,
         each tested against the words (a walk of the newest-first index that stops at ``needed``
         matches: one heap visit and one document test per ticket, no GIN scan). The page is cut
@@ -488,7 +507,7 @@ class TicketLists:
                                      offset, limit)
 
     async def _page_from(self, matches: Any, keys: list[tuple[str, bool]], query: TicketQuery, include_internal: bool,
-                         offset: int, limit: int) -> tuple[list[Ticket], int | None]:
+                         offset: int, limit: int) -> tuple[list[Ticket], int]:
         """The page cut from a CTE of matches (ranked, or in ``keys`` order) and the CTE's size."""
         total = select(func.count()).select_from(matches).scalar_subquery().label("total")
         if query.sort:
@@ -514,7 +533,12 @@ class TicketLists:
         if not query.sort:
             statement = statement.limit(limit).offset(offset)
         found = (await self.session.execute(statement)).all()
-        return [row[0] for row in found], (int(found[0][1]) if found else None)
+        if found:
+            return [row[0] for row in found], int(found[0][1])
+        if offset == 0:
+            return [], 0
+        # A page past the end: the matches are counted on their own (read once more; rare).
+        return [], int(await self.session.scalar(select(func.count()).select_from(matches)) or 0)
 
     # -- counts ----------------------------------------------------------------------------------
 
