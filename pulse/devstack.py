@@ -24,7 +24,7 @@ from pulse.config import Settings, sync_database_url
 from pulse.db import make_engine, make_sessionmaker
 from pulse.models import ApiToken, Team, TicketCategory, TicketType
 from pulse.services.auth import create_account_with_admin, hash_token
-from pulse.workflows.search_attributes import ALL as SEARCH_ATTRIBUTES
+from pulse.search_attributes import ALL as SEARCH_ATTRIBUTES
 
 log = logging.getLogger("pulse.dev")
 ROOT = Path(__file__).resolve().parent.parent

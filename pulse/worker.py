@@ -10,16 +10,19 @@ from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
-from pulse.activities.sla import SlaActivities
 from pulse.activities.bulk import BulkActivities
+from pulse.activities.fanout import FanOutActivities
+from pulse.activities.merge import MergeActivities
+from pulse.activities.outbox import OutboxActivities
 from pulse.activities.tickets import TicketActivities
 from pulse.config import Settings, get_settings
 from pulse.db import SessionFactory, make_engine, make_sessionmaker
 from pulse.temporal import connect
 from pulse.workflows.bulk import BulkOperationWorkflow
+from pulse.workflows.fanout import RulesFanOutWorkflow
 from pulse.workflows.ticket import TicketWorkflow
 
-WORKFLOWS = [TicketWorkflow, BulkOperationWorkflow]
+WORKFLOWS = [TicketWorkflow, BulkOperationWorkflow, RulesFanOutWorkflow]
 
 
 def build_worker(client: Client, sessions: SessionFactory, task_queue: str, *,
@@ -34,12 +37,18 @@ def build_worker(client: Client, sessions: SessionFactory, task_queue: str, *,
     (clock, randomness, I/O) and isolates module state per run. The tests build their workers with
     it (the default here); ``pulse worker`` runs without it (``PULSE_WORKER_SANDBOXED``), which
     saves the per-run module re-import and payload wrapping (see bench/README.md)."""
-    tickets = TicketActivities(sessions)
+    activities = [
+        *TicketActivities(sessions).all(),
+        *OutboxActivities(sessions).all(),
+        *MergeActivities(client, task_queue).all(),
+        *BulkActivities(sessions, client, task_queue).all(),
+        *FanOutActivities(sessions, client, task_queue).all(),
+    ]
     return Worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
-        activities=[*tickets.all(), *SlaActivities(sessions).all(), *BulkActivities(sessions, client).all()],
+        activities=activities,
         activity_executor=ThreadPoolExecutor(4),
         max_concurrent_workflow_tasks=max_concurrent_workflow_tasks,
         max_cached_workflows=max_cached_workflows,

@@ -21,16 +21,22 @@ from pulse.domain.bulk import (
     BulkSummary,
     ItemStatus,
 )
+from pulse.domain.bulk import BulkOperationKind, ItemOutcome, update_id_for
+from pulse.domain.changes import Actor, TagEdit, TicketChanges
+from pulse.domain.commands import DeleteTicketInput, UpdateTicketInput
+from pulse.domain.errors import DomainError
+from pulse.domain.tickets import TicketStatus
+from pulse.gateway import NoRunningWorkflow, TicketGateway
 from pulse.repositories.bulk import BulkOperationRepository
-from pulse.services.bulk import BulkItemApplier
+from pulse.repositories.ticket_store import TicketStore
 
 HEARTBEAT_EVERY_SECONDS = 5
 
 
 class BulkActivities:
-    def __init__(self, sessions: SessionFactory, temporal: Client) -> None:
+    def __init__(self, sessions: SessionFactory, temporal: Client, task_queue: str) -> None:
         self.sessions = sessions
-        self.applier = BulkItemApplier(sessions, temporal)
+        self.applier = BulkItemApplier(sessions, TicketGateway(temporal, task_queue))
 
     @activity.defn
     async def start_bulk_operation(self, bulk_operation_id: int) -> None:
@@ -79,6 +85,82 @@ class BulkActivities:
 
     def all(self) -> list[Callable[..., Any]]:
         return [self.start_bulk_operation, self.apply_bulk_batch, self.finish_bulk_operation]
+
+
+def bulk_command_id(bulk_operation_id: int, ticket_id: int) -> str:
+    """The write command id of one bulk item: applied once, whatever the retries."""
+    return f"bulk/{bulk_operation_id}/{ticket_id}"
+
+
+class BulkItemApplier:
+    """Applies one item as a command to the ticket's own workflow (through the gateway), so that
+    validation, rules and the SLA clock behave exactly as for a single PATCH or DELETE.
+
+    - an item whose outcome is recorded is never sent again (batches reload only pending items);
+    - an item in flight when a worker died is sent again with the same update id and command id:
+      Temporal answers an update id once per run, and the write is in ``applied_commands`` once it
+      took effect — checked first, which also covers a ticket whose workflow ended since (closed
+      or deleted by this very item);
+    - a closed ticket's delete goes to a run that loads the ticket (``resume``)."""
+
+    def __init__(self, sessions: SessionFactory, gateway: TicketGateway) -> None:
+        self.sessions = sessions
+        self.gateway = gateway
+
+    async def _look_up(self, account_id: int, ticket_id: int, command_id: str) -> tuple[bool, Any]:
+        """Whether the item's command took effect already, and the live ticket (2 queries, 1 session)."""
+        async with self.sessions() as session:
+            if await BulkOperationRepository(session).applied(command_id):
+                return True, None
+            ticket, _ = await TicketStore(session).lock(account_id, ticket_id)
+            return False, ticket
+
+    async def apply(self, spec: BulkSpec, ticket_id: int) -> ItemOutcome:
+        """The item's outcome; raises only for infrastructure failures (the batch is retried)."""
+        command_id = bulk_command_id(spec.id, ticket_id)
+        update_id = update_id_for(spec.id, ticket_id)
+        applied, ticket = await self._look_up(spec.account_id, ticket_id, command_id)
+        if applied:
+            return ItemOutcome.success()  # an earlier attempt applied it
+        if ticket is None:
+            return ItemOutcome.failure("not_found", f"ticket {ticket_id} not found")
+        actor = Actor(kind="user", user_id=spec.created_by)
+        closed = ticket.status == TicketStatus.CLOSED
+        try:
+            if spec.operation == BulkOperationKind.DELETE:
+                await self._delete(spec.account_id, ticket_id, DeleteTicketInput(actor=actor, command_id=command_id),
+                                   update_id, resume=closed)
+            else:
+                if closed:
+                    return ItemOutcome.failure("ticket_closed", "the ticket is closed; closed tickets are read-only")
+                tags = list(spec.changes.get("tags", []))
+                argument = UpdateTicketInput(
+                    actor=actor, command_id=command_id,
+                    changes=TicketChanges.model_validate(spec.changes if spec.operation == BulkOperationKind.UPDATE else {}),
+                    tags=TagEdit(add=tags if spec.operation == BulkOperationKind.ADD_TAGS else [],
+                                 remove=tags if spec.operation == BulkOperationKind.REMOVE_TAGS else []),
+                )
+                try:
+                    await self.gateway.update(spec.account_id, ticket_id, argument, update_id=update_id)
+                except NoRunningWorkflow:  # ended meanwhile (closed or deleted), maybe by this very item
+                    applied, current = await self._look_up(spec.account_id, ticket_id, command_id)
+                    if applied:
+                        return ItemOutcome.success()
+                    if current is None:
+                        return ItemOutcome.failure("not_found", f"ticket {ticket_id} not found")
+                    await self.gateway.update(spec.account_id, ticket_id, argument, update_id=update_id, resume=True)
+            return ItemOutcome.success()
+        except DomainError as error:
+            if error.status >= 500:
+                raise
+            return ItemOutcome.failure(error.code, error.message)
+
+    async def _delete(self, account_id: int, ticket_id: int, command: DeleteTicketInput, update_id: str, *,
+                      resume: bool) -> None:
+        try:
+            await self.gateway.delete(account_id, ticket_id, command, update_id=update_id, resume=resume)
+        except NoRunningWorkflow:
+            await self.gateway.delete(account_id, ticket_id, command, update_id=update_id, resume=True)
 
 
 @contextlib.asynccontextmanager

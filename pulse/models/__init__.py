@@ -1,6 +1,7 @@
 """SQLAlchemy ORM tables (no behaviour). Queries live in ``pulse.repositories``."""
 
 from pulse.models.base import Base
+from pulse.models.engine import AgendaProbe, Notification, OutboxDelivery, TicketSlaClock
 from pulse.models.sla import SlaCalendar, SlaPolicy, TicketEvent
 from pulse.models.ticket_ops import BulkOperation, BulkOperationItem, SavedView
 from pulse.models.tables import (
@@ -20,6 +21,10 @@ from pulse.models.tables import (
 )
 
 __all__ = [
+    "AgendaProbe",
+    "Notification",
+    "OutboxDelivery",
+    "TicketSlaClock",
     "Account",
     "AccountMember",
     "ApiToken",

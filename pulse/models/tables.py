@@ -26,6 +26,8 @@ class Account(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     last_ticket_number: Mapped[int] = mapped_column(Integer, server_default="0")
+    # Bumped by every change to the rules the tickets' agendas read (``pulse.domain.agenda``).
+    rules_generation: Mapped[int] = mapped_column(BigInteger, server_default="0")
     created_at: Mapped[datetime] = created_at_column()
 
 
@@ -256,6 +258,7 @@ class IdempotencyKey(Base):
     scope: Mapped[str] = mapped_column(String(100), primary_key=True)
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     resource_id: Mapped[int | None] = mapped_column(BigInteger)
+    resource_number: Mapped[int | None] = mapped_column(Integer)  # a ticket's number, allocated with its id
     request_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = created_at_column()
 

@@ -130,47 +130,6 @@ class TicketEventRepository:
         return list(rows)
 
 
-class SlaRecordRepository:
-    """The SLA clock's write, in few round trips and without the ORM's unit of work (it runs for
-    every at-risk/breach change of every ticket): claim the command id, update the ticket's SLA
-    columns returning the row, insert the timeline and outbox rows (one multi-row INSERT each)."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def claim(self, command_id: str, ticket_id: int) -> bool:
-        """Record the command as applied; False if it was already (an activity retry)."""
-        claimed = await self.session.scalar(
-            insert(AppliedCommand).values(command_id=command_id, ticket_id=ticket_id, result={})
-            .on_conflict_do_nothing(index_elements=["command_id"]).returning(AppliedCommand.command_id)
-        )
-        return claimed is not None
-
-    async def store(self, account_id: int, ticket_id: int, values: dict[str, Any]) -> Any | None:
-        """Set the SLA columns; the updated row (None if the ticket is gone)."""
-        result = await self.session.execute(
-            update(Ticket)
-            .where(Ticket.account_id == account_id, Ticket.id == ticket_id, Ticket.deleted_at.is_(None))
-            .values(**values)
-            .returning(*Ticket.__table__.columns)
-        )
-        return result.one_or_none()
-
-    async def current(self, account_id: int, ticket_id: int) -> Any | None:
-        result = await self.session.execute(
-            select(*Ticket.__table__.columns).where(Ticket.account_id == account_id, Ticket.id == ticket_id)
-        )
-        return result.one_or_none()
-
-    async def add_timeline(self, rows: list[dict[str, Any]]) -> None:
-        if rows:
-            await self.session.execute(plain_insert(TimelineEvent), rows)
-
-    async def add_events(self, rows: list[dict[str, Any]]) -> None:
-        if rows:
-            await self.session.execute(plain_insert(TicketEvent), rows)
-
-
 GROUPS = ("day", "week", "priority", "team")
 
 

@@ -4,21 +4,71 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from sqlalchemy import Select, func, select, text
+from sqlalchemy import Select, delete, func, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pulse.domain.ticket_query import TicketQuery
-from pulse.models import Ticket, TicketComment, TimelineEvent
+from pulse.models import IdempotencyKey, Ticket, TicketComment, TimelineEvent
+from pulse.repositories.idempotency import KEY_LIFETIME
 from pulse.repositories.ticket_lists import TicketLists
+
+
+CREATE_SCOPE = "tickets.create"
 
 
 class TicketRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def next_id(self) -> int:
-        """Reserve a ticket id before its workflow starts (the workflow id contains it)."""
-        return (await self.session.execute(text("SELECT nextval('tickets_id_seq')"))).scalar_one()
+    async def allocate(self, account_id: int) -> tuple[int, int]:
+        """Reserve a ticket id and the account's next ``PULSE-<n>`` before the workflow starts (its
+        id and search attributes hold them). One statement; the account row is locked only for
+        this short transaction. A create that then fails leaves a gap in the numbers."""
+        row = (await self.session.execute(text(
+            "WITH n AS (UPDATE accounts SET last_ticket_number = last_ticket_number + 1 WHERE id = :account_id "
+            "RETURNING last_ticket_number) SELECT nextval('tickets_id_seq'), n.last_ticket_number FROM n"
+        ), {"account_id": account_id})).one()
+        return int(row[0]), int(row[1])
+
+    async def claim_create_key(self, account_id: int, key: str, request_hash: str, ticket_id: int,
+                               number: int) -> tuple[int, int] | None:
+        """Bind an ``Idempotency-Key`` to the ticket about to be created; the ticket an earlier
+        request bound it to (id, number) when it was there first (and is not older than 24 h)."""
+        claimed = await self.session.scalar(
+            pg_insert(IdempotencyKey).values(account_id=account_id, scope=CREATE_SCOPE, key=key, resource_id=ticket_id,
+                                             resource_number=number, request_hash=request_hash)
+            .on_conflict_do_update(
+                index_elements=["account_id", "scope", "key"],
+                set_={"resource_id": ticket_id, "resource_number": number, "request_hash": request_hash,
+                      "created_at": func.now()},
+                where=IdempotencyKey.created_at < func.now() - KEY_LIFETIME)
+            .returning(IdempotencyKey.resource_id))
+        if claimed is not None:
+            return None
+        earlier = (await self.session.execute(select(IdempotencyKey.resource_id, IdempotencyKey.resource_number).where(
+            IdempotencyKey.account_id == account_id, IdempotencyKey.scope == CREATE_SCOPE, IdempotencyKey.key == key,
+        ))).one()
+        return int(earlier[0]), int(earlier[1] or 0)
+
+    async def bound_create_key(self, account_id: int, key: str) -> tuple[int, int] | None:
+        """The ticket (id, number) a live ``Idempotency-Key`` is bound to."""
+        row = (await self.session.execute(select(IdempotencyKey.resource_id, IdempotencyKey.resource_number).where(
+            IdempotencyKey.account_id == account_id, IdempotencyKey.scope == CREATE_SCOPE, IdempotencyKey.key == key,
+            IdempotencyKey.created_at >= func.now() - KEY_LIFETIME, IdempotencyKey.resource_id.is_not(None),
+        ))).one_or_none()
+        return None if row is None else (int(row[0]), int(row[1] or 0))
+
+    async def release_create_key(self, account_id: int, key: str, ticket_id: int) -> None:
+        """Free a key whose create failed for good (a 4xx: no ticket was made)."""
+        await self.session.execute(delete(IdempotencyKey).where(
+            IdempotencyKey.account_id == account_id, IdempotencyKey.scope == CREATE_SCOPE, IdempotencyKey.key == key,
+            IdempotencyKey.resource_id == ticket_id))
+
+    async def exists(self, account_id: int, ticket_id: int) -> bool:
+        """Whether the ticket's row is there, deleted or not."""
+        return await self.session.scalar(select(Ticket.id).where(
+            Ticket.account_id == account_id, Ticket.id == ticket_id)) is not None
 
     async def get(self, account_id: int, ticket_id: int, *, for_update: bool = False) -> Ticket | None:
         query = select(Ticket).where(

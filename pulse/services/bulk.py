@@ -4,7 +4,7 @@ API side (``BulkService``): validate the change once, resolve the tickets (by id
 filter — a snapshot taken now), store the operation with one ``pending`` item per ticket, start
 ``BulkOperationWorkflow`` and answer 202. Progress is read from the items.
 
-Worker side (``BulkItemApplier``): each item is applied as an update of **that ticket's own
+Worker side (``pulse.activities.bulk.BulkItemApplier``): each item is applied as an update of **that ticket's own
 workflow** (so validators, the automation cascade and the SLA clock behave exactly as for a
 single PATCH), with the deterministic update id ``bulk-<operation>-<ticket>``:
 
@@ -20,37 +20,30 @@ So a crash neither skips nor repeats a ticket.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any
 
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from pulse.db import SessionFactory
-from pulse.domain import records
 from pulse.domain.bulk import (
     MAX_BULK_TICKETS,
     BulkOperationInput,
     BulkOperationKind,
-    BulkSpec,
     BulkStatus,
-    ItemOutcome,
     ItemStatus,
     bulk_workflow_id,
-    update_id_for,
 )
-from pulse.domain.commands import Actor, DeleteTicketInput, UpdateTicketInput, command_id_for
-from pulse.domain.errors import DomainError, NotFound, ValidationFailed
+from pulse.domain.errors import NotFound, ValidationFailed
 from pulse.domain.ticket_query import filters_to_params, parse_ticket_query
-from pulse.domain.tickets import Permission, TicketStatus, normalise_tags, workflow_id_for
-from pulse.models import AppliedCommand, BulkOperation, Ticket
+from pulse.domain.tickets import Permission, normalise_tags
+from pulse.gateway import TemporalUnavailable
+from pulse.models import BulkOperation
 from pulse.repositories.bulk import BulkOperationRepository
 from pulse.repositories.ticket_lists import TicketLists
-from pulse.repositories.tickets import TicketRepository
 from pulse.services.auth import Principal
-from pulse.services.ticket_writes import TicketWriter
-from pulse.services.tickets import TemporalUnavailable, TicketService, _domain_error
+from pulse.services.tickets import TicketService
 
 MAX_ERRORS_SHOWN = 1000
 
@@ -88,8 +81,7 @@ class BulkService:
         if not fields:
             raise _validation("changes", "name at least one field to change")
         await self.tickets._resolve_category(principal.account_id, fields)
-        async with self.sessions() as session:
-            await TicketWriter(session)._check_references(principal.account_id, fields)
+        await self.tickets.check_references(principal.account_id, fields)
         return fields
 
     async def _ticket_ids(self, principal: Principal, ticket_ids: list[int] | None,
@@ -131,11 +123,9 @@ class BulkService:
             )
             bulk_id = bulk.id
             bulk.workflow_id = bulk_workflow_id(principal.account_id, bulk_id)
-        from pulse.workflows.bulk import BulkOperationWorkflow
-
         try:
             await self.temporal.start_workflow(
-                BulkOperationWorkflow.run,
+                "BulkOperationWorkflow",
                 BulkOperationInput(bulk_operation_id=bulk_id, account_id=principal.account_id, total=len(ids)),
                 id=bulk_workflow_id(principal.account_id, bulk_id),
                 task_queue=self.task_queue,
@@ -174,79 +164,3 @@ class BulkService:
         if failed > len(failures):
             body["errorsOmitted"] = failed - len(failures)
         return body
-
-
-class BulkItemApplier:
-    """Applies one item through the ticket's workflow (worker side, inside a batch activity)."""
-
-    def __init__(self, sessions: SessionFactory, temporal: Client) -> None:
-        self.sessions = sessions
-        self.temporal = temporal
-
-    async def _look_up(self, account_id: int, ticket_id: int, command_id: str) -> tuple[bool, Ticket | None]:
-        """Whether the item's command took effect already, and the live ticket (2 queries, 1 session)."""
-        async with self.sessions() as session:
-            if await BulkOperationRepository(session).applied(command_id):
-                return True, None
-            return False, await TicketRepository(session).get(account_id, ticket_id)
-
-    async def apply(self, spec: BulkSpec, ticket_id: int) -> ItemOutcome:
-        """The item's outcome; raises only for infrastructure failures (the batch is retried)."""
-        workflow_id = workflow_id_for(spec.account_id, ticket_id)
-        update_id = update_id_for(spec.id, ticket_id)
-        command_id = command_id_for(workflow_id, update_id)
-        applied, ticket = await self._look_up(spec.account_id, ticket_id, command_id)
-        if applied:
-            return ItemOutcome.success()  # an earlier attempt applied it
-        if ticket is None:
-            return ItemOutcome.failure("not_found", f"ticket {ticket_id} not found")
-        actor = Actor(kind="user", user_id=spec.created_by)
-        closed = ticket.status == TicketStatus.CLOSED.value
-        if spec.operation == BulkOperationKind.DELETE:
-            if closed:  # its workflow has ended with the close: deleted directly, as the API does
-                return await self._delete_closed(spec, ticket_id, command_id, actor)
-            update: Any = "delete"
-            argument: Any = DeleteTicketInput(actor=actor)
-        else:
-            if closed:
-                return ItemOutcome.failure("ticket_closed", "the ticket is closed; closed tickets are read-only")
-            changes = dict(spec.changes) if spec.operation == BulkOperationKind.UPDATE else {}
-            tags = list(spec.changes.get("tags", []))
-            argument = UpdateTicketInput(
-                actor=actor, changes=changes,
-                add_tags=tags if spec.operation == BulkOperationKind.ADD_TAGS else [],
-                remove_tags=tags if spec.operation == BulkOperationKind.REMOVE_TAGS else [],
-            )
-            update = "update"
-        handle = self.temporal.get_workflow_handle(workflow_id)
-        try:
-            await handle.execute_update(update, argument, id=update_id, result_type=records.Ticket)
-            return ItemOutcome.success()
-        except WorkflowUpdateFailedError as error:
-            failure = _domain_error(error)
-            return ItemOutcome.failure(failure.code, failure.message)
-        except RPCError as error:
-            if error.status != RPCStatusCode.NOT_FOUND:
-                raise
-            # The workflow has ended: closed or deleted meanwhile — possibly by this very item.
-            applied, current = await self._look_up(spec.account_id, ticket_id, command_id)
-            if applied:
-                return ItemOutcome.success()
-            if current is None:
-                return ItemOutcome.failure("not_found", f"ticket {ticket_id} not found")
-            if spec.operation == BulkOperationKind.DELETE:
-                return await self._delete_closed(spec, ticket_id, command_id, actor)
-            return ItemOutcome.failure("ticket_closed", "the ticket is closed; closed tickets are read-only")
-
-    async def _delete_closed(self, spec: BulkSpec, ticket_id: int, command_id: str, actor: Actor) -> ItemOutcome:
-        try:
-            async with self.sessions() as session, session.begin():
-                if await BulkOperationRepository(session).applied(command_id):
-                    return ItemOutcome.success()
-                ticket = await TicketWriter(session).delete(spec.account_id, ticket_id, DeleteTicketInput(actor=actor),
-                                                            datetime.now(timezone.utc))
-                session.add(AppliedCommand(command_id=command_id, ticket_id=ticket_id,
-                                           result=ticket.model_dump(mode="json")))
-            return ItemOutcome.success()
-        except DomainError as error:
-            return ItemOutcome.failure(error.code, error.message)

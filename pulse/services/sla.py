@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pulse.domain import records, sla
 from pulse.domain.calendar import BusinessCalendar
-from pulse.domain.commands import Actor, SyncSlaCommand, SyncSlaResult
 from pulse.domain.errors import Conflict, NotFound, ValidationFailed, VersionConflict
 from pulse.domain.tickets import Priority, TicketStatus
 from pulse.models import SlaCalendar, SlaPolicy
@@ -21,7 +20,6 @@ from pulse.repositories.sla import (
     ComplianceRepository,
     SlaCalendarRepository,
     SlaPolicyRepository,
-    SlaRecordRepository,
 )
 
 log = logging.getLogger("pulse.sla")
@@ -110,102 +108,6 @@ class SlaPolicyResolver:
         calendars = await self.policies.calendars(account_id, {chosen.calendar_id})
         row = next(r for r in rows if r.id == chosen.policy_id)
         return policy_of(row, calendars.get(chosen.calendar_id))
-
-
-# -- the clock's writes -------------------------------------------------------------------------------
-
-def _json(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {key: _json(item) for key, item in value.items()}
-    return value
-
-
-# Events whose row on the timeline carries the slaStatus change of the batch they are part of.
-_STATUS_EVENTS = ("sla_at_risk", "sla_breached", "sla_paused", "sla_resumed")
-
-
-class SlaWriter:
-    """Stores the clock's state on the ticket, logs each SLA event on the timeline and publishes it
-    to the ``ticket_events`` outbox: one transaction of 4 statements (claim, update, 2 inserts).
-    Idempotent by ``command_id``: a retried write changes nothing and answers the current ticket.
-
-    The write changes neither ``version`` nor ``updatedAt``: the SLA fields are derived by the
-    clock, and a timer firing must not make a client's ``If-Match`` stale."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.rows = SlaRecordRepository(session)
-
-    async def record(self, command_id: str, account_id: int, ticket_id: int, snapshot: sla.SlaSnapshot,
-                     events: list[sla.SlaEvent], actor: Actor, status_before: sla.SlaState | None) -> records.Ticket:
-        if not await self.rows.claim(command_id, ticket_id):
-            row = await self.rows.current(account_id, ticket_id)
-        else:
-            values = snapshot.model_dump()
-            values["sla_status"] = snapshot.sla_status.value if snapshot.sla_status else None
-            row = await self.rows.store(account_id, ticket_id, values)
-            if row is not None:
-                await self._log(row, events, actor, status_before, snapshot.sla_status)
-        if row is None:
-            raise NotFound(f"ticket {ticket_id} not found")
-        return records.Ticket.model_validate(row)
-
-    async def _log(self, ticket: Any, events: list[sla.SlaEvent], actor: Actor, before: sla.SlaState | None,
-                   after: sla.SlaState | None) -> None:
-        status_before = before.value if before else None
-        status_now = after.value if after else None
-        carrier = next((e for e in events if e.type in _STATUS_EVENTS), events[-1] if events else None)
-        timeline, published = [], []
-        for event in events:
-            clock_driven = event.type in ("sla_at_risk", "sla_breached")
-            changed = event is carrier and status_before != status_now
-            data = {**event.data, "slaStatus": status_now}
-            if event.metric is not None:
-                data["metric"] = event.metric.value
-            timeline.append({
-                "account_id": ticket.account_id,
-                "ticket_id": ticket.id,
-                "event_type": event.type,
-                "actor": "system" if clock_driven or actor.user_id is None else actor.kind,
-                "actor_user_id": None if clock_driven else actor.user_id,
-                "field": "slaStatus" if changed else None,
-                "from_value": status_before if changed else None,
-                "to_value": status_now if changed else None,
-                "data": _json(data),
-                "created_at": event.occurred_at,
-            })
-            published.append({
-                "account_id": ticket.account_id,
-                "ticket_id": ticket.id,
-                "event_type": event.type,
-                "metric": event.metric.value if event.metric else None,
-                "data": _json({**event.data, "slaStatus": status_now, "actor": actor.kind, "userId": actor.user_id}),
-                "occurred_at": event.occurred_at,
-            })
-        await self.rows.add_timeline(timeline)
-        await self.rows.add_events(published)
-
-
-async def follow_change(session: AsyncSession, command: SyncSlaCommand) -> SyncSlaResult:
-    """Move the clock after a committed change (``sla.follow``), in the caller's transaction:
-    (re)load the ticket's policy when asked (or when the clock has not started), and store the SLA
-    fields + events only if they differ from what the ticket shows (``command.stored``)."""
-    policy = None
-    if command.reload_policy or command.ledger is None:
-        policy = await SlaPolicyResolver(session).for_ticket(command.account_id, command.facts)
-    ledger, events = sla.follow(
-        command.ledger, policy=policy, status_before=command.status_before, status=command.status,
-        first_responded_at=command.first_responded_at, created_at=command.created_at, now=command.changed_at,
-    )
-    snapshot = sla.snapshot(ledger)
-    ticket = None
-    if events or snapshot != command.stored:
-        ticket = await SlaWriter(session).record(
-            command.command_id, command.account_id, command.ticket_id, snapshot, events, command.actor,
-            command.stored.sla_status if command.stored else None,
-        )
-    return SyncSlaResult(ledger=ledger, events=events, ticket=ticket)
 
 
 # -- settings -------------------------------------------------------------------------------------

@@ -2,15 +2,14 @@
 
 The API checks the request as a whole (404 for tickets of other accounts, 422 for an empty list,
 the primary in the list, an already merged ticket), then sends **one update to the primary
-ticket's workflow** (``TicketWorkflow.merge``). The workflow merges the secondaries one at a
-time, each in **one transaction** (``TicketMergeWriter.merge``): the secondary's comments are
-copied to the primary with their original times (so the primary's thread reads in time order)
-and a link back (``mergedFromTicketId``), tags are united, both tickets get a timeline entry,
-the secondary gets ``mergedIntoTicketId`` and is closed. A failure rolls back that secondary
-only and is reported in ``errors``. The workflow then signals each secondary's own workflow,
-which follows the close like any other (its SLA clock stops) and ends. Finally an internal merge
-note goes on the primary. The per-secondary transaction is ``TicketMergeWriter``
-(``pulse.services.ticket_merge_writes``).
+ticket's workflow** (``TicketWorkflow.merge``). The primary's workflow merges the secondaries one at a
+time: the secondary's **own workflow** writes its side (``merge_into``: ``mergedIntoTicketId``,
+closed, its SLA clock stops, its workflow ends), asked through the gateway by an activity; then
+the primary's write copies the secondary's comments with their original times (so the primary's
+thread reads in time order) and a link back (``mergedFromTicketId``), unites the tags and logs
+the merge, in one transaction. A secondary that fails is reported in ``errors`` and left as it
+was. Finally an internal merge note goes on the primary. Each ticket's row is written only by its
+own workflow.
 
 Comments are copied, not moved: the secondary stays a complete, read-only record of what was
 said on it, and its comments are searchable on the primary.
@@ -29,7 +28,7 @@ from pulse.domain.tickets import TicketStatus
 from pulse.models import Ticket
 from pulse.services.auth import Principal
 from pulse.services.tickets import TicketService, actor_of
-from pulse.workflows.ticket import TicketWorkflow
+from pulse.gateway import NoRunningWorkflow
 
 MAX_TICKETS_PER_MERGE = 100
 
@@ -80,7 +79,10 @@ class MergeService:
             close_secondary_tickets=close_secondary_tickets,
             add_merge_note=add_merge_note,
         )
-        result: records.MergeResult = await self.tickets._run_update(primary, TicketWorkflow.merge, command)
+        try:
+            result = await self.tickets.gateway.merge(account_id, primary.id, command)
+        except NoRunningWorkflow:  # its workflow was lost: a run that loads the ticket takes the merge
+            result = await self.tickets.gateway.merge(account_id, primary.id, command, resume=True)
         return {
             "success": not result.errors,
             "primaryTicketId": primary.id,

@@ -19,6 +19,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from pulse.activities.bulk import BulkActivities
     from pulse.domain.bulk import BulkBatch, BulkBatchResult, BulkOperationInput, BulkSummary
 
 BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
@@ -38,7 +39,7 @@ class BulkOperationWorkflow:
     @workflow.run
     async def run(self, input: BulkOperationInput) -> BulkSummary:
         await workflow.execute_activity(
-            "start_bulk_operation", input.bulk_operation_id, start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+            BulkActivities.start_bulk_operation, input.bulk_operation_id, start_to_close_timeout=BOOKKEEPING_TIMEOUT,
             retry_policy=RETRY_FOREVER, summary=f"start bulk operation {input.bulk_operation_id}",
         )
         slots = asyncio.Semaphore(max(1, input.parallel_batches))
@@ -47,10 +48,9 @@ class BulkOperationWorkflow:
             end = min(first + input.batch_size, input.total)
             async with slots:
                 result = await workflow.execute_activity(
-                    "apply_bulk_batch",
+                    BulkActivities.apply_bulk_batch,
                     BulkBatch(bulk_operation_id=input.bulk_operation_id, first_position=first, end_position=end,
                               in_flight=input.in_flight_per_batch),
-                    result_type=BulkBatchResult,
                     start_to_close_timeout=BATCH_TIMEOUT,
                     heartbeat_timeout=BATCH_HEARTBEAT_TIMEOUT,
                     retry_policy=RETRY_FOREVER,
@@ -61,7 +61,6 @@ class BulkOperationWorkflow:
 
         await asyncio.gather(*(run_batch(first) for first in range(0, input.total, input.batch_size)))
         return await workflow.execute_activity(
-            "finish_bulk_operation", input.bulk_operation_id, result_type=BulkSummary,
-            start_to_close_timeout=BOOKKEEPING_TIMEOUT, retry_policy=RETRY_FOREVER,
+            BulkActivities.finish_bulk_operation, input.bulk_operation_id, start_to_close_timeout=BOOKKEEPING_TIMEOUT, retry_policy=RETRY_FOREVER,
             summary=f"finish bulk operation {input.bulk_operation_id}",
         )

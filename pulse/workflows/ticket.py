@@ -1,567 +1,552 @@
 """TicketWorkflow: one long-lived workflow per ticket (``ticket-<accountId>-<ticketId>``).
 
-Every mutation of a ticket is an update: its validator rejects invalid requests before anything
-reaches history, its handler applies the change in one local activity (one database
-transaction) and answers with the committed ticket. The run loop sleeps until the next instant
-something is due (SLA thresholds, escalation levels, time-based rules: ``_next_due``), and
-re-computes whenever a change arrives. The workflow ends when the ticket is closed or deleted.
+Every command to a ticket is an update (sent through ``pulse.gateway``): its validator rejects
+invalid requests before anything reaches history, its handler applies the change in one local
+activity — one database transaction that runs the whole change pipeline (change, rules hook, SLA
+clock, row + timeline + outbox) — and answers with the committed ticket. The workflow's
+activities are the only writers of the ticket's row.
 
-The SLA clock (``pulse.domain.sla``) lives in ``state.sla``. A create, update or comment sends it
-with the write (``SlaFollow``), and the same local activity and transaction moves it after the
-change and stores what changed (the policy is reloaded at create and at every update, so a
-priority change or an edited policy re-targets the running metrics; status changes pause, stop or
-reopen it; the first public agent comment stops first response). When a threshold's timer fires,
-or on ``pause_sla``/``resume_sla``, the workflow moves it itself and ``_store_sla`` writes it (one
-local activity). Every write upserts the ``SlaStatus`` search attribute. While paused there is no
-timer at all.
+The run loop sleeps until the earliest item of the ticket's **agenda** (``pulse.domain.agenda``:
+SLA thresholds, and whatever other sources give) and acts on it; each item fires once per SLA
+cycle. After every commit the outbox's new events go to their consumers as regular activities
+that never hold up the ticket. The workflow ends when the ticket is closed or deleted; a later
+command to such a ticket (a comment on a closed ticket, a delete) starts a short run that loads
+the ticket, takes the command and ends again (``resume``) — and so does a command to an open
+ticket whose workflow is missing.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
-from typing import Any
+import contextlib
+from datetime import timedelta
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
-    from pulse.domain import records, sla
+    from pulse.activities.merge import MergeActivities
+    from pulse.activities.outbox import OutboxActivities
+    from pulse.activities.tickets import TicketActivities
+    from pulse.domain import agenda, records
+    from pulse.domain.agenda import DueItem
     from pulse.domain.commands import (
         Actor,
-        AddCommentCommand,
         AddCommentInput,
-        CreateTicketCommand,
+        CommentCommand,
+        CreateCommand,
         CreateTicketInput,
-        DeleteTicketCommand,
+        DeleteCommand,
         DeleteTicketInput,
-        MergeTicketCommand,
-        MergeTicketInput,
+        Delivery,
+        DeliveryCommand,
+        DueCommand,
+        LoadTicketCommand,
+        MergeInCommand,
+        MergeIntoCommand,
+        MergeIntoInput,
+        MergeIntoRequest,
         MergeTicketsInput,
         PauseSlaInput,
-        RecordSlaCommand,
         ResumeSlaInput,
-        SlaFollow,
-        SyncSlaCommand,
-        SyncSlaResult,
+        RulesChanged,
+        SlaPauseCommand,
         TicketWorkflowInput,
         TicketWorkflowState,
         TicketWrite,
-        UpdateTicketCommand,
+        UpdateCommand,
         UpdateTicketInput,
         command_id_for,
-        facts_of,
     )
     from pulse.domain.errors import Conflict, DomainError, NotFound, VersionConflict
     from pulse.domain.merge import merge_note
-    from pulse.domain.tickets import AuthorType, TicketStatus, check_transition, format_ticket_number, workflow_id_for
+    from pulse.domain.tickets import AuthorType, TicketStatus, check_transition, format_ticket_number
     from pulse.failures import to_application_error
-    from pulse.workflows import search_attributes as sa
+    from pulse import search_attributes as sa
 
 DB_WRITE_TIMEOUT = timedelta(seconds=30)
-DB_WRITE_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200),
-    maximum_interval=timedelta(seconds=5),
-    maximum_attempts=10,
-)
-# Patch id: since this change a create, update or comment moves the SLA clock in its own
-# transaction (one local activity, ``SlaFollow``) instead of a second one (``sync_sla``).
-SLA_IN_WRITE_TRANSACTION = "sla-in-write-transaction"
-# The clock's own writes wait out a database outage instead of failing the ticket.
-SLA_WRITE_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200),
-    maximum_interval=timedelta(seconds=10),
-)
+DB_WRITE_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5),
+                             maximum_attempts=10)
+# The workflow's own writes (due items, loads) wait out a database outage instead of failing.
+SYSTEM_WRITE_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10))
+# Outbox consumers: retried with backoff for about a day, never holding up the ticket.
+DELIVERY_TIMEOUT = timedelta(seconds=30)
+DELIVERY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5),
+                             maximum_attempts=300)
+MERGE_REQUEST_TIMEOUT = timedelta(seconds=60)
 
 
 @workflow.defn
 class TicketWorkflow:
     @workflow.init
     def __init__(self, input: TicketWorkflowInput) -> None:
-        self.state = input.state or TicketWorkflowState(account_id=input.account_id, ticket_id=input.ticket_id)
+        self.state = input.state or TicketWorkflowState(account_id=input.account_id, ticket_id=input.ticket_id,
+                                                        loaded=not input.resume)
         self._lock = asyncio.Lock()
         self._changed = False
         self._abandoned = False
-        self._stuck_due: datetime | None = None  # a due instant whose tick changed nothing (no hot loop)
+        self._rules_wanted = self.state.rules_generation
+        self._deliveries: set[asyncio.Task[None]] = set()
+        self._published = self._facts()  # the search attributes the run shows
+        self._merging = 0
 
     # -- the run loop -------------------------------------------------------------------------
 
     @workflow.run
     async def run(self, input: TicketWorkflowInput) -> None:
+        if not self.state.loaded:
+            async with self._lock:
+                await self._load()
+        for delivery in list(self.state.pending):  # under way before continue-as-new
+            self._start_delivery(delivery)
         while not self._finished():
-            await self._wait_for_change_or_due()
+            await self._next()
             self._changed = False
             if workflow.info().is_continue_as_new_suggested() and not self._finished():
                 await workflow.wait_condition(workflow.all_handlers_finished)
-                workflow.continue_as_new(
-                    TicketWorkflowInput(account_id=self.state.account_id, ticket_id=self.state.ticket_id, state=self.state)
-                )
-        await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(TicketWorkflowInput(account_id=self.state.account_id,
+                                                             ticket_id=self.state.ticket_id, state=self.state))
+        await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self.state.pending)
 
-    async def _wait_for_change_or_due(self) -> None:
-        """Sleep until a change arrives or the next instant something is due (then act on it).
-        Nothing due (paused, stopped, all breached) → no timer at all."""
-        due = self._next_due()
-        if due is None:
-            await workflow.wait_condition(lambda: self._changed or self._finished())
+    async def _next(self) -> None:
+        """Re-compute the agenda if the rules changed; else sleep until a change arrives or the
+        next item is due, then act on every item due. Nothing due → no timer at all."""
+        if self._rules_stale():
+            async with self._lock:
+                if self._rules_stale() and not self._finished():
+                    await self._refresh_agenda()
             return
-        instant, summary = due
-        remaining = instant - workflow.now()
-        if instant == self._stuck_due:
-            remaining = max(remaining, timedelta(seconds=1))
-        if remaining > sla.DUE_TOLERANCE:  # a zero timeout would raise: "already due" acts at once
+        item = agenda.next_item(self.state.agenda, self.state.memory, self.state.cycle)
+        woken = lambda: self._changed or self._finished() or self._rules_stale()  # noqa: E731
+        if item is None:
+            await workflow.wait_condition(woken)
+            return
+        remaining = item.at - workflow.now()
+        if remaining > agenda.DUE_TOLERANCE:  # a zero timeout would raise: "already due" acts at once
             try:
-                await workflow.wait_condition(lambda: self._changed or self._finished(), timeout=remaining,
-                                              timeout_summary=summary)
+                await workflow.wait_condition(woken, timeout=remaining, timeout_summary=item.summary)
                 return
             except asyncio.TimeoutError:
                 pass
         async with self._lock:
-            if not self._finished():
-                await self._act_on_due(instant, summary)
+            for due in agenda.due_items(self.state.agenda, self.state.memory, self.state.cycle, workflow.now()):
+                if self._finished():
+                    break
+                await self._act_on(due)
 
-    def _next_due(self) -> tuple[datetime, str] | None:
-        """The next instant something is due, and what (the timer's summary). Today: the SLA
-        thresholds. Escalation levels and time-based automation rules add their candidates here
-        (``sla.instant_at_percent`` gives "85 % of resolution") and act in ``_act_on_due``."""
-        return sla.next_due(self.state.sla, workflow.now())
-
-    async def _act_on_due(self, instant: datetime, summary: str) -> None:
-        """A due instant was reached: move the SLA clock to it (at-risk/breach transitions are
-        stored with their exact instants, whatever the timer's own lateness)."""
-        if self.state.sla is None:
-            return
-        ledger, events = sla.tick(self.state.sla, max(workflow.now(), instant))
-        self._stuck_due = instant if ledger == self.state.sla else None
-        self.state.sla = ledger
+    async def _act_on(self, item: DueItem) -> None:
+        cycle = self.state.cycle
+        command = DueCommand(**self._envelope(f"due/{cycle}/{item.ident}"), item=item, cycle=cycle)
         try:
-            await self._store_sla(events, Actor.system(), f"{summary} for {self._label()}")
-        except ApplicationError as error:  # not retryable (e.g. the row is gone): keep the clock going
-            workflow.logger.warning("could not store the SLA state of %s: %s", self._label(), error)
+            await self._system_write(TicketActivities.act_on_due, command, f"{item.summary} for {self._label()}")
+        except ApplicationError as error:  # not retryable (e.g. the row is gone): the loop goes on
+            workflow.logger.warning("%s: could not act on %s: %s", self._label(), item.ident, error)
+        self.state.memory = self.state.memory.remember(item, cycle)
+
+    def _rules_stale(self) -> bool:
+        return self._rules_wanted > self.state.rules_generation
+
+    async def _refresh_agenda(self) -> None:
+        """The account's rules changed (fan-out signal): re-read them with the ticket, once per generation."""
+        wanted = self._rules_wanted
+        outcome = await self._load_ticket(f"re-compute the agenda of {self._label()} (rules {wanted})")
+        self.state.rules_generation = max(self.state.rules_generation, wanted)
+        self.state.agenda_refreshes += 1
+        if outcome.ticket is None:
+            self.state.deleted = True
+
+    async def _load(self) -> None:
+        """A resumed run: the ticket as stored (its workflow had ended, or was missing)."""
+        outcome = await self._load_ticket(f"load ticket {self.state.ticket_id}")
+        self.state.loaded = True
+        if outcome.ticket is None:
+            self.state.deleted = True
+
+    async def _load_ticket(self, summary: str) -> TicketWrite:
+        outcome: TicketWrite = await workflow.execute_local_activity(
+            TicketActivities.load_ticket,
+            LoadTicketCommand(account_id=self.state.account_id, ticket_id=self.state.ticket_id, now=workflow.now()),
+            start_to_close_timeout=DB_WRITE_TIMEOUT, retry_policy=SYSTEM_WRITE_RETRY, summary=summary,
+        )
+        self._take(outcome)
+        return outcome
+
+    @contextlib.asynccontextmanager
+    async def _turn(self) -> AsyncIterator[None]:
+        """A command's turn: once the ticket is loaded (a resumed run loads it first), one at a time."""
+        await workflow.wait_condition(lambda: self.state.loaded)
+        async with self._lock:
+            yield
 
     def _finished(self) -> bool:
-        return self._abandoned or self.state.deleted or self.state.status == TicketStatus.CLOSED
+        return self._abandoned or self.state.deleted or (self.state.loaded and self.state.status == TicketStatus.CLOSED)
 
     @workflow.query
     def current_state(self) -> TicketWorkflowState:
         return self.state
 
+    @workflow.signal
+    def rules_changed(self, input: RulesChanged) -> None:
+        """The account's rules reached a new generation; a generation already seen changes nothing."""
+        self._rules_wanted = max(self._rules_wanted, input.generation)
+
     # -- create ---------------------------------------------------------------------------------
 
     @workflow.update
     async def create(self, input: CreateTicketInput) -> records.Ticket:
-        async with self._lock:
+        async with self._turn():
+            if self.state.number is None:
+                self._published = sa.facts_at_create(input.number, input.ticket.status or TicketStatus.OPEN,
+                                                     input.ticket.priority or "medium", input.ticket.assigned_to_team_id)
             try:
-                written = await self._write_following_sla(
-                    "create_ticket", CreateTicketCommand(**self._envelope(), payload=input),
-                    f"create ticket {self.state.ticket_id}", actor=input.actor, status_before=None,
-                    follow=self.state.sla is None,  # a repeated create (same ticket): the clock runs already
-                )
+                outcome = await self._write(TicketActivities.create_ticket,
+                                            CreateCommand(**self._envelope(), input=input),
+                                            f"create {format_ticket_number(input.number)}")
             except ApplicationError:
                 if self.state.number is None:
                     self._abandoned = True  # nothing was stored: this run has no ticket to keep
                 raise
-            return written.ticket
+            assert outcome.ticket is not None
+            return outcome.ticket
 
     # -- update ---------------------------------------------------------------------------------
 
     @workflow.update
     async def update(self, input: UpdateTicketInput) -> records.Ticket:
-        async with self._lock:
-            self._reject_unless(lambda: self._check_update(input))
-            fields = ", ".join(sorted({*input.changes, *(["tags"] if input.add_tags or input.remove_tags else [])}))
-            fields = fields or "nothing"
-            written = await self._write_following_sla(
-                "update_ticket", UpdateTicketCommand(**self._envelope(), payload=input),
-                f"update {self._label()}: {fields}", actor=input.actor, status_before=self.state.status,
-            )
-            return written.ticket
+        async with self._turn():
+            self._check(lambda: self._check_update(input))
+            if self.state.status == TicketStatus.CLOSED:  # a repeated close of a closed ticket: no change
+                return await self._current()
+            fields = ", ".join(input.changes.names() + (["tags"] if input.tags else [])) or "nothing"
+            outcome = await self._write(TicketActivities.update_ticket,
+                                        UpdateCommand(**self._envelope(command_id=input.command_id), input=input),
+                                        f"update {self._label()}: {fields}")
+            assert outcome.ticket is not None
+            return outcome.ticket
 
     @update.validator
     def validate_update(self, input: UpdateTicketInput) -> None:
-        self._reject_unless(lambda: self._check_update(input))
+        self._validate(lambda: self._check_update(input))
 
     def _check_update(self, input: UpdateTicketInput) -> None:
+        status = input.changes.status
+        if self.state.status == TicketStatus.CLOSED and set(input.changes.names()) <= {"status"} and not input.tags:
+            self._check_exists()
+            self._check_version(input.expected_version)
+            if status is not None:
+                check_transition(TicketStatus.CLOSED, status)
+            return
         self._check_writable(input.expected_version)
-        if "status" in input.changes:
-            check_transition(self.state.status, TicketStatus(input.changes["status"]))
+        if status is not None:
+            check_transition(self.state.status, status)
 
     # -- comments -------------------------------------------------------------------------------
 
     @workflow.update
     async def add_comment(self, input: AddCommentInput) -> records.CommentResult:
-        async with self._lock:
-            self._reject_unless(self._check_exists)
+        """A comment; on a closed ticket only an internal note (the API enforces who may)."""
+        async with self._turn():
+            self._check(lambda: self._check_comment(input))
             kind = "internal note" if input.is_internal else f"{input.author_type.value} comment"
-            written = await self._write_following_sla(
-                "add_comment", AddCommentCommand(**self._envelope(), payload=input),
-                f"add {kind} to {self._label()}", actor=input.actor, status_before=self.state.status,
-                reload_policy=False,
-            )
-            assert written.comment is not None
-            return records.CommentResult(comment=written.comment, ticket=written.ticket)
+            outcome = await self._write(TicketActivities.add_comment,
+                                        CommentCommand(**self._envelope(command_id=input.command_id), input=input),
+                                        f"add {kind} to {self._label()}")
+            assert outcome.comment is not None and outcome.ticket is not None
+            return records.CommentResult(comment=outcome.comment, ticket=outcome.ticket)
 
     @add_comment.validator
     def validate_add_comment(self, input: AddCommentInput) -> None:
-        self._reject_unless(self._check_exists)
+        self._validate(lambda: self._check_comment(input))
+
+    def _check_comment(self, input: AddCommentInput) -> None:
+        self._check_exists()
+        if self.state.status == TicketStatus.CLOSED and not input.is_internal:
+            raise Conflict("the ticket is closed; it takes internal notes only", code="ticket_closed")
 
     # -- SLA pause / resume -----------------------------------------------------------------------
 
     @workflow.update
     async def pause_sla(self, input: PauseSlaInput) -> records.Ticket:
-        async with self._lock:
-            self._reject_unless(self._check_sla_pausable)
-            assert self.state.sla is not None
-            self.state.sla, events = sla.pause(self.state.sla, workflow.now(), input.reason)
-            return await self._store_sla(events, input.actor, f"pause the SLA of {self._label()}", always=True)
+        async with self._turn():
+            self._check(self._check_sla_pausable)
+            return await self._pause_or_resume(input.actor, True, input.reason, f"pause the SLA of {self._label()}")
 
     @pause_sla.validator
     def validate_pause_sla(self, input: PauseSlaInput) -> None:
-        self._reject_unless(self._check_sla_pausable)
+        self._validate(self._check_sla_pausable)
 
     def _check_sla_pausable(self) -> None:
         self._check_writable(None)
-        if not sla.can_pause(self.state.sla):
+        if not self.state.sla_running:
             raise Conflict("the SLA clock is not running (the ticket is resolved), so it cannot be paused",
                            code="sla_not_running")
 
     @workflow.update
     async def resume_sla(self, input: ResumeSlaInput) -> records.Ticket:
-        async with self._lock:
-            self._reject_unless(self._check_sla_resumable)
-            assert self.state.sla is not None
-            self.state.sla, events = sla.resume(self.state.sla, workflow.now())
-            return await self._store_sla(events, input.actor, f"resume the SLA of {self._label()}", always=True)
+        async with self._turn():
+            self._check(self._check_sla_resumable)
+            return await self._pause_or_resume(input.actor, False, input.reason, f"resume the SLA of {self._label()}")
 
     @resume_sla.validator
     def validate_resume_sla(self, input: ResumeSlaInput) -> None:
-        self._reject_unless(self._check_sla_resumable)
+        self._validate(self._check_sla_resumable)
 
     def _check_sla_resumable(self) -> None:
         self._check_writable(None)
-        ledger = self.state.sla
-        if ledger is None:
+        if not self.state.sla_running and not self.state.sla_paused_manually:
             raise Conflict("the ticket has no SLA clock", code="sla_not_running")
-        if ledger.paused_by_status and not ledger.paused_manually:
+        if self.state.sla_paused_by_status and not self.state.sla_paused_manually:
             raise Conflict(
                 f"the SLA is paused because the ticket is {self.state.status.value}; change the status to resume it",
                 code="sla_paused_by_status",
             )
 
+    async def _pause_or_resume(self, actor: Actor, pause: bool, reason: str | None, summary: str) -> records.Ticket:
+        outcome = await self._write(TicketActivities.pause_or_resume_sla,
+                                    SlaPauseCommand(**self._envelope(), actor=actor, pause=pause, reason=reason), summary)
+        assert outcome.ticket is not None
+        return outcome.ticket
+
     # -- merge ----------------------------------------------------------------------------------
 
     @workflow.update
     async def merge(self, input: MergeTicketsInput) -> records.MergeResult:
-        """Merge other tickets into this one (see ``pulse.services.ticket_merge``): one
-        transaction per secondary; a failed one is reported and left untouched. Each merged
-        secondary's workflow is then signalled (durably) so it follows its close and ends."""
-        async with self._lock:
-            self._reject_unless(lambda: self._check_writable(None))
-            result = records.MergeResult()
-            merged: list[records.Ticket] = []
-            for secondary_id in input.secondary_ticket_ids:
-                envelope = self._envelope()
-                envelope["command_id"] += f"/merge-{secondary_id}"
-                payload = MergeTicketInput(actor=input.actor, secondary_ticket_id=secondary_id,
-                                           merge_comments=input.merge_comments,
-                                           close_secondary=input.close_secondary_tickets)
-                try:
-                    outcome = await self._write("merge_ticket", MergeTicketCommand(**envelope, payload=payload),
-                                                records.MergeOutcome, f"merge ticket {secondary_id} into {self._label()}")
-                except ApplicationError as error:
-                    result.errors.append(records.MergeError(ticket_id=secondary_id, error=error.message,
-                                                            code=error.type or "merge_failed"))
-                    continue
-                self._apply(outcome.primary)
-                result.primary = outcome.primary
-                merged.append(outcome.secondary)
-                result.merged_ticket_ids.append(secondary_id)
-                result.comments_merged += outcome.comments_merged
-                result.secondary_tickets_closed += outcome.secondary.status == TicketStatus.CLOSED
-                secondary = workflow.get_external_workflow_handle(workflow_id_for(self.state.account_id, secondary_id))
-                try:
-                    await secondary.signal(TicketWorkflow.merged_into, outcome.secondary)
-                except FailureError as error:  # its workflow has ended: nothing to follow
-                    workflow.logger.info("ticket %s has no running workflow to tell about the merge: %s",
-                                         secondary_id, error)
-            if merged and input.add_merge_note:
-                envelope = self._envelope()
-                envelope["command_id"] += "/merge-note"
-                note = AddCommentInput(actor=input.actor, body=merge_note([(t.number, t.subject) for t in merged]),
-                                       is_internal=True, author_type=AuthorType.SYSTEM)
-                commented = await self._write("add_comment", AddCommentCommand(**envelope, payload=note),
-                                              TicketWrite, f"merge note on {self._label()}")
-                self._apply(commented.ticket)
-                result.primary = commented.ticket
-                result.merge_note = note.body
-            return result
+        """Merge other tickets into this one, one secondary at a time: the secondary's own workflow
+        links and closes it (``merge_into``, sent through the gateway by an activity), then this
+        ticket takes its comments and tags (one transaction). A failed secondary is reported and
+        left as it was."""
+        self._merging += 1  # from acceptance on: a merge into this ticket from a lower id gives way
+        try:
+            async with self._turn():
+                self._check(lambda: self._check_writable(None))
+                return await self._merge(input)
+        finally:
+            self._merging -= 1
+
+    async def _merge(self, input: MergeTicketsInput) -> records.MergeResult:
+        result = records.MergeResult()
+        merged: list[records.Ticket] = []
+        for secondary_id in input.secondary_ticket_ids:
+            update_id = self._update_id()
+            request = MergeIntoRequest(account_id=self.state.account_id, secondary_ticket_id=secondary_id,
+                                       input=MergeIntoInput(
+                                           actor=input.actor, primary_ticket_id=self.state.ticket_id,
+                                           primary_number=self.state.number or 0,
+                                           close=input.close_secondary_tickets,
+                                           command_id=f"{workflow.info().workflow_id}/{update_id}/merge-into-{secondary_id}"))
+            try:
+                secondary = await workflow.execute_activity(
+                    MergeActivities.merge_into_primary, request, start_to_close_timeout=MERGE_REQUEST_TIMEOUT,
+                    retry_policy=DB_WRITE_RETRY, summary=f"merge ticket {secondary_id} into {self._label()}",
+                )
+                outcome = await self._write(
+                    TicketActivities.merge_in,
+                    MergeInCommand(**self._envelope(f"{update_id}/merge-in-{secondary_id}"), actor=input.actor,
+                                   secondary=secondary, merge_comments=input.merge_comments),
+                    f"take ticket {secondary_id}'s comments into {self._label()}")
+            except (ActivityError, ApplicationError) as error:
+                failure = error.cause if isinstance(error, ActivityError) else error
+                message = getattr(failure, "message", str(error))
+                code = getattr(failure, "type", None) or "merge_failed"
+                result.errors.append(records.MergeError(ticket_id=secondary_id, error=message, code=code))
+                continue
+            result.primary = outcome.ticket
+            merged.append(secondary)
+            result.merged_ticket_ids.append(secondary_id)
+            result.comments_merged += outcome.comments_merged
+            result.secondary_tickets_closed += secondary.status == TicketStatus.CLOSED
+        if merged and input.add_merge_note:
+            note = AddCommentInput(actor=input.actor, body=merge_note([(t.number, t.subject) for t in merged]),
+                                   is_internal=True, author_type=AuthorType.SYSTEM)
+            commented = await self._write(TicketActivities.add_comment,
+                                          CommentCommand(**self._envelope(f"{self._update_id()}/merge-note"), input=note),
+                                          f"merge note on {self._label()}")
+            result.primary = commented.ticket
+            result.merge_note = note.body
+        return result
 
     @merge.validator
     def validate_merge(self, input: MergeTicketsInput) -> None:
-        self._reject_unless(lambda: self._check_writable(None))
+        self._validate(lambda: self._check_writable(None))
 
-    @workflow.signal
-    async def merged_into(self, ticket: records.Ticket) -> None:
-        """The primary ticket's workflow merged this ticket (``mergedIntoTicketId`` set, usually
-        closed) in one transaction: take the stored ticket over and follow the close like any
-        other — the SLA clock stops, the workflow ends."""
-        async with self._lock:
-            if ticket.version <= self.state.version:
-                return
-            status_before = self.state.status
-            self._apply(ticket)
-            await self._follow_with_sla(ticket, status_before, Actor.system(), reload_policy=False)
+    @workflow.update
+    async def merge_into(self, input: MergeIntoInput) -> records.Ticket:
+        """This ticket is merged into another (asked by the primary's merge)."""
+        async with self._turn():
+            self._check(self._check_exists)
+            outcome = await self._write(TicketActivities.merge_into,
+                                        MergeIntoCommand(**self._envelope(command_id=input.command_id), input=input),
+                                        f"merge {self._label()} into {format_ticket_number(input.primary_number)}")
+            assert outcome.ticket is not None
+            return outcome.ticket
+
+    @merge_into.validator
+    def validate_merge_into(self, input: MergeIntoInput) -> None:
+        self._validate(self._check_exists)
+        if self._merging and input.primary_ticket_id < self.state.ticket_id:
+            # Two tickets merging into each other: the one with the lower id gives way, so one of
+            # the two merges completes and neither waits on the other.
+            raise to_application_error(Conflict("this ticket is merging other tickets into itself right now",
+                                                code="ticket_busy"))
 
     # -- delete ---------------------------------------------------------------------------------
 
     @workflow.update
     async def delete(self, input: DeleteTicketInput) -> records.Ticket:
-        async with self._lock:
-            self._reject_unless(self._check_exists)
-            ticket = await self._write(
-                "delete_ticket",
-                DeleteTicketCommand(**self._envelope(), payload=input),
-                records.Ticket,
-                f"delete {self._label()}",
-            )
-            self.state.deleted = True
-            self._apply(ticket)
-            return ticket
+        async with self._turn():
+            self._check(lambda: self._check_deletable(input))
+            outcome = await self._write(TicketActivities.delete_ticket,
+                                        DeleteCommand(**self._envelope(command_id=input.command_id), input=input),
+                                        f"delete {self._label()}")
+            assert outcome.ticket is not None
+            return outcome.ticket
 
     @delete.validator
     def validate_delete(self, input: DeleteTicketInput) -> None:
-        self._reject_unless(lambda: self._check_writable(input.expected_version, allow_closed=True))
+        self._validate(lambda: self._check_deletable(input))
 
-    # -- helpers --------------------------------------------------------------------------------
+    def _check_deletable(self, input: DeleteTicketInput) -> None:
+        self._check_exists()
+        self._check_version(input.expected_version)
 
-    def _label(self) -> str:
-        if self.state.number is None:
-            return f"ticket {self.state.ticket_id}"
-        return format_ticket_number(self.state.number)
-
-    def _envelope(self) -> dict[str, Any]:
-        update = workflow.current_update_info()
-        update_id = update.id if update else "run"
-        return {
-            "command_id": command_id_for(workflow.info().workflow_id, update_id),
-            "account_id": self.state.account_id,
-            "ticket_id": self.state.ticket_id,
-            "now": workflow.now(),
-        }
+    # -- checks ---------------------------------------------------------------------------------
 
     def _check_exists(self) -> None:
         if self.state.number is None or self.state.deleted:
             raise NotFound(f"ticket {self.state.ticket_id} not found")
 
-    def _check_writable(self, expected_version: int | None, *, allow_closed: bool = False) -> None:
-        self._check_exists()
-        if self.state.status == TicketStatus.CLOSED and not allow_closed:
-            raise Conflict("the ticket is closed; closed tickets are read-only", code="ticket_closed")
+    def _check_version(self, expected_version: int | None) -> None:
         if expected_version is not None and expected_version != self.state.version:
             raise VersionConflict(
                 f"ticket is at version {self.state.version}, not {expected_version}; reload and retry",
                 details=[{"field": "version", "message": f"current version is {self.state.version}"}],
             )
 
-    @staticmethod
-    def _reject_unless(check: Any) -> None:
-        """Run a domain check in a validator; a failure rejects the update before history."""
+    def _check_writable(self, expected_version: int | None) -> None:
+        self._check_exists()
+        if self.state.status == TicketStatus.CLOSED:
+            raise Conflict("the ticket is closed; closed tickets are read-only", code="ticket_closed")
+        self._check_version(expected_version)
+
+    def _validate(self, check: Callable[[], None]) -> None:
+        """In a validator: a failed check rejects the update before history. A resumed run checks
+        in the handler instead, once the ticket is loaded."""
+        if self.state.loaded:
+            self._check(check)
+
+    def _check(self, check: Callable[[], None]) -> None:
         try:
             check()
         except DomainError as error:
             raise to_application_error(error) from None
 
-    async def _write(self, activity: str, command: Any, result_type: type[Any], summary: str) -> Any:
+    # -- writes ---------------------------------------------------------------------------------
+
+    def _label(self) -> str:
+        if self.state.number is None:
+            return f"ticket {self.state.ticket_id}"
+        return format_ticket_number(self.state.number)
+
+    def _update_id(self) -> str:
+        update = workflow.current_update_info()
+        return update.id if update else "run"
+
+    def _envelope(self, suffix: str | None = None, *, command_id: str | None = None) -> dict[str, Any]:
+        """A command's envelope: its id is the caller's, else this update's (+ ``suffix``)."""
+        if command_id is None:
+            command_id = command_id_for(workflow.info().workflow_id, suffix or self._update_id())
+        return {"command_id": command_id, "account_id": self.state.account_id, "ticket_id": self.state.ticket_id,
+                "now": workflow.now()}
+
+    async def _current(self) -> records.Ticket:
+        outcome = await self._load_ticket(f"read {self._label()}")
+        if outcome.ticket is None:
+            raise to_application_error(NotFound(f"ticket {self.state.ticket_id} not found"))
+        return outcome.ticket
+
+    async def _write(self, activity: Callable[..., Awaitable[TicketWrite]], command: Any, summary: str) -> TicketWrite:
+        """One write activity (local: one transaction, no extra round trip); its outcome taken over."""
         try:
-            return await workflow.execute_local_activity(
-                activity,
-                command,
-                result_type=result_type,
-                start_to_close_timeout=DB_WRITE_TIMEOUT,
-                retry_policy=DB_WRITE_RETRY,
-                summary=summary,
-            )
-        except DomainError as error:
-            raise to_application_error(error) from None
-        except ActivityError as error:
-            cause = error.cause
-            if isinstance(cause, ApplicationError):
-                raise ApplicationError(
-                    cause.message, *cause.details, type=cause.type, non_retryable=True
-                ) from None
-            raise ApplicationError(f"could not store the change: {error}", type="write_failed") from None
-
-    # -- the SLA clock ------------------------------------------------------------------------------
-
-    async def _write_following_sla(self, activity: str, command: CreateTicketCommand | UpdateTicketCommand |
-                                   AddCommentCommand, summary: str, *, actor: Actor,
-                                   status_before: TicketStatus | None, reload_policy: bool = True,
-                                   follow: bool = True) -> TicketWrite:
-        """A write, and the SLA clock following it in the same transaction (one local activity):
-        the policy is reloaded at create and at every update (so priority changes and edited
-        policies re-target the clock), the status is followed, the first public agent reply stops
-        first response. ``status_before`` None: the written status (a create)."""
-        if workflow.patched(SLA_IN_WRITE_TRANSACTION):
-            if follow and not self.state.deleted:
-                self.state.sla_writes += 1
-                command.sla = SlaFollow(command_id=f"{workflow.info().workflow_id}/sla-{self.state.sla_writes}",
-                                        ledger=self.state.sla, reload_policy=reload_policy,
-                                        stored=self.state.sla_stored, status_before=status_before)
-            written: TicketWrite = await self._write(activity, command, TicketWrite, summary)
-            if written.ticket.version < self.state.version:
-                # A command already applied in an earlier run (continue-as-new forgets update
-                # ids), answered from its stored outcome: the answer for the caller, not news.
-                return written
-            if written.sla is not None:
-                self.state.sla = written.sla.ledger
-            self._apply(written.ticket)
-            if written.sla is not None:
-                await self._on_sla_events(written.sla.events)
-            return written
-        # Runs from before the patch: the write, then the clock in its own local activity. Such a
-        # run can still take new updates after a deploy, whose activity answers in the new shape.
-        changed_at = workflow.now()  # the write's instant
-        result = TicketWrite.from_any(await self._write(activity, command, dict, summary))
-        ticket, comment = result.ticket, result.comment
-        self._apply(ticket)
-        if follow:
-            ticket = await self._follow_with_sla(ticket, status_before or ticket.status, actor,
-                                                 reload_policy=reload_policy,
-                                                 at=ticket.created_at if status_before is None else changed_at)
-        return TicketWrite(ticket=ticket, comment=comment)
-
-    async def _follow_with_sla(self, ticket: records.Ticket, status_before: TicketStatus, actor: Actor, *,
-                               reload_policy: bool, at: datetime | None = None) -> records.Ticket:
-        """Move the clock after a change committed at ``at`` (the instant the write stored, taken
-        before it: the workflow's clock moves on while local activities run) and store what
-        changed. The policy is reloaded at create and at every update (one local activity,
-        ``sync_sla``: lookup + clock + write), so priority changes and edited policies re-target
-        the clock there; the status is followed; the first public agent reply stops first
-        response. Without a reload the workflow moves the clock itself and writes only if
-        something changed. If it cannot be done, the committed change stands and the clock
-        catches up at the next change."""
-        if self.state.deleted:
-            return ticket
-        now = at or workflow.now()
-        if not reload_policy and self.state.sla is not None:
-            self.state.sla, events = sla.follow(
-                self.state.sla, policy=None, status_before=status_before, status=ticket.status,
-                first_responded_at=ticket.first_responded_at, created_at=ticket.created_at, now=now,
-            )
-            stored = await self._store_sla(events, actor, f"update the SLA of {self._label()}", ticket=ticket)
-            return stored or ticket
-        self.state.sla_writes += 1
-        facts = facts_of(ticket)
-        command = SyncSlaCommand(
-            command_id=f"{workflow.info().workflow_id}/sla-{self.state.sla_writes}",
-            account_id=self.state.account_id,
-            ticket_id=self.state.ticket_id,
-            now=workflow.now(),
-            actor=actor,
-            ledger=self.state.sla,
-            reload_policy=reload_policy,
-            facts=facts,
-            status_before=status_before,
-            status=ticket.status,
-            first_responded_at=ticket.first_responded_at,
-            created_at=ticket.created_at,
-            changed_at=now,
-            stored=self.state.sla_stored,
-        )
-        try:
-            result = await workflow.execute_local_activity(
-                "sync_sla", command, result_type=SyncSlaResult, start_to_close_timeout=DB_WRITE_TIMEOUT,
-                retry_policy=DB_WRITE_RETRY, summary=f"follow with the SLA clock of {self._label()}",
+            outcome: TicketWrite = await workflow.execute_local_activity(
+                activity, command, start_to_close_timeout=DB_WRITE_TIMEOUT, retry_policy=DB_WRITE_RETRY, summary=summary,
             )
         except ActivityError as error:
-            workflow.logger.warning("SLA clock of %s not moved (next change catches up): %s", self._label(), error)
-            return ticket
-        self.state.sla = result.ledger
-        if result.ticket is None:
-            return ticket
-        self._apply(result.ticket)
-        await self._on_sla_events(result.events)
-        return result.ticket
-
-    async def _store_sla(self, events: list[sla.SlaEvent], actor: Actor, summary: str, *,
-                         ticket: records.Ticket | None = None, always: bool = False) -> records.Ticket | None:
-        """Write the clock's state (SLA fields, timeline, ``ticket_events``) when it differs from
-        what the ticket shows, upsert ``SlaStatus``, and hand the events to ``_on_sla_events``."""
-        snapshot = sla.snapshot(self.state.sla)
-        if not always and not events and snapshot == self.state.sla_stored:
-            return ticket
-        self.state.sla_writes += 1
-        try:
-            stored = await workflow.execute_local_activity(
-                "record_sla",
-                RecordSlaCommand(
-                    command_id=f"{workflow.info().workflow_id}/sla-{self.state.sla_writes}",
-                    account_id=self.state.account_id,
-                    ticket_id=self.state.ticket_id,
-                    now=workflow.now(),
-                    actor=actor,
-                    snapshot=snapshot,
-                    events=events,
-                    status_before=self.state.sla_stored.sla_status if self.state.sla_stored else None,
-                ),
-                result_type=records.Ticket,
-                start_to_close_timeout=DB_WRITE_TIMEOUT,
-                retry_policy=SLA_WRITE_RETRY,
-                summary=summary,
-            )
-        except ActivityError as error:  # as _write: the domain error for the API, not a failed workflow
             cause = error.cause
             if isinstance(cause, ApplicationError):
                 raise ApplicationError(cause.message, *cause.details, type=cause.type, non_retryable=True) from None
-            raise ApplicationError(f"could not store the SLA state: {error}", type="write_failed") from None
-        self._apply(stored)
-        await self._on_sla_events(events)
-        return stored
+            raise ApplicationError(f"could not store the change: {error}", type="write_failed") from None
+        self._take(outcome)
+        return outcome
 
-    async def _on_sla_events(self, events: list[sla.SlaEvent]) -> None:
-        """The workflow-side hook for SLA events (``sla_at_risk``, ``sla_breached``, ``sla_paused`` …).
+    async def _system_write(self, activity: Callable[..., Awaitable[TicketWrite]], command: Any,
+                            summary: str) -> TicketWrite:
+        try:
+            outcome: TicketWrite = await workflow.execute_local_activity(
+                activity, command, start_to_close_timeout=DB_WRITE_TIMEOUT, retry_policy=SYSTEM_WRITE_RETRY,
+                summary=summary,
+            )
+        except ActivityError as error:
+            cause = error.cause
+            raise ApplicationError(getattr(cause, "message", str(error)), type="write_failed") from None
+        self._take(outcome)
+        return outcome
 
-        By the time it runs, each event is stored in the ``ticket_events`` outbox (and the
-        timeline) in the same transaction as the ticket's SLA fields. Automation rules with the
-        ``sla_at_risk``/``sla_breached`` triggers and escalation plug in here (or read the outbox);
-        time-based escalation levels join ``_wait_for_change_or_due`` through ``sla.instant_at_percent``.
-        """
-        for event in events:
-            if event.type in ("sla_at_risk", "sla_breached"):
-                workflow.logger.info("%s: %s %s at %s", self._label(), event.type,
-                                     event.metric.value if event.metric else "", event.occurred_at.isoformat())
-
-    def _apply(self, ticket: records.Ticket) -> None:
-        """Take over the committed ticket's facts and publish the changed ones as search attributes
-        (one upsert; two, SlaStatus first, in runs from before ``SLA_IN_WRITE_TRANSACTION``)."""
-        before = (self.state.status, self.state.priority, self.state.team_id, self.state.number)
-        sla_status_before = self.state.sla_stored.sla_status if self.state.sla_stored else None
-        self.state.sla_stored = sla.stored_snapshot(ticket)
-        self.state.number = ticket.number
-        self.state.status = ticket.status
-        self.state.priority = ticket.priority
-        self.state.team_id = ticket.assigned_to_team_id
-        self.state.version = ticket.version
+    def _take(self, outcome: TicketWrite) -> None:
+        """Take over the committed ticket: the facts the validators need, the agenda, and the
+        outbox deliveries to start; publish the changed search attributes (one upsert)."""
         self._changed = True
-        sla_updates = []
-        if ticket.sla_status is not None and ticket.sla_status != sla_status_before:
-            sla_updates = [sa.SLA_STATUS.value_set(str(ticket.sla_status))]
-        fact_updates = []
-        if before != (self.state.status, self.state.priority, self.state.team_id, self.state.number):
-            fact_updates = [
-                sa.TICKET_NUMBER.value_set(format_ticket_number(ticket.number)),
-                sa.TICKET_STATUS.value_set(ticket.status.value),
-                sa.TICKET_PRIORITY.value_set(ticket.priority.value),
-                sa.TICKET_TEAM.value_set(str(ticket.assigned_to_team_id))
-                if ticket.assigned_to_team_id is not None
-                else sa.TICKET_TEAM.value_unset(),
-            ]
-        if workflow.patched(SLA_IN_WRITE_TRANSACTION):
-            updates = [*sla_updates, *fact_updates]
-            if updates:
-                workflow.upsert_search_attributes(updates)
+        ticket = outcome.ticket
+        for delivery in outcome.deliveries:
+            self._start_delivery(delivery)
+        if ticket is None:
             return
-        for updates in (sla_updates, fact_updates):
-            if updates:
-                workflow.upsert_search_attributes(updates)
+        if ticket.version < self.state.version:
+            # A command applied in an earlier run (continue-as-new forgets update ids), answered
+            # from its stored outcome: the answer for the caller, not news.
+            return
+        state = self.state
+        state.number, state.status, state.priority = ticket.number, ticket.status, ticket.priority
+        state.team_id, state.sla_status, state.version = ticket.assigned_to_team_id, ticket.sla_status, ticket.version
+        state.deleted = ticket.deleted_at is not None
+        state.sla_running = outcome.sla_running
+        state.sla_paused_by_status = outcome.sla_paused_by_status
+        state.sla_paused_manually = outcome.sla_paused_manually
+        state.agenda = outcome.agenda
+        state.cycle = outcome.cycle
+        state.memory = state.memory.in_cycle(outcome.cycle).only(outcome.agenda)
+        state.rules_generation = max(state.rules_generation, outcome.rules_generation)
+        self._rules_wanted = max(self._rules_wanted, state.rules_generation)
+        facts = self._facts()
+        if facts != self._published:
+            workflow.upsert_search_attributes(sa.updates(self._published, facts))
+            self._published = facts
+
+    def _facts(self) -> sa.Facts:
+        state = self.state
+        return (state.number, state.status, state.priority, state.team_id, state.sla_status)
+
+    # -- the outbox's consumers -----------------------------------------------------------------
+
+    def _start_delivery(self, delivery: Delivery) -> None:
+        if delivery not in self.state.pending:
+            self.state.pending.append(delivery)
+        task = asyncio.create_task(self._deliver(delivery))
+        self._deliveries.add(task)
+        task.add_done_callback(self._deliveries.discard)
+
+    async def _deliver(self, delivery: Delivery) -> None:
+        try:
+            await workflow.execute_activity(
+                OutboxActivities.deliver_event,
+                DeliveryCommand(account_id=self.state.account_id, ticket_id=self.state.ticket_id, delivery=delivery),
+                start_to_close_timeout=DELIVERY_TIMEOUT, retry_policy=DELIVERY_RETRY,
+                summary=f"{delivery.event_type} → {delivery.consumer}",
+            )
+        except (ActivityError, FailureError) as error:
+            workflow.logger.warning("%s: %s not delivered to %s: %s", self._label(), delivery.event_type,
+                                    delivery.consumer, error)
+        finally:
+            if delivery in self.state.pending:
+                self.state.pending.remove(delivery)

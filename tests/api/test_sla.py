@@ -262,7 +262,7 @@ async def _seed(sessions: SessionFactory, account: AccountContext, rows: list[di
     async with sessions() as session, session.begin():
         repository = TicketRepository(session)
         for number, row in enumerate(rows, start=1000):
-            ticket_id = await repository.next_id()
+            ticket_id, _ = await repository.allocate(account.account_id)
             session.add(Ticket(
                 id=ticket_id, account_id=account.account_id, number=number, subject="seeded", status="resolved",
                 priority=row["priority"], priority_rank=1, version=1, created_at=row["created_at"],

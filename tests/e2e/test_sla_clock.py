@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 from temporalio.client import Client
 
-from pulse.workflows import search_attributes as sa
+from pulse import search_attributes as sa
 from tests.conftest import AccountContext
 
 

@@ -6,18 +6,25 @@ from __future__ import annotations
 import sys
 import uuid
 from pathlib import Path
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 import pytest_asyncio
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from pulse.db import SessionFactory
+from pulse.domain import records
+from pulse.domain.changes import NewTicket
+from pulse.domain.commands import Actor, CreateTicketInput
+from pulse.domain.tickets import workflow_id_for
+from pulse.gateway import TicketGateway
+from pulse.repositories.tickets import TicketRepository
 from pulse.worker import build_worker
-from pulse.workflows.search_attributes import ALL as SEARCH_ATTRIBUTES
+from pulse.search_attributes import ALL as SEARCH_ATTRIBUTES
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -43,3 +50,14 @@ async def time_skipping_worker(time_skipping_env: WorkflowEnvironment,
     worker = build_worker(time_skipping_env.client, sessions, f"tests-{uuid.uuid4().hex[:8]}")
     async with worker:
         yield worker
+
+
+async def create_ticket(client: Client, task_queue: str, sessions: SessionFactory, account_id: int, actor: Actor,
+                        **fields: Any) -> tuple[WorkflowHandle, records.Ticket]:
+    """A ticket created as the API creates one (id and number allocated, then the gateway)."""
+    async with sessions() as session, session.begin():
+        ticket_id, number = await TicketRepository(session).allocate(account_id)
+    ticket = await TicketGateway(client, task_queue).create(CreateTicketInput(
+        account_id=account_id, ticket_id=ticket_id, number=number, actor=actor,
+        ticket=NewTicket(**{"subject": "Printer on fire", **fields})))
+    return client.get_workflow_handle(workflow_id_for(account_id, ticket_id)), ticket

@@ -54,9 +54,9 @@ async def test_a_ticket_continues_as_new_with_its_state_and_keeps_working(small_
     stored = (await account.get(f"/api/tickets/{ticket['id']}")).json()
     assert state.version == stored["version"] == 16
     assert state.number is not None and f"PULSE-{state.number}" == stored["ticketNumber"]
-    # The SLA clock travels with the state: same due dates, still counting from the creation.
-    assert state.sla is not None and state.sla.resolution.running_since is not None
-    assert state.sla.resolution.due_at.isoformat().replace("+00:00", "Z") == stored["slaResolutionDue"]
+    # The agenda travels with the state: the resolution breach is still due when the ticket says.
+    breach = next(item for item in state.agenda if item.key.startswith("resolution:breach"))
+    assert breach.at.isoformat().replace("+00:00", "Z") == stored["slaResolutionDue"]
 
     # The new run still validates against the carried state and applies changes.
     stale = await account.patch(f"/api/tickets/{ticket['id']}", json={"priority": "high"}, headers={"If-Match": "3"})

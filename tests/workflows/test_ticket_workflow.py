@@ -6,35 +6,23 @@ from datetime import timedelta
 
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WithStartWorkflowOperation, WorkflowUpdateFailedError
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from pulse.db import SessionFactory
-from pulse.domain.commands import Actor, AddCommentInput, CreateTicketInput, TicketWorkflowInput, UpdateTicketInput
-from pulse.repositories.tickets import TicketRepository
+from pulse.domain.commands import Actor, AddCommentInput, UpdateTicketInput
 from pulse.services.auth import create_account_with_admin
 from pulse.workflows.ticket import TicketWorkflow
+from tests.workflows.conftest import create_ticket
 
 
 async def start_ticket(env: WorkflowEnvironment, worker: Worker, sessions: SessionFactory, **fields):
     async with sessions() as session, session.begin():
         account_id, user_id, _ = await create_account_with_admin(session, "Workflow tests")
-        ticket_id = await TicketRepository(session).next_id()
-    workflow_input = TicketWorkflowInput(account_id=account_id, ticket_id=ticket_id)
-    operation = WithStartWorkflowOperation(
-        TicketWorkflow.run, workflow_input, id=f"ticket-{account_id}-{ticket_id}", task_queue=worker.task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-    )
-    ticket = await env.client.execute_update_with_start_workflow(
-        TicketWorkflow.create,
-        CreateTicketInput(account_id=account_id, ticket_id=ticket_id, actor=Actor(user_id=user_id),
-                          fields={"subject": "Printer on fire", **fields}),
-        start_workflow_operation=operation,
-    )
-    return await operation.workflow_handle(), ticket, user_id
+    handle, ticket = await create_ticket(env.client, worker.task_queue, sessions, account_id, Actor(user_id=user_id),
+                                         **fields)
+    return handle, ticket, user_id
 
 
 async def test_closing_a_ticket_ends_its_workflow(time_skipping_env, time_skipping_worker, sessions) -> None:

@@ -1,0 +1,51 @@
+"""The outbox's consumers: regular activities (retries with backoff), one call per
+(event, consumer), idempotent by event id — the delivery row is claimed in the same transaction
+as the consumer's own writes, so a retry after a crash does nothing twice."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from temporalio import activity
+
+from pulse.db import SessionFactory
+from pulse.domain.commands import DeliveryCommand
+from pulse.domain.outbox import IN_APP_MENTIONS
+from pulse.domain.tickets import format_ticket_number
+from pulse.repositories.ticket_store import OutboxStore
+
+
+class OutboxActivities:
+    def __init__(self, sessions: SessionFactory) -> None:
+        self.sessions = sessions
+
+    @activity.defn
+    async def deliver_event(self, command: DeliveryCommand) -> bool:
+        """Hand one event to one consumer; False when it had been delivered already."""
+        delivery = command.delivery
+        async with self.sessions() as session, session.begin():
+            store = OutboxStore(session)
+            if not await store.claim(delivery.event_id, delivery.consumer):
+                return False
+            event = await store.event(delivery.event_id)
+            if event is None:
+                return True
+            if delivery.consumer == IN_APP_MENTIONS:
+                await self._notify_mentions(store, event)
+            return True
+
+    @staticmethod
+    async def _notify_mentions(store: OutboxStore, event: Any) -> None:
+        """An in-app notification for each mentioned user of the ticket's account."""
+        mentioned = [int(user_id) for user_id in event.data.get("mentions") or []]
+        users = await store.active_users(event.account_id, mentioned)
+        number = event.data.get("ticketNumber")
+        title = f"You were mentioned on {number or format_ticket_number(event.ticket_id)}"
+        await store.notify([{
+            "account_id": event.account_id, "user_id": user_id, "ticket_id": event.ticket_id, "event_id": event.id,
+            "kind": "mention", "title": title, "body": None,
+            "data": {"commentId": event.data.get("commentId"), "byUserId": event.data.get("userId")},
+        } for user_id in users])
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [self.deliver_event]

@@ -1,0 +1,321 @@
+"""The change pipeline's pure core: ``apply(ticket, change, actor, now) → (ticket', events)``.
+
+Every write to a ticket — a create, a PATCH, a comment, a delete, a merge, a rule's action — is a
+typed change applied here to the stored ticket (:class:`pulse.domain.records.Ticket`), giving the
+ticket after it and the :class:`TicketEvent` s it raised. The events become the ticket's timeline
+entries and its outbox rows in the same transaction (``pulse.services.ticket_engine``); the rules
+hook and the SLA clock see them.
+
+:class:`TicketChanges` is the one registry of writable fields: the API's request bodies inherit
+it, bulk stores it, and :data:`WRITABLE_FIELDS` / :data:`REFERENCE_FIELDS` derive from it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+
+from pulse.domain import records
+from pulse.domain.errors import Conflict, ValidationFailed, VersionConflict
+from pulse.domain.tickets import (
+    PRIORITY_SEVERITY,
+    AuthorType,
+    Priority,
+    TicketSource,
+    TicketStatus,
+    check_transition,
+    is_reopen,
+    merge_custom_fields,
+    normalise_tags,
+    status_after_customer_comment,
+)
+
+
+class Actor(BaseModel):
+    """Who caused a change: ``user`` (with user_id), ``system``, ``automation:<id>`` …"""
+
+    kind: str = "user"
+    user_id: int | None = None
+
+    @classmethod
+    def system(cls) -> "Actor":
+        return cls(kind="system")
+
+
+class TicketEvent(BaseModel):
+    """Something that happened to a ticket: a timeline entry and an outbox row."""
+
+    type: str
+    occurred_at: datetime
+    actor: Actor
+    field: str | None = None
+    from_value: Any = None
+    to_value: Any = None
+    data: dict[str, Any] = {}
+
+
+# -- the field registry -------------------------------------------------------------------------
+
+class TicketChanges(BaseModel):
+    """The writable fields of a ticket (snake_case), each optional: a field not set is not changed
+    (``model_fields_set``). The API's bodies inherit these fields with their limits."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subject: str | None = Field(default=None, min_length=1, max_length=500)
+    description: str | None = Field(default=None, max_length=100_000)
+    status: TicketStatus | None = None
+    priority: Priority | None = None
+    assigned_to_user_id: int | None = None
+    assigned_to_team_id: int | None = None
+    type_id: int | None = None
+    category_id: int | None = None
+    tags: list[str] | None = None
+    requester_name: str | None = Field(default=None, max_length=200)
+    requester_email: str | None = Field(default=None, max_length=320)
+    requester_phone: str | None = Field(default=None, max_length=50)
+    custom_fields: dict[str, Any] | None = None
+    external_source: str | None = Field(default=None, max_length=32)
+    external_ticket_id: str | None = Field(default=None, max_length=200)
+
+    @model_serializer(mode="wrap")
+    def _only_given(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Serialised with the fields set only, so "not changed" survives the trip through Temporal."""
+        data = handler(self)
+        return {name: value for name, value in data.items() if name in self.model_fields_set}
+
+    def given(self) -> dict[str, Any]:
+        """The fields set, with their values."""
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+    def names(self) -> list[str]:
+        return sorted(self.model_fields_set)
+
+
+WRITABLE_FIELDS: tuple[str, ...] = tuple(TicketChanges.model_fields)
+# Reference fields → what they name (the account must hold it: checked by the engine).
+REFERENCE_FIELDS: dict[str, str] = {
+    "assigned_to_user_id": "user",
+    "assigned_to_team_id": "team",
+    "type_id": "ticket type",
+    "category_id": "ticket category",
+}
+# Fields whose change re-targets the SLA clock (policy selection looks at them).
+SLA_POLICY_FIELDS = frozenset({"priority", "tags", "type_id", "category_id", "assigned_to_team_id"})
+SEARCH_DOCUMENT_FIELDS = frozenset({"subject", "description"})
+
+
+class NewTicket(TicketChanges):
+    """A create: the fields of a new ticket (subject required)."""
+
+    subject: str = Field(min_length=1, max_length=500)  # type: ignore[assignment]
+    source: TicketSource | None = None
+
+
+class TagEdit(BaseModel):
+    """Tag edits relative to the ticket's tags when applied (bulk add_tags / remove_tags)."""
+
+    add: list[str] = []
+    remove: list[str] = []
+
+
+# Largest custom-fields document a ticket may hold (JSON bytes): the ticket travels in workflow
+# payloads (whose limit is 2 MB), so this is checked before anything is written.
+MAX_CUSTOM_FIELDS_BYTES = 64 * 1024
+
+
+def check_custom_fields_size(custom_fields: dict[str, Any] | None) -> None:
+    if custom_fields and len(json.dumps(custom_fields, default=str)) > MAX_CUSTOM_FIELDS_BYTES:
+        raise ValidationFailed("customFields is too large", details=[
+            {"field": "customFields", "message": f"at most {MAX_CUSTOM_FIELDS_BYTES // 1024} KiB of JSON"}])
+
+
+# -- applying changes ---------------------------------------------------------------------------
+
+def create(ticket_id: int, account_id: int, number: int, new: NewTicket, actor: Actor,
+           now: datetime) -> tuple[records.Ticket, list[TicketEvent]]:
+    status = new.status or TicketStatus.OPEN
+    priority = new.priority or Priority.MEDIUM
+    fields = new.given()
+    for name in ("status", "priority", "tags", "custom_fields", "source"):
+        fields.pop(name, None)
+    ticket = records.Ticket(
+        id=ticket_id, account_id=account_id, number=number, status=status, priority=priority, version=1,
+        tags=normalise_tags(new.tags or []), custom_fields=new.custom_fields or {},
+        source=new.source or TicketSource.API, created_at=now, updated_at=now, created_by=actor.user_id,
+        resolved_at=now if status == TicketStatus.RESOLVED else None,
+        closed_at=now if status == TicketStatus.CLOSED else None,
+        **fields,
+    )
+    return ticket, [TicketEvent(type="ticket_created", occurred_at=now, actor=actor,
+                                data={"status": status.value, "priority": priority.value})]
+
+
+def check_version(ticket: records.Ticket, expected_version: int | None) -> None:
+    if expected_version is not None and expected_version != ticket.version:
+        raise VersionConflict(
+            f"ticket is at version {ticket.version}, not {expected_version}; reload and retry",
+            details=[{"field": "version", "message": f"current version is {ticket.version}"}],
+        )
+
+
+def check_open(ticket: records.Ticket) -> None:
+    if ticket.status == TicketStatus.CLOSED:
+        raise Conflict("the ticket is closed; closed tickets are read-only", code="ticket_closed")
+
+
+def _status(ticket: records.Ticket, target: TicketStatus, actor: Actor, now: datetime) -> list[TicketEvent]:
+    current = ticket.status
+    check_transition(current, target)
+    if current == target:
+        return []
+    if is_reopen(current, target):
+        ticket.reopen_count += 1
+        ticket.resolved_at = None
+    if target == TicketStatus.RESOLVED:
+        ticket.resolved_at = now
+    if target == TicketStatus.CLOSED:
+        ticket.closed_at = now
+    ticket.status = target
+    return [TicketEvent(type="status_changed", occurred_at=now, actor=actor, field="status",
+                        from_value=current.value, to_value=target.value)]
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, (TicketStatus, Priority)):
+        return value.value
+    return value
+
+
+def _touch(ticket: records.Ticket, events: list[TicketEvent], now: datetime) -> None:
+    if events:
+        ticket.version += 1
+        ticket.updated_at = now
+
+
+def update(ticket: records.Ticket, changes: TicketChanges, actor: Actor, now: datetime, *,
+           tags: TagEdit | None = None) -> tuple[records.Ticket, list[TicketEvent]]:
+    """A PATCH: each field that differs is set and raises ``field_changed`` (``status_changed``
+    for the status, after the transition check); any change bumps the version."""
+    check_open(ticket)
+    after = ticket.model_copy(deep=True)
+    given = changes.given()
+    events: list[TicketEvent] = []
+    if given.get("status") is not None:
+        events += _status(after, TicketStatus(given.pop("status")), actor, now)
+    given.pop("status", None)
+    if "tags" in given:
+        given["tags"] = normalise_tags(given["tags"] or [])
+    if tags is not None and (tags.add or tags.remove):
+        removed = set(normalise_tags(tags.remove))
+        base = given.get("tags", after.tags or [])
+        given["tags"] = [tag for tag in normalise_tags([*base, *tags.add]) if tag not in removed]
+    if "custom_fields" in given:
+        given["custom_fields"] = merge_custom_fields(after.custom_fields, given["custom_fields"])
+    for field, value in given.items():
+        current = getattr(after, field)
+        if current == value:
+            continue
+        setattr(after, field, value)
+        events.append(TicketEvent(type="field_changed", occurred_at=now, actor=actor, field=field,
+                                  from_value=_json(current), to_value=_json(value)))
+    _touch(after, events, now)
+    return after, events
+
+
+class NewComment(BaseModel):
+    """A comment as stored (its id is allocated before the change is applied)."""
+
+    id: int
+    body: str
+    is_internal: bool = False
+    notify_customer: bool = False
+    author_type: AuthorType = AuthorType.AGENT
+    mentions: list[int] = []
+
+
+def comment(ticket: records.Ticket, new: NewComment, actor: Actor,
+            now: datetime) -> tuple[records.Ticket, list[TicketEvent]]:
+    """A comment: an internal note counts; a customer's reply may move the status (waiting →
+    in progress, resolved → reopened); an agent's public reply counts and may be the first
+    response. Raises ``comment_added`` (+ ``status_changed``)."""
+    after = ticket.model_copy(deep=True)
+    events: list[TicketEvent] = []
+    if new.is_internal:
+        after.internal_note_count += 1
+    elif new.author_type == AuthorType.CUSTOMER:
+        after.last_customer_response_at = now
+        target = status_after_customer_comment(after.status)
+        if target is not None:
+            events += _status(after, target, actor, now)
+    elif new.author_type == AuthorType.AGENT:
+        after.response_count += 1
+        if after.first_responded_at is None:
+            after.first_responded_at = now
+    events.insert(0, TicketEvent(type="comment_added", occurred_at=now, actor=actor, data={
+        "commentId": new.id, "isInternal": new.is_internal, "authorType": new.author_type.value,
+        "notifyCustomer": new.notify_customer and not new.is_internal, "mentions": list(new.mentions),
+        "ticketNumber": ticket.ticket_number,
+    }))
+    after.version += 1
+    after.updated_at = now
+    return after, events
+
+
+def delete(ticket: records.Ticket, actor: Actor, now: datetime) -> tuple[records.Ticket, list[TicketEvent]]:
+    after = ticket.model_copy(update={"deleted_at": now, "updated_at": now, "version": ticket.version + 1})
+    return after, [TicketEvent(type="ticket_deleted", occurred_at=now, actor=actor)]
+
+
+def priority_rank(ticket: records.Ticket) -> int:
+    return PRIORITY_SEVERITY[ticket.priority]
+
+
+ChangeKind = Literal["create", "update", "comment", "delete", "merge", "merged_into", "sla", "due"]
+
+
+def changed_columns(before: records.Ticket | None, after: records.Ticket) -> dict[str, Any]:
+    """The ticket's stored columns that differ (all of them for a new ticket)."""
+    now_values = after.model_dump()
+    if before is None:
+        return now_values
+    then = before.model_dump()
+    return {name: value for name, value in now_values.items() if then.get(name) != value}
+
+
+def merged_into(ticket: records.Ticket, primary_id: int, primary_number: str, actor: Actor, now: datetime, *,
+                close: bool) -> tuple[records.Ticket, list[TicketEvent]]:
+    """The secondary's side of a merge: linked to the primary, closed when asked."""
+    after = ticket.model_copy(deep=True)
+    after.merged_into_ticket_id = primary_id
+    events = [TicketEvent(type="ticket_merged", occurred_at=now, actor=actor, field="merged_into_ticket_id",
+                          to_value=primary_id, data={"primaryTicketId": primary_id, "primaryTicketNumber": primary_number})]
+    if close:
+        events += _status(after, TicketStatus.CLOSED, actor, now)
+    after.version += 1
+    after.updated_at = now
+    return after, events
+
+
+def merged_in(ticket: records.Ticket, secondary: records.Ticket, comments_copied: int, public_agent_comments: int,
+              internal_notes: int, actor: Actor, now: datetime) -> tuple[records.Ticket, list[TicketEvent]]:
+    """The primary's side of a merge: the secondary's comments counted, tags united."""
+    after = ticket.model_copy(deep=True)
+    after.response_count += public_agent_comments
+    after.internal_note_count += internal_notes
+    events = []
+    tags = normalise_tags([*after.tags, *secondary.tags])
+    if tags != after.tags:
+        events.append(TicketEvent(type="field_changed", occurred_at=now, actor=actor, field="tags",
+                                  from_value=list(after.tags), to_value=tags))
+        after.tags = tags
+    events.append(TicketEvent(type="ticket_merged_in", occurred_at=now, actor=actor, data={
+        "ticketId": secondary.id, "ticketNumber": secondary.ticket_number, "commentsMerged": comments_copied}))
+    after.version += 1
+    after.updated_at = now
+    return after, events

@@ -1,0 +1,20 @@
+"""The outbox's consumers: which consumers each event goes to.
+
+Every event a write raises is an outbox row written in the write's transaction. After the commit
+the ticket's workflow hands each event to the consumers listed here, one regular activity per
+(event, consumer) with retries and backoff; a consumer is idempotent by event id, so at-least-once
+delivery has the effect of exactly once. A new consumer is a name here and a method in
+``pulse.activities.outbox``.
+"""
+
+from __future__ import annotations
+
+from pulse.domain.changes import TicketEvent
+
+IN_APP_MENTIONS = "in_app_mentions"
+
+
+def consumers_for(event: TicketEvent) -> list[str]:
+    if event.type == "comment_added" and event.data.get("mentions"):
+        return [IN_APP_MENTIONS]
+    return []

@@ -1,0 +1,203 @@
+"""Every query of a ticket write (``pulse.services.ticket_engine``), in Core statements: the ticket
+row under lock, its SLA ledger, the account's rules, timeline and outbox rows, comments, the
+applied-command ledger that makes writes idempotent, and the outbox consumers' own rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pulse.domain import records, sla
+from pulse.domain.agenda import AgendaProbe as ProbeRule
+from pulse.domain.agenda import TicketRules
+from pulse.domain.changes import TicketEvent
+from pulse.domain.commands import TicketWrite
+from pulse.models import (
+    Account,
+    AgendaProbe,
+    AppliedCommand,
+    Notification,
+    OutboxDelivery,
+    Team,
+    Ticket,
+    TicketCategory,
+    TicketComment,
+    TicketEvent as OutboxRow,
+    TicketSlaClock,
+    TicketType,
+    TimelineEvent,
+    User,
+)
+
+_TICKET_COLUMNS = [column for column in Ticket.__table__.columns if column.name not in ("search_vector", "search_public")]
+_REFERENCE_TABLES: dict[str, Any] = {
+    "assigned_to_user_id": User,
+    "assigned_to_team_id": Team,
+    "type_id": TicketType,
+    "category_id": TicketCategory,
+}
+
+
+def _record(row: Any) -> records.Ticket:
+    return records.Ticket.model_validate(dict(row._mapping))
+
+
+class TicketStore:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # -- idempotency ---------------------------------------------------------------------------
+
+    async def outcome(self, command_id: str) -> TicketWrite | None:
+        stored = await self.session.scalar(select(AppliedCommand.result).where(AppliedCommand.command_id == command_id))
+        return None if stored is None else TicketWrite.model_validate(stored)
+
+    async def record_outcome(self, command_id: str, ticket_id: int, outcome: TicketWrite) -> None:
+        await self.session.execute(insert(AppliedCommand).values(
+            command_id=command_id, ticket_id=ticket_id, result=outcome.model_dump(mode="json")))
+
+    # -- the ticket ----------------------------------------------------------------------------
+
+    async def lock(self, account_id: int, ticket_id: int) -> tuple[records.Ticket | None, int]:
+        """The live ticket, locked for this transaction, and its account's rules generation."""
+        row = (await self.session.execute(
+            select(*_TICKET_COLUMNS, Account.rules_generation)
+            .join(Account, Account.id == Ticket.account_id)
+            .where(Ticket.account_id == account_id, Ticket.id == ticket_id, Ticket.deleted_at.is_(None))
+            .with_for_update(of=Ticket)
+        )).one_or_none()
+        if row is None:
+            generation = await self.session.scalar(select(Account.rules_generation).where(Account.id == account_id))
+            return None, int(generation or 0)
+        values = dict(row._mapping)
+        generation = values.pop("rules_generation")
+        return records.Ticket.model_validate(values), int(generation)
+
+    async def read(self, account_id: int, ticket_id: int) -> records.Ticket | None:
+        """The ticket as stored, deleted or not (no lock)."""
+        row = (await self.session.execute(
+            select(*_TICKET_COLUMNS).where(Ticket.account_id == account_id, Ticket.id == ticket_id)
+        )).one_or_none()
+        return None if row is None else _record(row)
+
+    async def rules_generation_shared(self, account_id: int) -> int:
+        """The account's rules generation, share-locked until the commit: a rules change (which
+        bumps it) waits for this write, so its fan-out finds the new ticket, or this write sees it."""
+        return int(await self.session.scalar(
+            select(Account.rules_generation).where(Account.id == account_id).with_for_update(read=True)) or 0)
+
+    async def insert(self, ticket: records.Ticket, priority_rank: int) -> None:
+        values = ticket.model_dump()
+        values["priority_rank"] = priority_rank
+        await self.session.execute(insert(Ticket).values(**values))
+
+    async def update(self, ticket_id: int, columns: dict[str, Any]) -> None:
+        if columns:
+            await self.session.execute(update(Ticket).where(Ticket.id == ticket_id).values(**columns))
+
+    async def missing_references(self, account_id: int, references: dict[str, int]) -> list[str]:
+        """The reference fields whose id names no row of the account (one query per field given)."""
+        missing = []
+        for field, value in references.items():
+            table = _REFERENCE_TABLES[field]
+            found = await self.session.scalar(select(table.id).where(table.account_id == account_id, table.id == value))
+            if found is None:
+                missing.append(field)
+        return missing
+
+    # -- comments --------------------------------------------------------------------------------
+
+    async def next_comment_id(self) -> int:
+        return int(await self.session.scalar(select(func.nextval("ticket_comments_id_seq"))))
+
+    async def add_comment(self, values: dict[str, Any]) -> records.Comment:
+        row = (await self.session.execute(insert(TicketComment).values(**values).returning(
+            *TicketComment.__table__.columns))).one()
+        return records.Comment.model_validate(dict(row._mapping))
+
+    # -- the SLA clock ---------------------------------------------------------------------------
+
+    async def ledger(self, ticket_id: int) -> sla.SlaLedger | None:
+        stored = await self.session.scalar(select(TicketSlaClock.ledger).where(TicketSlaClock.ticket_id == ticket_id))
+        return None if stored is None else sla.SlaLedger.model_validate(stored)
+
+    async def store_ledger(self, ticket_id: int, ledger: sla.SlaLedger) -> None:
+        value = ledger.model_dump(mode="json")
+        await self.session.execute(
+            pg_insert(TicketSlaClock).values(ticket_id=ticket_id, ledger=value)
+            .on_conflict_do_update(index_elements=["ticket_id"], set_={"ledger": value})
+        )
+
+    # -- rules -----------------------------------------------------------------------------------
+
+    async def rules(self, account_id: int, generation: int) -> TicketRules:
+        probes = await self.session.execute(
+            select(AgendaProbe.id, AgendaProbe.after_minutes).where(AgendaProbe.account_id == account_id)
+            .order_by(AgendaProbe.id)
+        )
+        return TicketRules(generation=generation,
+                           probes=[ProbeRule(id=row.id, after_minutes=row.after_minutes) for row in probes])
+
+    # -- timeline and outbox ---------------------------------------------------------------------
+
+    async def add_events(self, ticket: records.Ticket, events: list[TicketEvent]) -> list[int]:
+        """One timeline row and one outbox row per event (two multi-row INSERTs); the outbox ids."""
+        if not events:
+            return []
+        timeline, outbox = [], []
+        for event in events:
+            timeline.append({
+                "account_id": ticket.account_id, "ticket_id": ticket.id, "event_type": event.type,
+                "actor": event.actor.kind, "actor_user_id": event.actor.user_id, "field": event.field,
+                "from_value": event.from_value, "to_value": event.to_value, "data": event.data,
+                "created_at": event.occurred_at,
+            })
+            outbox.append({
+                "account_id": ticket.account_id, "ticket_id": ticket.id, "event_type": event.type,
+                "metric": event.data.get("metric"),
+                "data": {**event.data, "actor": event.actor.kind, "userId": event.actor.user_id,
+                         "field": event.field, "from": event.from_value, "to": event.to_value},
+                "occurred_at": event.occurred_at,
+            })
+        await self.session.execute(insert(TimelineEvent), timeline)
+        ids = await self.session.scalars(insert(OutboxRow).returning(OutboxRow.id, sort_by_parameter_order=True),
+                                         outbox)
+        return list(ids)
+
+
+class OutboxStore:
+    """What the outbox's consumers read and write (each in its own short transaction)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def event(self, event_id: int) -> OutboxRow | None:
+        return await self.session.get(OutboxRow, event_id)
+
+    async def claim(self, event_id: int, consumer: str) -> bool:
+        """Record the delivery; False when it was done already (a retried activity)."""
+        claimed = await self.session.scalar(
+            pg_insert(OutboxDelivery).values(event_id=event_id, consumer=consumer)
+            .on_conflict_do_nothing().returning(OutboxDelivery.event_id)
+        )
+        return claimed is not None
+
+    async def delivered(self, event_id: int, consumer: str) -> bool:
+        return await self.session.scalar(select(OutboxDelivery.event_id).where(
+            OutboxDelivery.event_id == event_id, OutboxDelivery.consumer == consumer)) is not None
+
+    async def active_users(self, account_id: int, user_ids: list[int]) -> list[int]:
+        rows = await self.session.scalars(select(User.id).where(User.account_id == account_id, User.id.in_(user_ids)))
+        return list(rows)
+
+    async def notify(self, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            await self.session.execute(pg_insert(Notification).values(rows).on_conflict_do_nothing())
+
+    async def notifications(self, account_id: int, user_id: int) -> list[Notification]:
+        rows = await self.session.scalars(select(Notification).where(
+            Notification.account_id == account_id, Notification.user_id == user_id).order_by(Notification.id))
+        return list(rows)

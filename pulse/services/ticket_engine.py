@@ -1,0 +1,256 @@
+"""One ticket write, one transaction: lock the row → apply the change (pure) → rules hook → SLA
+clock → store the row, the ledger, timeline and outbox rows → remember the outcome by command id.
+
+Only the ticket's workflow calls this (through ``pulse.activities.tickets``): it is the one writer
+of a ticket's row. Idempotent by ``command_id``: a retried command answers the stored outcome.
+Never commits: the activity owns the transaction.
+
+Cost of a PATCH: claim check + lock (1 query each) + policy (1–2 queries) + ledger (1) + UPDATE +
+ledger upsert + timeline/outbox INSERTs (2) + outcome INSERT; a create adds the number allocation
+and the search document.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pulse.domain import changes, pipeline, records, sla
+from pulse.domain.agenda import DueItem
+from pulse.domain.changes import REFERENCE_FIELDS, SEARCH_DOCUMENT_FIELDS, Actor, TicketEvent, check_custom_fields_size
+from pulse.domain.commands import (
+    CommentCommand,
+    CreateCommand,
+    Delivery,
+    DeleteCommand,
+    DueCommand,
+    LoadTicketCommand,
+    MergeInCommand,
+    MergeIntoCommand,
+    SlaPauseCommand,
+    TicketCommand,
+    TicketWrite,
+    UpdateCommand,
+)
+from pulse.domain.errors import NotFound, ValidationFailed
+from pulse.domain.merge import check_mergeable
+from pulse.domain.outbox import consumers_for
+from pulse.domain.tickets import format_ticket_number
+from pulse.repositories.ticket_lists import TicketSearchIndex
+from pulse.repositories.ticket_merges import TicketMergeRepository
+from pulse.repositories.ticket_store import TicketStore
+from pulse.services.sla import SlaPolicyResolver
+
+log = logging.getLogger("pulse.tickets")
+
+class TicketEngine:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.store = TicketStore(session)
+
+    async def _check_references(self, account_id: int, given: dict[str, Any]) -> None:
+        references = {field: given[field] for field in REFERENCE_FIELDS if given.get(field) is not None}
+        missing = await self.store.missing_references(account_id, references)
+        if missing:
+            raise ValidationFailed("unknown referenced record", details=[
+                {"field": _api_name(field), "message": f"no {REFERENCE_FIELDS[field]} with id {references[field]} in this account"}
+                for field in missing])
+
+    async def _policy(self, account_id: int, ticket: records.Ticket) -> sla.SlaPolicy | None:
+        """The policy for the ticket's facts; None (the clock keeps its targets) when a stored
+        policy no longer validates — the change itself must not fail for it."""
+        facts = sla.TicketFacts(priority=ticket.priority, tags=ticket.tags, type_id=ticket.type_id,
+                                category_id=ticket.category_id, team_id=ticket.assigned_to_team_id)
+        try:
+            return await SlaPolicyResolver(self.session).for_ticket(account_id, facts)
+        except (ValidationError, ValueError):
+            log.exception("the SLA policies of account %s do not load; ticket %s keeps its clock", account_id,
+                          ticket.id)
+            return None
+
+    async def _commit_write(self, command: TicketCommand, before: records.Ticket | None, change: pipeline.Change,
+                            *, actor: Actor, generation: int, clock: pipeline.ClockChange | None = None,
+                            reload_policy: bool = False, comment: records.Comment | None = None,
+                            search: Callable[[records.Ticket], Any] | None = None,
+                            comments_merged: int = 0) -> TicketWrite:
+        ledger = await self.store.ledger(command.ticket_id) if before is not None else None
+        rules = await self.store.rules(command.account_id, generation)
+        clock = clock or pipeline.ClockChange()
+        if reload_policy or (ledger is None and before is None):
+            # The policy follows the ticket's facts after the change (re-read: it may have been edited).
+            preview, _ = change(before)
+            clock = clock.model_copy(update={"policy": await self._policy(command.account_id, preview)})
+        result = pipeline.run(before, change, actor=actor, now=command.now, ledger=ledger, rules=rules, clock=clock)
+        ticket = result.ticket
+        if before is None:
+            await self.store.insert(ticket, changes.priority_rank(ticket))
+        else:
+            columns = changes.changed_columns(before, ticket)
+            if "priority" in columns:
+                columns["priority_rank"] = changes.priority_rank(ticket)
+            await self.store.update(ticket.id, columns)
+        if result.ledger is not None and result.ledger != ledger:
+            await self.store.store_ledger(ticket.id, result.ledger)
+        if search is not None:
+            await search(ticket)
+        event_ids = await self.store.add_events(ticket, result.events)
+        deliveries = [Delivery(event_id=event_id, consumer=consumer, event_type=event.type)
+                      for event_id, event in zip(event_ids, result.events) for consumer in consumers_for(event)]
+        running, by_status, by_hand = pipeline.sla_flags(result.ledger, ticket.status)
+        outcome = TicketWrite(ticket=ticket, comment=comment, deliveries=deliveries, agenda=result.agenda,
+                              cycle=ticket.reopen_count, rules_generation=generation, sla_running=running,
+                              sla_paused_by_status=by_status, sla_paused_manually=by_hand,
+                              comments_merged=comments_merged)
+        await self.store.record_outcome(command.command_id, command.ticket_id, outcome)
+        return outcome
+
+    async def _locked(self, command: TicketCommand) -> tuple[records.Ticket, int]:
+        ticket, generation = await self.store.lock(command.account_id, command.ticket_id)
+        if ticket is None:
+            raise NotFound(f"ticket {command.ticket_id} not found")
+        return ticket, generation
+
+    # -- the writes --------------------------------------------------------------------------------
+
+    async def create(self, command: CreateCommand) -> TicketWrite:
+        new = command.input.ticket
+        existing = await self.store.read(command.account_id, command.ticket_id)
+        if existing is not None:  # a create repeated in a new run (same ticket id): nothing to do
+            return await self.load(LoadTicketCommand(account_id=command.account_id, ticket_id=command.ticket_id,
+                                                     now=command.now))
+        check_custom_fields_size(new.custom_fields)
+        await self._check_references(command.account_id, new.given())
+        generation = await self.store.rules_generation_shared(command.account_id)
+        number = command.input.number
+        search_index = TicketSearchIndex(self.session)
+
+        def create(_: records.Ticket | None) -> tuple[records.Ticket, list[TicketEvent]]:
+            return changes.create(command.ticket_id, command.account_id, number, new, command.input.actor, command.now)
+
+        return await self._commit_write(command, None, create, actor=command.input.actor, generation=generation,
+                                        search=lambda ticket: search_index.refresh(ticket.id))
+
+    async def update(self, command: UpdateCommand) -> TicketWrite:
+        request = command.input
+        before, generation = await self._locked(command)
+        changes.check_version(before, request.expected_version)
+        changes.check_open(before)
+        given = request.changes.given()
+        check_custom_fields_size(given.get("custom_fields"))
+        await self._check_references(command.account_id, given)
+
+        def update(ticket: records.Ticket | None) -> tuple[records.Ticket, list[TicketEvent]]:
+            assert ticket is not None
+            return changes.update(ticket, request.changes, request.actor, command.now, tags=request.tags)
+
+        search_index = TicketSearchIndex(self.session)
+
+        async def refresh(ticket: records.Ticket) -> None:
+            if any(getattr(ticket, f) != getattr(before, f) for f in SEARCH_DOCUMENT_FIELDS):
+                await search_index.refresh(ticket.id)
+
+        return await self._commit_write(command, before, update, actor=request.actor, generation=generation,
+                                        reload_policy=True, search=refresh)
+
+    async def comment(self, command: CommentCommand) -> TicketWrite:
+        request = command.input
+        before, generation = await self._locked(command)
+        stored = await self.store.add_comment({
+            "account_id": command.account_id, "ticket_id": command.ticket_id, "body": request.body,
+            "is_internal": request.is_internal, "notify_customer": request.notify_customer and not request.is_internal,
+            "author_type": request.author_type.value, "author_user_id": request.actor.user_id,
+            "mentions": request.mentions, "created_at": command.now,
+        })
+        new = changes.NewComment(id=stored.id, body=request.body, is_internal=request.is_internal,
+                                 notify_customer=stored.notify_customer, author_type=request.author_type,
+                                 mentions=request.mentions)
+
+        def comment(ticket: records.Ticket | None) -> tuple[records.Ticket, list[TicketEvent]]:
+            assert ticket is not None
+            return changes.comment(ticket, new, request.actor, command.now)
+
+        search_index = TicketSearchIndex(self.session)
+        return await self._commit_write(
+            command, before, comment, actor=request.actor, generation=generation, comment=stored,
+            search=lambda ticket: search_index.append_comment(ticket.id, request.body, internal=request.is_internal))
+
+    async def delete(self, command: DeleteCommand) -> TicketWrite:
+        before, generation = await self._locked(command)
+        changes.check_version(before, command.input.expected_version)
+
+        def delete(ticket: records.Ticket | None) -> tuple[records.Ticket, list[TicketEvent]]:
+            assert ticket is not None
+            return changes.delete(ticket, command.input.actor, command.now)
+
+        return await self._commit_write(command, before, delete, actor=command.input.actor, generation=generation)
+
+    async def pause_or_resume(self, command: SlaPauseCommand) -> TicketWrite:
+        before, generation = await self._locked(command)
+        changes.check_open(before)
+        clock = pipeline.ClockChange(pause=command.pause, pause_reason=command.reason)
+        return await self._commit_write(command, before, lambda ticket: (ticket, []),  # type: ignore[arg-type,return-value]
+                                        actor=command.actor, generation=generation, clock=clock)
+
+    async def act_on_due(self, command: DueCommand) -> TicketWrite:
+        before, generation = await self._locked(command)
+        ticket, events, clock = pipeline.due(before, command.item, Actor.system())
+        return await self._commit_write(command, before, lambda _: (ticket, list(events)),
+                                        actor=Actor.system(), generation=generation, clock=clock)
+
+    async def merge_into(self, command: MergeIntoCommand) -> TicketWrite:
+        """This (secondary) ticket is merged into the primary: linked, and closed when asked."""
+        request = command.input
+        before, generation = await self._locked(command)
+        check_mergeable(before, as_primary=False)
+
+        def merged(ticket: records.Ticket | None) -> tuple[records.Ticket, list[TicketEvent]]:
+            assert ticket is not None
+            return changes.merged_into(ticket, request.primary_ticket_id, format_ticket_number(request.primary_number),
+                                       request.actor, command.now, close=request.close)
+
+        return await self._commit_write(command, before, merged, actor=request.actor, generation=generation)
+
+    async def merge_in(self, command: MergeInCommand) -> TicketWrite:
+        """The primary's side: the secondary's comments copied (in time order), tags united."""
+        before, generation = await self._locked(command)
+        check_mergeable(before, as_primary=True)
+        copied = public_agent = internal = 0
+        if command.merge_comments:
+            counts = await TicketMergeRepository(self.session).copy_comments(command.secondary.id, before.id)
+            copied, public_agent, internal = counts.total, counts.public_agent, counts.internal
+
+        def merged_in(ticket: records.Ticket | None) -> tuple[records.Ticket, list[TicketEvent]]:
+            assert ticket is not None
+            return changes.merged_in(ticket, command.secondary, copied, public_agent, internal, command.actor,
+                                     command.now)
+
+        search_index = TicketSearchIndex(self.session)
+
+        async def refresh(ticket: records.Ticket) -> None:
+            if copied:
+                await search_index.refresh(ticket.id)
+
+        return await self._commit_write(command, before, merged_in, actor=command.actor, generation=generation,
+                                        search=refresh, comments_merged=copied)
+
+    async def load(self, command: LoadTicketCommand) -> TicketWrite:
+        """The ticket as stored, with its agenda (a resumed run's start, or a re-computed agenda);
+        ``ticket`` None when it does not exist (or is deleted)."""
+        ticket, generation = await self.store.lock(command.account_id, command.ticket_id)
+        if ticket is None:
+            return TicketWrite(rules_generation=generation)
+        ledger = await self.store.ledger(ticket.id)
+        rules = await self.store.rules(command.account_id, generation)
+        running, by_status, by_hand = pipeline.sla_flags(ledger, ticket.status)
+        agenda: list[DueItem] = pipeline.agenda_of_ticket(ticket, ledger, rules)
+        return TicketWrite(ticket=ticket, agenda=agenda, cycle=ticket.reopen_count, rules_generation=generation,
+                           sla_running=running, sla_paused_by_status=by_status, sla_paused_manually=by_hand)
+
+
+def _api_name(field: str) -> str:
+    head, *rest = field.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
