@@ -9,11 +9,13 @@ from datetime import datetime, timezone
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pulse.domain.errors import Forbidden, Unauthorized
+from pulse.domain.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
 from pulse.domain.ids import is_storable_id
+from pulse.domain.settings_records import TokenRecord
 from pulse.domain.tickets import Permission
 from pulse.models import ApiToken, User
 from pulse.repositories.accounts import AccountRepository, TokenRepository
+from pulse.repositories.reference import ReferenceRepository
 
 ALL_PERMISSIONS = [p.value for p in Permission]
 
@@ -115,3 +117,37 @@ async def create_account_with_admin(session: AsyncSession, name: str, *, admin_t
         value=admin_token,
     )
     return account.id, admin.id, plain
+
+
+class TokenService:
+    """The API tokens of one account (``/api/tokens``): listed without their secret."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.tokens = TokenRepository(session)
+
+    async def create(self, account_id: int, *, user_id: int | None, name: str,
+                     permissions: list[str]) -> tuple[TokenRecord, str]:
+        """A new token of a user of the account; the plain value is returned once."""
+        if user_id is not None and await ReferenceRepository(self.session, User).get(account_id, user_id) is None:
+            raise ValidationFailed("unknown user",
+                                   details=[{"field": "userId", "message": f"no user {user_id} in this account"}])
+        token, plain = await issue_token(self.session, account_id=account_id, user_id=user_id, name=name,
+                                         permissions=permissions)
+        await self.session.refresh(token)
+        return TokenRecord.model_validate(token), plain
+
+    async def list(self, account_id: int) -> list[TokenRecord]:
+        return [TokenRecord.model_validate(token) for token in await self.tokens.list(account_id)]
+
+    async def get(self, account_id: int, token_id: int) -> TokenRecord:
+        return TokenRecord.model_validate(await self._token(account_id, token_id))
+
+    async def revoke(self, account_id: int, token_id: int) -> None:
+        (await self._token(account_id, token_id)).revoked_at = datetime.now(timezone.utc)
+
+    async def _token(self, account_id: int, token_id: int) -> ApiToken:
+        token = await self.tokens.get(account_id, token_id)
+        if token is None:
+            raise NotFound(f"token {token_id} not found")
+        return token

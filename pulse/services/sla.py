@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pulse.domain import records, sla
 from pulse.domain.calendar import BusinessCalendar
 from pulse.domain.errors import Conflict, NotFound, ValidationFailed, VersionConflict
+from pulse.domain.settings_records import SlaCalendarRecord, SlaPolicyRecord
 from pulse.domain.tickets import Priority, TicketStatus
 from pulse.models import SlaCalendar, SlaPolicy
 from pulse.repositories.sla import (
@@ -128,6 +129,22 @@ def _check_version(row: Any, expected: int | None, what: str) -> None:
                               details=[{"field": "version", "message": f"current version is {row.version}"}])
 
 
+def _calendar_record(row: SlaCalendar) -> SlaCalendarRecord:
+    return SlaCalendarRecord.model_validate(row)
+
+
+def _policy_record(row: SlaPolicy) -> SlaPolicyRecord:
+    conditional = row.conditions is not None
+    return SlaPolicyRecord(
+        id=row.id, name=row.name, priority=Priority(row.priority) if row.priority else None,
+        conditions=conditions_of(row), order=row.position if conditional else None,
+        first_response_minutes=row.first_response_minutes, resolution_minutes=row.resolution_minutes,
+        at_risk_percent=row.at_risk_percent, calendar_id=row.calendar_id,
+        pause_statuses=[TicketStatus(s) for s in row.pause_statuses], enabled=row.enabled,
+        version=row.version, created_at=row.created_at, updated_at=row.updated_at,
+    )
+
+
 class SlaSettingsService:
     """Policies and calendars of one account (the API's side)."""
 
@@ -158,21 +175,29 @@ class SlaSettingsService:
         row.holidays = sorted(set(calendar.holidays))
         row.holiday_country = calendar.holiday_country
 
-    async def calendar(self, account_id: int, calendar_id: int) -> SlaCalendar:
+    async def _calendar_row(self, account_id: int, calendar_id: int) -> SlaCalendar:
         row = await self.calendars.get(account_id, calendar_id)
         if row is None:
             raise NotFound(f"SLA calendar {calendar_id} not found")
         return row
 
-    async def create_calendar(self, account_id: int, values: dict[str, Any]) -> SlaCalendar:
+    async def calendar(self, account_id: int, calendar_id: int) -> SlaCalendarRecord:
+        return _calendar_record(await self._calendar_row(account_id, calendar_id))
+
+    async def list_calendars(self, account_id: int, *, page: int,
+                             page_size: int) -> tuple[list[SlaCalendarRecord], int]:
+        rows, total = await self.calendars.list(account_id, page=page, page_size=page_size)
+        return [_calendar_record(row) for row in rows], total
+
+    async def create_calendar(self, account_id: int, values: dict[str, Any]) -> SlaCalendarRecord:
         calendar = self.validate_calendar(values)
         row = SlaCalendar(account_id=account_id, name=values["name"])
         self._store_calendar(row, calendar)
-        return await self.calendars.add(row)
+        return _calendar_record(await self.calendars.add(row))
 
     async def update_calendar(self, account_id: int, calendar_id: int, values: dict[str, Any],
-                              expected_version: int | None) -> SlaCalendar:
-        row = await self.calendar(account_id, calendar_id)
+                              expected_version: int | None) -> SlaCalendarRecord:
+        row = await self._calendar_row(account_id, calendar_id)
         _check_version(row, expected_version, "the calendar")
         current = {"timezone": row.timezone, "weekly_hours": row.weekly_hours, "holidays": row.holidays,
                    "holiday_country": row.holiday_country}
@@ -184,10 +209,10 @@ class SlaSettingsService:
         self._store_calendar(row, calendar)
         _bump(row, before != (row.name, row.timezone, row.weekly_hours, list(row.holidays), row.holiday_country))
         await self.session.flush()
-        return row
+        return _calendar_record(row)
 
     async def delete_calendar(self, account_id: int, calendar_id: int) -> None:
-        row = await self.calendar(account_id, calendar_id)
+        row = await self._calendar_row(account_id, calendar_id)
         users = await self.calendars.policies_using(row.id)
         if users:
             raise Conflict(f"the calendar is used by SLA policies {', '.join(map(str, users))}; "
@@ -196,25 +221,32 @@ class SlaSettingsService:
 
     # policies
 
-    async def list_policies(self, account_id: int) -> list[SlaPolicy]:
+    async def _policy_rows(self, account_id: int) -> list[SlaPolicy]:
         rows = await self.policies.all(account_id)
         if not any(row.conditions is None for row in rows):
             await self.policies.ensure_defaults(account_id)
             rows = await self.policies.all(account_id)
         return rows
 
-    async def policy(self, account_id: int, reference: str) -> SlaPolicy:
+    async def _policy_row(self, account_id: int, reference: str) -> SlaPolicy:
         """A policy by id, or the priority policy by priority name."""
         if reference.isdigit():
             row = await self.policies.get(account_id, int(reference))
         elif reference in {p.value for p in Priority}:
-            await self.list_policies(account_id)
+            await self._policy_rows(account_id)
             row = await self.policies.for_priority(account_id, Priority(reference))
         else:
             row = None
         if row is None:
             raise NotFound(f"SLA policy {reference} not found")
         return row
+
+    async def list_policies(self, account_id: int) -> list[SlaPolicyRecord]:
+        return [_policy_record(row) for row in await self._policy_rows(account_id)]
+
+    async def policy(self, account_id: int, reference: str) -> SlaPolicyRecord:
+        """A policy by id, or the priority policy by priority name."""
+        return _policy_record(await self._policy_row(account_id, reference))
 
     async def _check_calendar(self, account_id: int, values: dict[str, Any]) -> None:
         calendar_id = values.get("calendar_id")
@@ -245,8 +277,8 @@ class SlaSettingsService:
             raise _validation_failed(error, "SLA policy") from None
 
     async def put_policy(self, account_id: int, reference: str, values: dict[str, Any],
-                         expected_version: int | None) -> SlaPolicy:
-        row = await self.policy(account_id, reference)
+                         expected_version: int | None) -> SlaPolicyRecord:
+        row = await self._policy_row(account_id, reference)
         _check_version(row, expected_version, "the SLA policy")
         if row.conditions is None and ({"conditions", "enabled"} & values.keys()):
             field = "conditions" if "conditions" in values else "enabled"
@@ -260,9 +292,9 @@ class SlaSettingsService:
         self._validate(row)
         _bump(row, changed)
         await self.session.flush()
-        return row
+        return _policy_record(row)
 
-    async def put_priority_policies(self, account_id: int, items: list[dict[str, Any]]) -> list[SlaPolicy]:
+    async def put_priority_policies(self, account_id: int, items: list[dict[str, Any]]) -> list[SlaPolicyRecord]:
         seen: set[str] = set()
         for index, item in enumerate(items):
             priority = Priority(item["priority"]).value
@@ -277,11 +309,11 @@ class SlaSettingsService:
             await self.put_policy(account_id, priority, values, expected)
         return await self.list_policies(account_id)
 
-    async def create_policy(self, account_id: int, values: dict[str, Any]) -> SlaPolicy:
+    async def create_policy(self, account_id: int, values: dict[str, Any]) -> SlaPolicyRecord:
         if not values.get("conditions"):
             raise ValidationFailed("a new policy needs conditions (the priority policies exist already: PUT them)",
                                    details=[{"field": "conditions", "message": "required"}])
-        await self.list_policies(account_id)  # the priority policies exist before any conditional one
+        await self._policy_rows(account_id)  # the priority policies exist before any conditional one
         await self._check_calendar(account_id, values)
         row = SlaPolicy(account_id=account_id, name=values.pop("name"), priority=None, position=0,
                         first_response_minutes=0, resolution_minutes=0, at_risk_percent=sla.DEFAULT_AT_RISK_PERCENT,
@@ -291,10 +323,10 @@ class SlaSettingsService:
         if sla.PolicyConditions.model_validate(row.conditions).is_empty():
             raise ValidationFailed("a conditional policy needs at least one condition",
                                    details=[{"field": "conditions", "message": "no condition given"}])
-        return await self.policies.add(row)
+        return _policy_record(await self.policies.add(row))
 
     async def delete_policy(self, account_id: int, reference: str) -> None:
-        row = await self.policy(account_id, reference)
+        row = await self._policy_row(account_id, reference)
         if row.conditions is None:
             raise Conflict("a priority policy cannot be deleted; PUT new targets instead", code="policy_required")
         await self.policies.delete(row)

@@ -19,10 +19,8 @@ from pulse.api.pagination import Page, page_params, paginated
 from pulse.api.routers.tickets import Tickets, expected_version
 from pulse.api.schemas import Body
 from pulse.domain.errors import ValidationFailed
-from pulse.domain.records import Record
-from pulse.domain.sla import PolicyConditions
+from pulse.domain.settings_records import SlaCalendarRecord, SlaPolicyRecord
 from pulse.domain.tickets import Priority, TicketStatus
-from pulse.models import SlaCalendar, SlaPolicy
 from pulse.repositories.sla import GROUPS
 from pulse.services.sla import ComplianceService, SlaSettingsService, parse_range
 
@@ -119,53 +117,16 @@ class PauseBody(Body):
     reason: str | None = Field(default=None, max_length=500)
 
 
-class CalendarView(Record):
-    id: int
-    name: str
-    timezone: str
-    weekly_hours: dict[str, list[list[str]]]
-    holidays: list[date]
-    holiday_country: str | None
-    version: int
-    created_at: datetime
-    updated_at: datetime
+def render_policy(policy: SlaPolicyRecord) -> dict[str, Any]:
+    body = policy.to_api()
+    if policy.conditions is not None:  # only the conditions given, in camelCase
+        given = policy.conditions.model_dump(mode="json", exclude_none=True)
+        body["conditions"] = {to_camel(key): value for key, value in given.items()}
+    return body
 
 
-class PolicyView(Record):
-    id: int
-    name: str
-    priority: Priority | None
-    conditions: dict[str, Any] | None
-    order: int | None
-    first_response_minutes: int
-    resolution_minutes: int
-    at_risk_percent: int
-    calendar_id: int | None
-    pause_statuses: list[TicketStatus]
-    enabled: bool
-    version: int
-    created_at: datetime
-    updated_at: datetime
-
-
-def render_policy(row: SlaPolicy) -> dict[str, Any]:
-    conditions = None
-    if row.conditions is not None:
-        parsed = PolicyConditions.model_validate(row.conditions).model_dump(mode="json", exclude_none=True)
-        conditions = {to_camel(key): value for key, value in parsed.items()}
-    view = PolicyView(
-        id=row.id, name=row.name, priority=Priority(row.priority) if row.priority else None,
-        conditions=conditions, order=row.position if row.conditions is not None else None,
-        first_response_minutes=row.first_response_minutes, resolution_minutes=row.resolution_minutes,
-        at_risk_percent=row.at_risk_percent, calendar_id=row.calendar_id,
-        pause_statuses=[TicketStatus(s) for s in row.pause_statuses], enabled=row.enabled,
-        version=row.version, created_at=row.created_at, updated_at=row.updated_at,
-    )
-    return view.to_api()
-
-
-def render_calendar(row: SlaCalendar) -> dict[str, Any]:
-    return CalendarView.model_validate(row).to_api()
+def render_calendar(calendar: SlaCalendarRecord) -> dict[str, Any]:
+    return calendar.to_api()
 
 
 # -- policies -------------------------------------------------------------------------------------
@@ -232,8 +193,8 @@ async def delete_policy(reference: str, principal: Manager, session: Session) ->
 @router.get("/calendars")
 async def list_calendars(principal: Reader, session: Session,
                          page: Annotated[Page, Depends(page_params)]) -> dict:
-    service = SlaSettingsService(session)
-    rows, total = await service.calendars.list(principal.account_id, page=page.page, page_size=page.page_size)
+    rows, total = await SlaSettingsService(session).list_calendars(principal.account_id, page=page.page,
+                                                                   page_size=page.page_size)
     return paginated([render_calendar(row) for row in rows], page, total)
 
 

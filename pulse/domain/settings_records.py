@@ -1,0 +1,88 @@
+"""Plain read models of an account's settings: API tokens, reference data (users, teams, ticket
+types and categories) and SLA policies and calendars. Services return them; routers render them."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from pulse.domain.records import Record
+from pulse.domain.sla import PolicyConditions
+from pulse.domain.tickets import Priority, TicketStatus
+
+
+class TokenRecord(Record):
+    """An API token as listed: never its secret."""
+
+    id: int
+    name: str
+    permissions: list[str]
+    user_id: int | None
+    token_prefix: str
+    created_at: datetime | None
+    last_used_at: datetime | None
+
+
+class UserRecord(Record):
+    id: int
+    name: str
+    email: str | None
+    phone: str | None
+    role: str
+    is_active: bool
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class TeamRecord(Record):
+    id: int
+    name: str
+    description: str | None
+    manager_user_id: int | None
+    member_ids: list[int] = []
+    slack_webhook_url: str | None = None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class NamedRecord(Record):
+    """A ticket type or a ticket category."""
+
+    id: int
+    name: str
+    description: str | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class SlaCalendarRecord(Record):
+    id: int
+    name: str
+    timezone: str
+    weekly_hours: dict[str, list[list[str]]]
+    holidays: list[date]
+    holiday_country: str | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class SlaPolicyRecord(Record):
+    """A priority policy (``priority`` set) or a conditional one (``conditions`` and ``order`` set)."""
+
+    id: int
+    name: str
+    priority: Priority | None
+    conditions: PolicyConditions | None
+    order: int | None
+    first_response_minutes: int
+    resolution_minutes: int
+    at_risk_percent: int
+    calendar_id: int | None
+    pause_statuses: list[TicketStatus]
+    enabled: bool
+    version: int
+    created_at: datetime
+    updated_at: datetime
