@@ -41,6 +41,10 @@ _REFERENCE_TABLES: dict[str, Any] = {
 }
 
 
+_RULES_CACHE: dict[int, TicketRules] = {}
+_RULES_CACHE_SIZE = 10_000
+
+
 def _record(row: Any) -> records.Ticket:
     return records.Ticket.model_validate(dict(row._mapping))
 
@@ -134,12 +138,21 @@ class TicketStore:
     # -- rules -----------------------------------------------------------------------------------
 
     async def rules(self, account_id: int, generation: int) -> TicketRules:
+        """The account's rules at ``generation``: read once per generation and process (every
+        change bumps the generation, so a cached one is never stale)."""
+        cached = _RULES_CACHE.get(account_id)
+        if cached is not None and cached.generation == generation:
+            return cached
         probes = await self.session.execute(
             select(AgendaProbe.id, AgendaProbe.after_minutes).where(AgendaProbe.account_id == account_id)
             .order_by(AgendaProbe.id)
         )
-        return TicketRules(generation=generation,
-                           probes=[ProbeRule(id=row.id, after_minutes=row.after_minutes) for row in probes])
+        rules = TicketRules(generation=generation,
+                            probes=[ProbeRule(id=row.id, after_minutes=row.after_minutes) for row in probes])
+        if len(_RULES_CACHE) >= _RULES_CACHE_SIZE:
+            _RULES_CACHE.pop(next(iter(_RULES_CACHE)))
+        _RULES_CACHE[account_id] = rules
+        return rules
 
     # -- timeline and outbox ---------------------------------------------------------------------
 
