@@ -112,8 +112,8 @@ class BulkItemApplier:
         async with self.sessions() as session:
             if await BulkOperationRepository(session).applied(command_id):
                 return True, None
-            ticket, _ = await TicketStore(session).lock(account_id, ticket_id)
-            return False, ticket
+            ticket = await TicketStore(session).read(account_id, ticket_id)
+            return False, ticket if ticket is None or ticket.deleted_at is None else None
 
     async def apply(self, spec: BulkSpec, ticket_id: int) -> ItemOutcome:
         """The item's outcome; raises only for infrastructure failures (the batch is retried)."""

@@ -31,8 +31,7 @@ from pulse.domain.commands import (
 )
 from pulse.domain.errors import DomainError
 from pulse.failures import to_application_error
-from pulse.repositories.ticket_store import TicketStore
-from pulse.services.ticket_engine import TicketEngine
+from pulse.services.ticket_engine import AlreadyApplied, TicketEngine
 
 Command = TypeVar("Command", bound=TicketCommand)
 
@@ -44,10 +43,10 @@ class TicketActivities:
     async def _once(self, command: Command, write: Callable[[TicketEngine, Command], Awaitable[TicketWrite]]) -> TicketWrite:
         try:
             async with self.sessions() as session, session.begin():
-                stored = await TicketStore(session).outcome(command.command_id)
-                if stored is not None:
-                    return stored
-                return await write(TicketEngine(session), command)
+                try:
+                    return await write(TicketEngine(session), command)
+                except AlreadyApplied as applied:
+                    return applied.outcome
         except DomainError as error:
             raise to_application_error(error) from None
         except (DataError, IntegrityError) as error:

@@ -4,9 +4,10 @@ applied-command ledger that makes writes idempotent, and the outbox consumers' o
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Text, func, insert, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,6 +22,8 @@ from pulse.models import (
     AppliedCommand,
     Notification,
     OutboxDelivery,
+    SlaCalendar,
+    SlaPolicy,
     Team,
     Ticket,
     TicketCategory,
@@ -39,6 +42,16 @@ _REFERENCE_TABLES: dict[str, Any] = {
     "type_id": TicketType,
     "category_id": TicketCategory,
 }
+
+
+@dataclass
+class LockedTicket:
+    ticket: records.Ticket | None
+    generation: int
+    ledger: sla.SlaLedger | None = None
+    outcome: TicketWrite | None = None
+    policies_json: str = "[]"
+    calendars_json: str = "[]"
 
 
 _RULES_CACHE: dict[int, TicketRules] = {}
@@ -65,20 +78,32 @@ class TicketStore:
 
     # -- the ticket ----------------------------------------------------------------------------
 
-    async def lock(self, account_id: int, ticket_id: int) -> tuple[records.Ticket | None, int]:
-        """The live ticket, locked for this transaction, and its account's rules generation."""
+    async def lock_for_write(self, account_id: int, ticket_id: int, command_id: str) -> "LockedTicket":
+        """Everything a write reads, in one round trip: the live ticket locked for this
+        transaction, the account's rules generation, the ticket's SLA ledger, the command's stored
+        outcome (a retry), and the account's SLA policies and calendars as JSON text."""
+        policies, calendars = self._settings_json(account_id)
+        outcome = select(AppliedCommand.result).where(AppliedCommand.command_id == command_id).scalar_subquery()
         row = (await self.session.execute(
-            select(*_TICKET_COLUMNS, Account.rules_generation)
+            select(*_TICKET_COLUMNS, Account.rules_generation, TicketSlaClock.ledger.label("sla_ledger"),
+                   outcome.label("stored_outcome"), policies.label("policies_json"),
+                   calendars.label("calendars_json"))
             .join(Account, Account.id == Ticket.account_id)
+            .outerjoin(TicketSlaClock, TicketSlaClock.ticket_id == Ticket.id)
             .where(Ticket.account_id == account_id, Ticket.id == ticket_id, Ticket.deleted_at.is_(None))
             .with_for_update(of=Ticket)
         )).one_or_none()
         if row is None:
-            generation = await self.session.scalar(select(Account.rules_generation).where(Account.id == account_id))
-            return None, int(generation or 0)
+            return LockedTicket(ticket=None, generation=0, outcome=await self.outcome(command_id))
         values = dict(row._mapping)
-        generation = values.pop("rules_generation")
-        return records.Ticket.model_validate(values), int(generation)
+        ledger = values.pop("sla_ledger")
+        stored = values.pop("stored_outcome")
+        return LockedTicket(
+            ticket=records.Ticket.model_validate(values), generation=int(values.pop("rules_generation")),
+            ledger=None if ledger is None else sla.SlaLedger.model_validate(ledger),
+            outcome=None if stored is None else TicketWrite.model_validate(stored),
+            policies_json=values.pop("policies_json"), calendars_json=values.pop("calendars_json"),
+        )
 
     async def read(self, account_id: int, ticket_id: int) -> records.Ticket | None:
         """The ticket as stored, deleted or not (no lock)."""
@@ -87,11 +112,26 @@ class TicketStore:
         )).one_or_none()
         return None if row is None else _record(row)
 
-    async def rules_generation_shared(self, account_id: int) -> int:
-        """The account's rules generation, share-locked until the commit: a rules change (which
-        bumps it) waits for this write, so its fan-out finds the new ticket, or this write sees it."""
-        return int(await self.session.scalar(
-            select(Account.rules_generation).where(Account.id == account_id).with_for_update(read=True)) or 0)
+    async def account_for_create(self, account_id: int) -> "LockedTicket":
+        """What a create reads, in one round trip: the account's rules generation, share-locked
+        until the commit (a rules change, which bumps it, waits for this create, so its fan-out
+        finds the new ticket, or this create sees the change), and its SLA policies and calendars."""
+        policies, calendars = self._settings_json(account_id)
+        row = (await self.session.execute(
+            select(Account.rules_generation, policies.label("policies_json"), calendars.label("calendars_json"))
+            .where(Account.id == account_id).with_for_update(read=True)
+        )).one()
+        return LockedTicket(ticket=None, generation=int(row.rules_generation), policies_json=row.policies_json,
+                            calendars_json=row.calendars_json)
+
+    @staticmethod
+    def _settings_json(account_id: int) -> tuple[Any, Any]:
+        """The account's SLA policies and calendars, each as one JSON text (scalar subqueries)."""
+        policies = select(func.coalesce(func.json_agg(literal_column("p.*")).cast(Text), "[]")).select_from(
+            SlaPolicy.__table__.alias("p")).where(literal_column("p.account_id") == account_id).scalar_subquery()
+        calendars = select(func.coalesce(func.json_agg(literal_column("c.*")).cast(Text), "[]")).select_from(
+            SlaCalendar.__table__.alias("c")).where(literal_column("c.account_id") == account_id).scalar_subquery()
+        return policies, calendars
 
     async def insert(self, ticket: records.Ticket, priority_rank: int) -> None:
         values = ticket.model_dump()
@@ -123,10 +163,6 @@ class TicketStore:
         return records.Comment.model_validate(dict(row._mapping))
 
     # -- the SLA clock ---------------------------------------------------------------------------
-
-    async def ledger(self, ticket_id: int) -> sla.SlaLedger | None:
-        stored = await self.session.scalar(select(TicketSlaClock.ledger).where(TicketSlaClock.ticket_id == ticket_id))
-        return None if stored is None else sla.SlaLedger.model_validate(stored)
 
     async def store_ledger(self, ticket_id: int, ledger: sla.SlaLedger) -> None:
         value = ledger.model_dump(mode="json")

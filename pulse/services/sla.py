@@ -4,7 +4,9 @@ Services never commit: the activity or the request owns the transaction."""
 
 from __future__ import annotations
 
+import json
 import logging
+from types import SimpleNamespace
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
@@ -15,7 +17,7 @@ from pulse.domain import records, sla
 from pulse.domain.calendar import BusinessCalendar
 from pulse.domain.errors import Conflict, NotFound, ValidationFailed, VersionConflict
 from pulse.domain.settings_records import SlaCalendarRecord, SlaPolicyRecord
-from pulse.domain.tickets import Priority, TicketStatus
+from pulse.domain.tickets import PRIORITY_SEVERITY, Priority, TicketStatus
 from pulse.models import SlaCalendar, SlaPolicy
 from pulse.repositories.sla import (
     ComplianceRepository,
@@ -80,35 +82,71 @@ def policy_of(row: SlaPolicy, calendar: SlaCalendar | None) -> sla.SlaPolicy:
     )
 
 
+class PolicySet:
+    """An account's policies and calendars as domain data: which policy applies to a ticket is
+    then pure (``sla.choose_policy``)."""
+
+    def __init__(self, rows: list[Any], calendars: dict[int, Any]) -> None:
+        self.rows = {row.id: row for row in rows}
+        self.candidates = [
+            sla.PolicyCandidate(policy=policy_of(row, None), priority=Priority(row.priority) if row.priority else None,
+                                conditions=conditions_of(row), order=row.position, enabled=row.enabled)
+            for row in rows
+        ]
+        self.calendars = calendars
+        self.has_priority_policies = any(row.conditions is None for row in rows)
+
+    def for_ticket(self, facts: sla.TicketFacts) -> sla.SlaPolicy:
+        chosen = sla.choose_policy(self.candidates, facts)
+        if chosen.calendar_id is None:
+            return chosen
+        return policy_of(self.rows[chosen.policy_id], self.calendars.get(chosen.calendar_id))
+
+
+# Parsed policy sets by their stored text (policies, calendars): an edit of any row — through the
+# API or by hand — changes the text, so a cached set is never stale.
+_POLICY_SETS: dict[tuple[str, str], PolicySet] = {}
+_POLICY_SETS_SIZE = 2_000
+
+
+def policy_set_from_json(policies: str, calendars: str) -> PolicySet:
+    """The policy set of an account from its rows as JSON text (``json_agg`` of the tables)."""
+    key = (policies, calendars)
+    cached = _POLICY_SETS.get(key)
+    if cached is not None:
+        return cached
+    rows = sorted((SimpleNamespace(**row) for row in json.loads(policies)), key=_policy_order)
+    calendar_rows = {row["id"]: SimpleNamespace(**row) for row in json.loads(calendars)}
+    policy_set = PolicySet(rows, calendar_rows)
+    if len(_POLICY_SETS) >= _POLICY_SETS_SIZE:
+        _POLICY_SETS.pop(next(iter(_POLICY_SETS)))
+    _POLICY_SETS[key] = policy_set
+    return policy_set
+
+
+def _policy_order(row: Any) -> tuple[Any, ...]:
+    """As ``SlaPolicyRepository.all``: priority policies by severity, then conditional ones by order."""
+    severity = PRIORITY_SEVERITY.get(Priority(row.priority), 0) if row.priority else 0
+    return (row.conditions is not None, -severity, row.position, row.id)
+
+
 class SlaPolicyResolver:
-    """Which policy applies to a ticket. Usually one query (the account's policies, a handful of
-    rows) + one for the calendar when the policy has one; the first call for an account also seeds
-    the default per-priority policies."""
+    """Which policy applies to a ticket, from the account's rows (one query for the policies, one
+    for the calendars); the first call for an account also seeds the default per-priority policies."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.policies = SlaPolicyRepository(session)
 
-    async def for_ticket(self, account_id: int, facts: sla.TicketFacts) -> sla.SlaPolicy:
+    async def policy_set(self, account_id: int) -> PolicySet:
         rows = await self.policies.all(account_id)
         if not any(row.conditions is None for row in rows):
             await self.policies.ensure_defaults(account_id)
             rows = await self.policies.all(account_id)
-        candidates = {
-            row.id: sla.PolicyCandidate(
-                policy=policy_of(row, None),
-                priority=Priority(row.priority) if row.priority else None,
-                conditions=conditions_of(row),
-                order=row.position,
-                enabled=row.enabled,
-            )
-            for row in rows
-        }
-        chosen = sla.choose_policy(list(candidates.values()), facts)
-        if chosen.calendar_id is None:
-            return chosen
-        calendars = await self.policies.calendars(account_id, {chosen.calendar_id})
-        row = next(r for r in rows if r.id == chosen.policy_id)
-        return policy_of(row, calendars.get(chosen.calendar_id))
+        calendar_ids = {row.calendar_id for row in rows if row.calendar_id is not None}
+        return PolicySet(rows, await self.policies.calendars(account_id, calendar_ids))
+
+    async def for_ticket(self, account_id: int, facts: sla.TicketFacts) -> sla.SlaPolicy:
+        return (await self.policy_set(account_id)).for_ticket(facts)
 
 
 # -- settings -------------------------------------------------------------------------------------

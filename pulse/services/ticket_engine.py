@@ -41,10 +41,18 @@ from pulse.domain.outbox import consumers_for
 from pulse.domain.tickets import format_ticket_number
 from pulse.repositories.ticket_lists import TicketSearchIndex
 from pulse.repositories.ticket_merges import TicketMergeRepository
-from pulse.repositories.ticket_store import TicketStore
-from pulse.services.sla import SlaPolicyResolver
+from pulse.repositories.ticket_store import LockedTicket, TicketStore
+from pulse.services.sla import SlaPolicyResolver, policy_set_from_json
 
 log = logging.getLogger("pulse.tickets")
+
+class AlreadyApplied(Exception):
+    """The command took effect before; its stored outcome is the answer."""
+
+    def __init__(self, outcome: TicketWrite) -> None:
+        super().__init__("already applied")
+        self.outcome = outcome
+
 
 class TicketEngine:
     def __init__(self, session: AsyncSession) -> None:
@@ -59,30 +67,34 @@ class TicketEngine:
                 {"field": _api_name(field), "message": f"no {REFERENCE_FIELDS[field]} with id {references[field]} in this account"}
                 for field in missing])
 
-    async def _policy(self, account_id: int, ticket: records.Ticket) -> sla.SlaPolicy | None:
-        """The policy for the ticket's facts; None (the clock keeps its targets) when a stored
+    async def _policy(self, account_id: int, ticket: records.Ticket, locked: LockedTicket) -> sla.SlaPolicy | None:
+        """The policy for the ticket's facts (from the policies read with the lock; the first
+        ticket of an account seeds the defaults); None (the clock keeps its targets) when a stored
         policy no longer validates — the change itself must not fail for it."""
         facts = sla.TicketFacts(priority=ticket.priority, tags=ticket.tags, type_id=ticket.type_id,
                                 category_id=ticket.category_id, team_id=ticket.assigned_to_team_id)
         try:
+            policy_set = policy_set_from_json(locked.policies_json, locked.calendars_json)
+            if policy_set.has_priority_policies:
+                return policy_set.for_ticket(facts)
             return await SlaPolicyResolver(self.session).for_ticket(account_id, facts)
         except (ValidationError, ValueError):
             log.exception("the SLA policies of account %s do not load; ticket %s keeps its clock", account_id,
                           ticket.id)
             return None
 
-    async def _commit_write(self, command: TicketCommand, before: records.Ticket | None, change: pipeline.Change,
+    async def _commit_write(self, command: TicketCommand, locked: LockedTicket, change: pipeline.Change,
                             *, actor: Actor, generation: int, clock: pipeline.ClockChange | None = None,
                             reload_policy: bool = False, comment: records.Comment | None = None,
                             search: Callable[[records.Ticket], Any] | None = None,
                             comments_merged: int = 0) -> TicketWrite:
-        ledger = await self.store.ledger(command.ticket_id) if before is not None else None
+        before, ledger = locked.ticket, locked.ledger
         rules = await self.store.rules(command.account_id, generation)
         clock = clock or pipeline.ClockChange()
         if reload_policy or (ledger is None and before is None):
             # The policy follows the ticket's facts after the change (re-read: it may have been edited).
             preview, _ = change(before)
-            clock = clock.model_copy(update={"policy": await self._policy(command.account_id, preview)})
+            clock = clock.model_copy(update={"policy": await self._policy(command.account_id, preview, locked)})
         result = pipeline.run(before, change, actor=actor, now=command.now, ledger=ledger, rules=rules, clock=clock)
         ticket = result.ticket
         if before is None:
@@ -107,11 +119,15 @@ class TicketEngine:
         await self.store.record_outcome(command.command_id, command.ticket_id, outcome)
         return outcome
 
-    async def _locked(self, command: TicketCommand) -> tuple[records.Ticket, int]:
-        ticket, generation = await self.store.lock(command.account_id, command.ticket_id)
-        if ticket is None:
+    async def _locked(self, command: TicketCommand) -> tuple[LockedTicket, records.Ticket, int]:
+        """The ticket locked for the write (with what the write reads); ``AlreadyApplied`` when
+        this command took effect before (an activity retry)."""
+        locked = await self.store.lock_for_write(command.account_id, command.ticket_id, command.command_id)
+        if locked.outcome is not None:
+            raise AlreadyApplied(locked.outcome)
+        if locked.ticket is None:
             raise NotFound(f"ticket {command.ticket_id} not found")
-        return ticket, generation
+        return locked, locked.ticket, locked.generation
 
     # -- the writes --------------------------------------------------------------------------------
 
@@ -123,19 +139,20 @@ class TicketEngine:
                                                      now=command.now))
         check_custom_fields_size(new.custom_fields)
         await self._check_references(command.account_id, new.given())
-        generation = await self.store.rules_generation_shared(command.account_id)
+        account = await self.store.account_for_create(command.account_id)
         number = command.input.number
         search_index = TicketSearchIndex(self.session)
 
         def create(_: records.Ticket | None) -> tuple[records.Ticket, list[TicketEvent]]:
             return changes.create(command.ticket_id, command.account_id, number, new, command.input.actor, command.now)
 
-        return await self._commit_write(command, None, create, actor=command.input.actor, generation=generation,
+        return await self._commit_write(command, account, create, actor=command.input.actor,
+                                        generation=account.generation,
                                         search=lambda ticket: search_index.refresh(ticket.id))
 
     async def update(self, command: UpdateCommand) -> TicketWrite:
         request = command.input
-        before, generation = await self._locked(command)
+        locked, before, generation = await self._locked(command)
         changes.check_version(before, request.expected_version)
         changes.check_open(before)
         given = request.changes.given()
@@ -152,12 +169,12 @@ class TicketEngine:
             if any(getattr(ticket, f) != getattr(before, f) for f in SEARCH_DOCUMENT_FIELDS):
                 await search_index.refresh(ticket.id)
 
-        return await self._commit_write(command, before, update, actor=request.actor, generation=generation,
+        return await self._commit_write(command, locked, update, actor=request.actor, generation=generation,
                                         reload_policy=True, search=refresh)
 
     async def comment(self, command: CommentCommand) -> TicketWrite:
         request = command.input
-        before, generation = await self._locked(command)
+        locked, before, generation = await self._locked(command)
         stored = await self.store.add_comment({
             "account_id": command.account_id, "ticket_id": command.ticket_id, "body": request.body,
             "is_internal": request.is_internal, "notify_customer": request.notify_customer and not request.is_internal,
@@ -174,36 +191,36 @@ class TicketEngine:
 
         search_index = TicketSearchIndex(self.session)
         return await self._commit_write(
-            command, before, comment, actor=request.actor, generation=generation, comment=stored,
+            command, locked, comment, actor=request.actor, generation=generation, comment=stored,
             search=lambda ticket: search_index.append_comment(ticket.id, request.body, internal=request.is_internal))
 
     async def delete(self, command: DeleteCommand) -> TicketWrite:
-        before, generation = await self._locked(command)
+        locked, before, generation = await self._locked(command)
         changes.check_version(before, command.input.expected_version)
 
         def delete(ticket: records.Ticket | None) -> tuple[records.Ticket, list[TicketEvent]]:
             assert ticket is not None
             return changes.delete(ticket, command.input.actor, command.now)
 
-        return await self._commit_write(command, before, delete, actor=command.input.actor, generation=generation)
+        return await self._commit_write(command, locked, delete, actor=command.input.actor, generation=generation)
 
     async def pause_or_resume(self, command: SlaPauseCommand) -> TicketWrite:
-        before, generation = await self._locked(command)
+        locked, before, generation = await self._locked(command)
         changes.check_open(before)
         clock = pipeline.ClockChange(pause=command.pause, pause_reason=command.reason)
-        return await self._commit_write(command, before, lambda ticket: (ticket, []),  # type: ignore[arg-type,return-value]
+        return await self._commit_write(command, locked, lambda ticket: (ticket, []),  # type: ignore[arg-type,return-value]
                                         actor=command.actor, generation=generation, clock=clock)
 
     async def act_on_due(self, command: DueCommand) -> TicketWrite:
-        before, generation = await self._locked(command)
+        locked, before, generation = await self._locked(command)
         ticket, events, clock = pipeline.due(before, command.item, Actor.system())
-        return await self._commit_write(command, before, lambda _: (ticket, list(events)),
+        return await self._commit_write(command, locked, lambda _: (ticket, list(events)),
                                         actor=Actor.system(), generation=generation, clock=clock)
 
     async def merge_into(self, command: MergeIntoCommand) -> TicketWrite:
         """This (secondary) ticket is merged into the primary: linked, and closed when asked."""
         request = command.input
-        before, generation = await self._locked(command)
+        locked, before, generation = await self._locked(command)
         check_mergeable(before, as_primary=False)
 
         def merged(ticket: records.Ticket | None) -> tuple[records.Ticket, list[TicketEvent]]:
@@ -211,11 +228,11 @@ class TicketEngine:
             return changes.merged_into(ticket, request.primary_ticket_id, format_ticket_number(request.primary_number),
                                        request.actor, command.now, close=request.close)
 
-        return await self._commit_write(command, before, merged, actor=request.actor, generation=generation)
+        return await self._commit_write(command, locked, merged, actor=request.actor, generation=generation)
 
     async def merge_in(self, command: MergeInCommand) -> TicketWrite:
         """The primary's side: the secondary's comments copied (in time order), tags united."""
-        before, generation = await self._locked(command)
+        locked, before, generation = await self._locked(command)
         check_mergeable(before, as_primary=True)
         copied = public_agent = internal = 0
         if command.merge_comments:
@@ -233,16 +250,16 @@ class TicketEngine:
             if copied:
                 await search_index.refresh(ticket.id)
 
-        return await self._commit_write(command, before, merged_in, actor=command.actor, generation=generation,
+        return await self._commit_write(command, locked, merged_in, actor=command.actor, generation=generation,
                                         search=refresh, comments_merged=copied)
 
     async def load(self, command: LoadTicketCommand) -> TicketWrite:
         """The ticket as stored, with its agenda (a resumed run's start, or a re-computed agenda);
         ``ticket`` None when it does not exist (or is deleted)."""
-        ticket, generation = await self.store.lock(command.account_id, command.ticket_id)
+        locked = await self.store.lock_for_write(command.account_id, command.ticket_id, "")
+        ticket, generation, ledger = locked.ticket, locked.generation, locked.ledger
         if ticket is None:
             return TicketWrite(rules_generation=generation)
-        ledger = await self.store.ledger(ticket.id)
         rules = await self.store.rules(command.account_id, generation)
         running, by_status, by_hand = pipeline.sla_flags(ledger, ticket.status)
         agenda: list[DueItem] = pipeline.agenda_of_ticket(ticket, ledger, rules)
