@@ -174,10 +174,14 @@ class TicketWorkflow:
         return outcome
 
     @contextlib.asynccontextmanager
-    async def _turn(self) -> AsyncIterator[None]:
-        """A command's turn: once the ticket is loaded (a resumed run loads it first), one at a time."""
+    async def _turn(self, *, creating: bool = False) -> AsyncIterator[None]:
+        """A command's turn, one at a time, once the ticket is known: a resumed run loads it first,
+        and a run that never recorded its create (its create was lost with a Temporal restart while
+        the row committed) loads it before the first other command, so such a ticket keeps working."""
         await workflow.wait_condition(lambda: self.state.loaded)
         async with self._lock:
+            if self.state.number is None and not self.state.deleted and not creating:
+                await self._load()
             yield
 
     def _finished(self) -> bool:
@@ -196,7 +200,7 @@ class TicketWorkflow:
 
     @workflow.update
     async def create(self, input: CreateTicketInput) -> records.Ticket:
-        async with self._turn():
+        async with self._turn(creating=True):
             if self.state.number is None:
                 self._published = sa.facts_at_create(input.number, input.ticket.status or TicketStatus.OPEN,
                                                      input.ticket.priority or "medium", input.ticket.assigned_to_team_id)
@@ -431,9 +435,10 @@ class TicketWorkflow:
         self._check_version(expected_version)
 
     def _validate(self, check: Callable[[], None]) -> None:
-        """In a validator: a failed check rejects the update before history. A resumed run checks
-        in the handler instead, once the ticket is loaded."""
-        if self.state.loaded:
+        """In a validator: a failed check rejects the update before history. While the ticket is
+        not known yet (a resumed run, or a create not recorded) the handler checks instead, once
+        it has loaded the ticket."""
+        if self.state.loaded and self.state.number is not None:
             self._check(check)
 
     def _check(self, check: Callable[[], None]) -> None:

@@ -12,6 +12,7 @@ import psycopg
 from temporalio.client import Client
 
 from pulse.db import SessionFactory
+from pulse.domain.commands import TicketWorkflowInput
 from pulse.services.rules import RulesService
 from pulse.workflows.ticket import TicketWorkflow
 from tests.conftest import TEST_TASK_QUEUE, AccountContext
@@ -162,3 +163,22 @@ async def test_a_rules_change_reaches_every_open_ticket_once(
     fired = rows(database_url, "SELECT ticket_id, count(*) FROM ticket_timeline WHERE account_id = %s "
                                "AND event_type = 'agenda_probe_fired' GROUP BY ticket_id", account.account_id)
     assert sorted(fired) == sorted((t["id"], 1) for t in open_tickets)  # the due probe fired once per ticket
+
+
+async def test_a_ticket_whose_run_never_recorded_its_create_takes_writes(
+    account: AccountContext, temporal_client: Client
+) -> None:
+    """The row committed but the run lost its create (a Temporal restart before the update was
+    recorded): the run loads the ticket at its first command instead of answering 404 for good."""
+    ticket = await account.create_ticket(subject="Half-created")
+    handle = temporal_client.get_workflow_handle(f"ticket-{account.account_id}-{ticket['id']}")
+    await handle.terminate("the run is lost")
+    await temporal_client.start_workflow(
+        "TicketWorkflow", TicketWorkflowInput(account_id=account.account_id, ticket_id=ticket["id"]),
+        id=handle.id, task_queue=TEST_TASK_QUEUE)  # a fresh run that never gets its create
+
+    patched = await account.patch(f"/api/tickets/{ticket['id']}", json={"priority": "high"})
+    assert patched.status_code == 200, patched.text
+    comment = await account.post(f"/api/tickets/{ticket['id']}/comments", json={"body": "Works"})
+    assert comment.status_code == 201
+    assert (await account.delete(f"/api/tickets/{ticket['id']}")).status_code == 200
