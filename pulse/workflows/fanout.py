@@ -12,16 +12,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from pulse.activities.fanout import FanOutActivities
     from pulse.domain.commands import FanOutInput, FanOutPage, FanOutProgress
+    from pulse.workflows.bulk import RETRY_FOREVER
 
 PAGE_TIMEOUT = timedelta(minutes=10)
 PAGE_HEARTBEAT_TIMEOUT = timedelta(seconds=20)
-RETRY_FOREVER = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30),
-                            maximum_attempts=0)
 
 
 @workflow.defn
