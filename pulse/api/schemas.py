@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from pulse.domain.ids import MAX_ID
-from pulse.domain.tickets import AuthorType, Permission, Priority, TicketSource, TicketStatus
+from pulse.domain.changes import NewTicket, TicketChanges
+from pulse.domain.ticket_fields import INPUT_ALIASES, RowId, plausible_email
+from pulse.domain.tickets import AuthorType, Permission
 
 # A reference to a stored row: anything outside the id column's range names nothing (422).
-Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+Id = RowId
 
 
 def _contains_nul(value: Any) -> bool:
@@ -40,12 +41,6 @@ class Body(BaseModel):
         return self.model_dump(exclude_unset=True, by_alias=False)
 
 
-def plausible_email(value: str | None) -> str | None:
-    if value is not None and ("@" not in value or value.startswith("@") or value.endswith("@")):
-        raise ValueError("not an email address")
-    return value
-
-
 def not_null(value: Any) -> Any:
     """For PATCH bodies: a field that may be left out but not set to null."""
     if value is None:
@@ -65,60 +60,32 @@ def _rename_aliases(data: Any, aliases: dict[str, str]) -> Any:
     return renamed
 
 
-TICKET_ALIASES = {
-    "assignedTo": "assignedToUserId",
-    "assignedTeamId": "assignedToTeamId",
-    "ticketTypeId": "typeId",
-}
+# The ticket fields' other names (assignedTo → assignedToUserId …), from the field registry.
+TICKET_ALIASES = INPUT_ALIASES
 
 
-class TicketFieldsBody(Body):
-    description: str | None = Field(default=None, max_length=100_000)
-    priority: Priority | None = None
-    status: TicketStatus | None = None
-    assigned_to_user_id: Id | None = None
-    assigned_to_team_id: Id | None = None
-    type_id: Id | None = None
-    category_id: Id | None = None
+class TicketFieldsBody(Body, TicketChanges):
+    """The ticket's writable fields and their limits (``TicketChanges``), in camelCase; with the API
+    guide's aliases and ``category`` (a category's id or name, resolved by the service)."""
+
     category: Id | str | None = None
-    tags: list[str] | None = None
-    requester_name: str | None = Field(default=None, max_length=200)
-    requester_email: str | None = Field(default=None, max_length=320)
-    requester_phone: str | None = Field(default=None, max_length=50)
-    custom_fields: dict[str, Any] | None = None
-    external_source: str | None = Field(default=None, max_length=32)
-    external_ticket_id: str | None = Field(default=None, max_length=200)
 
     @model_validator(mode="before")
     @classmethod
     def accept_aliases(cls, data: Any) -> Any:
         return _rename_aliases(data, TICKET_ALIASES)
 
-    _requester_email = field_validator("requester_email")(plausible_email)
 
-    @field_validator("tags")
-    @classmethod
-    def tags_are_short(cls, value: list[str] | None) -> list[str] | None:
-        if value is not None and any(len(tag) > 100 for tag in value):
-            raise ValueError("a tag is at most 100 characters")
-        return value
-
-
-class TicketCreateBody(TicketFieldsBody):
-    subject: str = Field(min_length=1, max_length=500)
-    source: TicketSource | None = None
+# NewTicket first: pydantic takes an inherited field from the first base that has it, so the
+# required ``subject`` (and ``source``) come from NewTicket, the rest from TicketFieldsBody.
+class TicketCreateBody(NewTicket, TicketFieldsBody):
+    pass
 
 
 class TicketUpdateBody(TicketFieldsBody):
-    subject: str | None = Field(default=None, min_length=1, max_length=500)
     version: int | None = None
 
-    @field_validator("subject", "priority", "status")
-    @classmethod
-    def not_null(cls, value: Any) -> Any:
-        if value is None:
-            raise ValueError("cannot be null")
-        return value
+    _not_null = field_validator("subject", "priority", "status")(not_null)
 
 
 class CommentBody(Body):

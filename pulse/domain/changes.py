@@ -6,8 +6,9 @@ ticket after it and the :class:`TicketEvent` s it raised. The events become the 
 entries and its outbox rows in the same transaction (``pulse.services.ticket_engine``); the rules
 hook and the SLA clock see them.
 
-:class:`TicketChanges` is the one registry of writable fields: the API's request bodies inherit
-it, bulk stores it, and :data:`WRITABLE_FIELDS` / :data:`REFERENCE_FIELDS` derive from it.
+:class:`TicketChanges` declares the writable fields of the field registry
+(:mod:`pulse.domain.ticket_fields`): the API's request bodies inherit it, bulk stores it;
+:data:`WRITABLE_FIELDS` / :data:`REFERENCE_FIELDS` derive from the registry.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ import json
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, field_validator, model_serializer
 
 from pulse.domain import records
 from pulse.domain.errors import Conflict, ValidationFailed, VersionConflict
+from pulse.domain.ticket_fields import TICKET_FIELDS, RowId, limited, plausible_email, tags_are_short
 from pulse.domain.tickets import (
     PRIORITY_SEVERITY,
     AuthorType,
@@ -57,29 +59,34 @@ class TicketEvent(BaseModel):
     data: dict[str, Any] = {}
 
 
-# -- the field registry -------------------------------------------------------------------------
+# -- the writable fields -------------------------------------------------------------------------
 
 class TicketChanges(BaseModel):
     """The writable fields of a ticket (snake_case), each optional: a field not set is not changed
-    (``model_fields_set``). The API's bodies inherit these fields with their limits."""
+    (``model_fields_set``). One per update-writable row of :data:`~pulse.domain.ticket_fields.TICKET_FIELDS`,
+    with its limits; the API's bodies inherit these fields (declared in the order the bodies list
+    their problems)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    subject: str | None = Field(default=None, min_length=1, max_length=500)
-    description: str | None = Field(default=None, max_length=100_000)
-    status: TicketStatus | None = None
+    description: str | None = limited("description")
     priority: Priority | None = None
-    assigned_to_user_id: int | None = None
-    assigned_to_team_id: int | None = None
-    type_id: int | None = None
-    category_id: int | None = None
+    status: TicketStatus | None = None
+    assigned_to_user_id: RowId | None = None
+    assigned_to_team_id: RowId | None = None
+    type_id: RowId | None = None
+    category_id: RowId | None = None
     tags: list[str] | None = None
-    requester_name: str | None = Field(default=None, max_length=200)
-    requester_email: str | None = Field(default=None, max_length=320)
-    requester_phone: str | None = Field(default=None, max_length=50)
+    requester_name: str | None = limited("requester_name")
+    requester_email: str | None = limited("requester_email")
+    requester_phone: str | None = limited("requester_phone")
     custom_fields: dict[str, Any] | None = None
-    external_source: str | None = Field(default=None, max_length=32)
-    external_ticket_id: str | None = Field(default=None, max_length=200)
+    external_source: str | None = limited("external_source")
+    external_ticket_id: str | None = limited("external_ticket_id")
+    subject: str | None = limited("subject")
+
+    _requester_email = field_validator("requester_email")(plausible_email)
+    _tags = field_validator("tags")(tags_are_short)
 
     @model_serializer(mode="wrap")
     def _only_given(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -95,24 +102,25 @@ class TicketChanges(BaseModel):
         return sorted(self.model_fields_set)
 
 
-WRITABLE_FIELDS: tuple[str, ...] = tuple(TicketChanges.model_fields)
+WRITABLE_FIELDS: tuple[str, ...] = tuple(field.column for field in TICKET_FIELDS if field.update)
 # Reference fields → what they name (the account must hold it: checked by the engine).
-REFERENCE_FIELDS: dict[str, str] = {
-    "assigned_to_user_id": "user",
-    "assigned_to_team_id": "team",
-    "type_id": "ticket type",
-    "category_id": "ticket category",
-}
+REFERENCE_FIELDS: dict[str, str] = {field.column: field.reference for field in TICKET_FIELDS if field.reference}
 # Fields whose change re-targets the SLA clock (policy selection looks at them).
 SLA_POLICY_FIELDS = frozenset({"priority", "tags", "type_id", "category_id", "assigned_to_team_id"})
 SEARCH_DOCUMENT_FIELDS = frozenset({"subject", "description"})
 
 
 class NewTicket(TicketChanges):
-    """A create: the fields of a new ticket (subject required)."""
+    """A create: the fields of a new ticket (subject required), with the create-only ones."""
 
-    subject: str = Field(min_length=1, max_length=500)  # type: ignore[assignment]
+    subject: str = limited("subject", required=True)  # type: ignore[assignment]
     source: TicketSource | None = None
+
+
+# The classes above are written out (typed attributes); they must declare the registry's fields.
+if set(TicketChanges.model_fields) != set(WRITABLE_FIELDS) or set(NewTicket.model_fields) != {
+        field.column for field in TICKET_FIELDS if field.create}:
+    raise RuntimeError("TicketChanges / NewTicket must declare the writable fields of pulse.domain.ticket_fields")
 
 
 class TagEdit(BaseModel):

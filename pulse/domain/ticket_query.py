@@ -14,7 +14,8 @@ from pydantic import BaseModel
 from pulse.domain.errors import ValidationFailed
 from pulse.domain.ids import MAX_INT, is_storable_id, is_storable_int
 from pulse.domain.search import MAX_SEARCH_LENGTH, SearchQuery, build_search_query
-from pulse.domain.tickets import Priority, TicketSource, TicketStatus, parse_ticket_number
+from pulse.domain.ticket_fields import INPUT_ALIASES, TICKET_FIELDS, TicketField
+from pulse.domain.tickets import parse_ticket_number
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
@@ -78,106 +79,30 @@ def _ticket_number(value: str) -> int:
     return _int(str(number)) if number is not None else _int(value)
 
 
-# API name → (column attribute, parser). Every scalar field of the ticket filters by equality,
-# a comma-separated value is any-of.
+# The list parameters of the ticket's fields, from the field registry (pulse.domain.ticket_fields).
+_PARSERS: dict[str, Callable[[str], Any]] = {"id": _id, "int": _int, "text": _text, "bool": _bool}
+_OWN_PARSERS: dict[str, Callable[[str], Any]] = {"ticketNumber": _ticket_number, "slaStatus": _sla_status}
+_SORT_COLUMNS = {"priority": "priority_rank"}  # priority sorts by severity
+
+
+def _parser(field: TicketField) -> Callable[[str], Any]:
+    if field.api in _OWN_PARSERS:
+        return _OWN_PARSERS[field.api]
+    return _enum(field.enum) if field.enum is not None else _PARSERS[field.kind]
+
+
+# API name → (column attribute, parser). A filterable field filters by equality, a comma-separated
+# value is any-of; a datetime by range instead.
 SCALAR_FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
-    "id": ("id", _id),
-    "status": ("status", _enum(TicketStatus)),
-    "priority": ("priority", _enum(Priority)),
-    "assignedToUserId": ("assigned_to_user_id", _id),
-    "assignedToTeamId": ("assigned_to_team_id", _id),
-    "typeId": ("type_id", _id),
-    "categoryId": ("category_id", _id),
-    "requesterName": ("requester_name", _text),
-    "requesterEmail": ("requester_email", _text),
-    "requesterPhone": ("requester_phone", _text),
-    "source": ("source", _enum(TicketSource)),
-    "slaPolicyId": ("sla_policy_id", _id),
-    "slaStatus": ("sla_status", _sla_status),
-    "slaFirstResponseMet": ("sla_first_response_met", _bool),
-    "slaResolutionMet": ("sla_resolution_met", _bool),
-    "createdBy": ("created_by", _id),
-    "externalSource": ("external_source", _text),
-    "externalTicketId": ("external_ticket_id", _text),
-    "mergedIntoTicketId": ("merged_into_ticket_id", _id),
-    "reopenCount": ("reopen_count", _int),
-    "escalationLevel": ("escalation_level", _int),
-    "responseCount": ("response_count", _int),
-    "subject": ("subject", _text),
-    "ticketNumber": ("number", _ticket_number),
-    "internalNoteCount": ("internal_note_count", _int),
-    "attachmentCount": ("attachment_count", _int),
-    "escalationCount": ("escalation_count", _int),
-    "firstResponseTime": ("first_response_time", _int),
-    "resolutionTime": ("resolution_time", _int),
-    "slaTotalPausedTime": ("sla_total_paused_time", _int),
-    "version": ("version", _int),
-}
+    field.api: (field.column, _parser(field)) for field in TICKET_FIELDS if field.filter and field.kind != "datetime"}
 
-INPUT_ALIASES = {
-    "assignedTo": "assignedToUserId",
-    "assignedTeamId": "assignedToTeamId",
-    "ticketTypeId": "typeId",
-}
-
-# API name → column for ranges: ``<name>After`` / ``<name>Before`` (inclusive / exclusive).
+# Range name → column: ``<name>After`` / ``<name>Before`` (inclusive / exclusive).
 RANGE_FIELDS: dict[str, str] = {
-    "created": "created_at",
-    "updated": "updated_at",
-    "resolved": "resolved_at",
-    "closed": "closed_at",
-    "firstResponded": "first_responded_at",
-    "slaFirstResponseDue": "sla_first_response_due",
-    "slaResolutionDue": "sla_resolution_due",
-    "slaBreached": "sla_breached_at",
-    "slaPaused": "sla_paused_at",
-    "lastCustomerResponse": "last_customer_response_at",
-}
+    field.range_name: field.column for field in TICKET_FIELDS if field.filter and field.kind == "datetime"}
 
-# API name → column for sorting. ``priority`` sorts by severity.
+# API name → column for sorting.
 SORT_FIELDS: dict[str, str] = {
-    "id": "id",
-    "ticketNumber": "number",
-    "subject": "subject",
-    "status": "status",
-    "priority": "priority_rank",
-    "assignedToUserId": "assigned_to_user_id",
-    "assignedToTeamId": "assigned_to_team_id",
-    "typeId": "type_id",
-    "categoryId": "category_id",
-    "requesterName": "requester_name",
-    "requesterEmail": "requester_email",
-    "source": "source",
-    "slaStatus": "sla_status",
-    "slaFirstResponseDue": "sla_first_response_due",
-    "slaResolutionDue": "sla_resolution_due",
-    "slaBreachedAt": "sla_breached_at",
-    "firstResponseTime": "first_response_time",
-    "resolutionTime": "resolution_time",
-    "responseCount": "response_count",
-    "reopenCount": "reopen_count",
-    "escalationLevel": "escalation_level",
-    "escalationCount": "escalation_count",
-    "createdAt": "created_at",
-    "updatedAt": "updated_at",
-    "firstRespondedAt": "first_responded_at",
-    "resolvedAt": "resolved_at",
-    "closedAt": "closed_at",
-    "lastCustomerResponseAt": "last_customer_response_at",
-    "requesterPhone": "requester_phone",
-    "slaPolicyId": "sla_policy_id",
-    "slaFirstResponseMet": "sla_first_response_met",
-    "slaResolutionMet": "sla_resolution_met",
-    "slaPausedAt": "sla_paused_at",
-    "slaTotalPausedTime": "sla_total_paused_time",
-    "internalNoteCount": "internal_note_count",
-    "attachmentCount": "attachment_count",
-    "createdBy": "created_by",
-    "externalSource": "external_source",
-    "externalTicketId": "external_ticket_id",
-    "mergedIntoTicketId": "merged_into_ticket_id",
-    "version": "version",
-}
+    field.api: _SORT_COLUMNS.get(field.api, field.column) for field in TICKET_FIELDS if field.sort}
 
 # Fields sorted descending when no order is given (urgent first, newest first).
 DEFAULT_DESCENDING = {"priority", "createdAt", "updatedAt"}

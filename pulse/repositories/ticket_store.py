@@ -52,6 +52,7 @@ class LockedTicket:
     outcome: TicketWrite | None = None
     policies_json: str = "[]"
     calendars_json: str = "[]"
+    exists: bool = False
 
 
 _RULES_CACHE: dict[int, TicketRules] = {}
@@ -112,17 +113,20 @@ class TicketStore:
         )).one_or_none()
         return None if row is None else _record(row)
 
-    async def account_for_create(self, account_id: int) -> "LockedTicket":
-        """What a create reads, in one round trip: the account's rules generation, share-locked
+    async def account_for_create(self, account_id: int, ticket_id: int) -> "LockedTicket":
+        """What a create reads, in one round trip: whether the ticket exists already (a create
+        repeated by a new run), the account's rules generation, share-locked
         until the commit (a rules change, which bumps it, waits for this create, so its fan-out
         finds the new ticket, or this create sees the change), and its SLA policies and calendars."""
         policies, calendars = self._settings_json(account_id)
+        exists = select(Ticket.id).where(Ticket.account_id == account_id, Ticket.id == ticket_id).exists()
         row = (await self.session.execute(
-            select(Account.rules_generation, policies.label("policies_json"), calendars.label("calendars_json"))
-            .where(Account.id == account_id).with_for_update(read=True)
+            select(Account.rules_generation, policies.label("policies_json"), calendars.label("calendars_json"),
+                   exists.label("ticket_exists"))
+            .where(Account.id == account_id).with_for_update(read=True, of=Account)
         )).one()
         return LockedTicket(ticket=None, generation=int(row.rules_generation), policies_json=row.policies_json,
-                            calendars_json=row.calendars_json)
+                            calendars_json=row.calendars_json, exists=bool(row.ticket_exists))
 
     @staticmethod
     def _settings_json(account_id: int) -> tuple[Any, Any]:
@@ -134,9 +138,13 @@ class TicketStore:
         return policies, calendars
 
     async def insert(self, ticket: records.Ticket, priority_rank: int) -> None:
+        """The new row, with its search documents (subject A, description B) built in the same
+        statement."""
         values = ticket.model_dump()
         values["priority_rank"] = priority_rank
-        await self.session.execute(insert(Ticket).values(**values))
+        document = func.pulse_tsvector_append(func.pulse_search_part(values["subject"], literal_column("'A'")),
+                                              func.pulse_search_part(values["description"], literal_column("'B'")))
+        await self.session.execute(insert(Ticket).values(**values, search_vector=document, search_public=document))
 
     async def update(self, ticket_id: int, columns: dict[str, Any]) -> None:
         if columns:

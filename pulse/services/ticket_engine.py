@@ -133,22 +133,19 @@ class TicketEngine:
 
     async def create(self, command: CreateCommand) -> TicketWrite:
         new = command.input.ticket
-        existing = await self.store.read(command.account_id, command.ticket_id)
-        if existing is not None:  # a create repeated in a new run (same ticket id): nothing to do
+        account = await self.store.account_for_create(command.account_id, command.ticket_id)
+        if account.exists:  # a create repeated in a new run (same ticket id): nothing to do
             return await self.load(LoadTicketCommand(account_id=command.account_id, ticket_id=command.ticket_id,
                                                      now=command.now))
         check_custom_fields_size(new.custom_fields)
         await self._check_references(command.account_id, new.given())
-        account = await self.store.account_for_create(command.account_id)
         number = command.input.number
-        search_index = TicketSearchIndex(self.session)
 
         def create(_: records.Ticket | None) -> tuple[records.Ticket, list[TicketEvent]]:
             return changes.create(command.ticket_id, command.account_id, number, new, command.input.actor, command.now)
 
         return await self._commit_write(command, account, create, actor=command.input.actor,
-                                        generation=account.generation,
-                                        search=lambda ticket: search_index.refresh(ticket.id))
+                                        generation=account.generation)
 
     async def update(self, command: UpdateCommand) -> TicketWrite:
         request = command.input
