@@ -32,7 +32,7 @@ def upgrade() -> None:
         "notifications",
         sa.Column("id", sa.BigInteger(), primary_key=True),
         sa.Column("account_id", sa.BigInteger(), sa.ForeignKey("accounts.id"), nullable=False),
-        sa.Column("user_id", sa.BigInteger(), sa.ForeignKey("users.id"), nullable=False),
+        sa.Column("user_id", sa.BigInteger(), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
         sa.Column("ticket_id", sa.BigInteger()),
         sa.Column("event_id", sa.BigInteger()),
         sa.Column("kind", sa.String(64), nullable=False),

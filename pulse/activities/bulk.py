@@ -12,6 +12,7 @@ from typing import Any, Callable
 from temporalio import activity
 from temporalio.client import Client
 
+from pulse.activities.heartbeat import heartbeating
 from pulse.db import SessionFactory
 from pulse.domain.bulk import (
     BulkBatch,
@@ -68,7 +69,7 @@ class BulkActivities:
                     result.failed += 1
                 activity.heartbeat(position)
 
-        async with _heartbeating():
+        async with heartbeating(HEARTBEAT_EVERY_SECONDS):
             async with asyncio.TaskGroup() as group:  # an infrastructure error fails (and retries) the batch
                 for position, ticket_id in items:
                     group.create_task(one(position, ticket_id))
@@ -161,22 +162,3 @@ class BulkItemApplier:
             await self.gateway.delete(account_id, ticket_id, command, update_id=update_id, resume=resume)
         except NoRunningWorkflow:
             await self.gateway.delete(account_id, ticket_id, command, update_id=update_id, resume=True)
-
-
-@contextlib.asynccontextmanager
-async def _heartbeating() -> Any:
-    """Heartbeat every few seconds while the batch runs, so a slow ticket is not mistaken for a
-    dead worker (only a dead worker stops these)."""
-
-    async def beat() -> None:
-        while True:
-            await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
-            activity.heartbeat()
-
-    task = asyncio.create_task(beat())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

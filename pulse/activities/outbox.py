@@ -8,21 +8,33 @@ from typing import Any, Callable
 
 from temporalio import activity
 
+from pulse.activities.heartbeat import heartbeating
 from pulse.db import SessionFactory
 from pulse.domain.commands import DeliveryCommand
-from pulse.domain.outbox import IN_APP_MENTIONS
+from pulse.domain.outbox import IN_APP_MENTIONS, NOTIFY_PREFIX
 from pulse.domain.tickets import format_ticket_number
+from pulse.notifications.delivery import NotificationDelivery
 from pulse.repositories.ticket_store import OutboxStore
 
 
+HEARTBEAT_EVERY_SECONDS = 2
+
+
 class OutboxActivities:
-    def __init__(self, sessions: SessionFactory) -> None:
+    def __init__(self, sessions: SessionFactory, notifications: NotificationDelivery | None = None) -> None:
         self.sessions = sessions
+        self.notifications = notifications or NotificationDelivery(sessions)
 
     @activity.defn
     async def deliver_event(self, command: DeliveryCommand) -> bool:
         """Hand one event to one consumer; False when it had been delivered already."""
+        async with heartbeating(HEARTBEAT_EVERY_SECONDS):
+            return await self._deliver(command)
+
+    async def _deliver(self, command: DeliveryCommand) -> bool:
         delivery = command.delivery
+        if delivery.consumer.startswith(NOTIFY_PREFIX):
+            return await self._notify(delivery.event_id, delivery.consumer.removeprefix(NOTIFY_PREFIX))
         async with self.sessions() as session, session.begin():
             store = OutboxStore(session)
             if not await store.claim(delivery.event_id, delivery.consumer):
@@ -33,6 +45,13 @@ class OutboxActivities:
             if delivery.consumer == IN_APP_MENTIONS:
                 await self._notify_mentions(store, event)
             return True
+
+    async def _notify(self, event_id: int, channel: str) -> bool:
+        """One channel of a notifying event: each target's attempt is recorded by the delivery,
+        which is idempotent per (event, channel, target); a target that failed raises, so the
+        activity is retried with backoff for the failed targets only."""
+        await self.notifications.deliver(event_id, channel)
+        return True
 
     @staticmethod
     async def _notify_mentions(store: OutboxStore, event: Any) -> None:

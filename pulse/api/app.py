@@ -11,8 +11,11 @@ from temporalio.client import Client
 from pulse.api.deps import reject_unknown_write_params
 from pulse.api.errors import install_error_handlers
 from pulse.api.routers import accounts, health, reference, sla, ticket_ops, tickets, views
+from pulse.api.routers import escalations, rotations
+from pulse.api.routers import notifications
 from pulse.config import Settings, get_settings
 from pulse.db import SessionFactory, make_engine, make_sessionmaker
+from pulse.notifications.stream import NotificationHub, sessions_url
 from pulse.temporal import connect
 
 
@@ -34,9 +37,13 @@ def create_app(settings: Settings | None = None, *, sessions: SessionFactory | N
         else:
             app.state.sessions = sessions
         app.state.temporal = temporal or await connect(settings.temporal_target, settings.temporal_namespace)
+        # One LISTEN connection per API process, opened by the first SSE subscriber.
+        app.state.notification_hub = NotificationHub(
+            settings.database_url or sessions_url(app.state.sessions) or "", app.state.sessions)
         try:
             yield
         finally:
+            await app.state.notification_hub.stop()
             if engine is not None:
                 await engine.dispose()
 
@@ -51,9 +58,14 @@ def create_app(settings: Settings | None = None, *, sessions: SessionFactory | N
     app.include_router(health.router)
     app.include_router(accounts.router)
     app.include_router(reference.router)
+    app.include_router(rotations.router)
     app.include_router(sla.router)
     app.include_router(sla.ticket_router)  # /api/tickets/{id}/sla/...: before the tickets router
     app.include_router(ticket_ops.router)  # /api/tickets/bulk, /merge: before /api/tickets/{ticket_ref}
+    app.include_router(escalations.router)  # /api/tickets/escalation-rules: before /api/tickets/{ticket_ref}
+    app.include_router(escalations.ticket_router)
     app.include_router(tickets.router)
     app.include_router(views.router)
+    app.include_router(notifications.settings_router)
+    app.include_router(notifications.router)
     return app

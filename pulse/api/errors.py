@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pulse.domain.errors import DomainError
@@ -75,6 +75,16 @@ def install_error_handlers(app: FastAPI) -> None:
     async def integrity(_: Request, error: IntegrityError) -> JSONResponse:
         log.info("integrity error: %s", error.orig)
         return error_response(409, "conflict", "the change conflicts with existing data (it is referenced or duplicated)")
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def database_unavailable(_: Request, error: Exception) -> JSONResponse:
+        """The database cannot be reached (down, restarting, connections dropped): nothing was
+        applied, so the client may retry."""
+        log.warning("database unavailable: %s", getattr(error, "orig", error))
+        response = error_response(503, "unavailable", "the database is not reachable right now; retry shortly")
+        response.headers["Retry-After"] = "5"
+        return response
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, error: Exception) -> JSONResponse:

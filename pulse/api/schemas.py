@@ -173,3 +173,15 @@ class NamedPatch(Body):
     version: int | None = None
 
     _not_null = field_validator("name")(not_null)
+
+
+class TicketTypeBody(NamedBody):
+    auto_assignment_enabled: bool = False  # new tickets of the type go to the rotation's next member
+    rotation_id: Id | None = None
+
+
+class TicketTypePatch(NamedPatch):
+    auto_assignment_enabled: bool | None = None
+    rotation_id: Id | None = None
+
+    _not_null_auto_assignment = field_validator("auto_assignment_enabled")(not_null)

@@ -9,10 +9,10 @@ the workflow's state across continue-as-new; the act itself is idempotent by
 ``(ticket, kind, key, cycle)`` in the database, so a worker restart between the act and the
 memory cannot fire anything twice either.
 
-Sources today: the SLA thresholds (:func:`sla_items`) and the account's agenda probes (a rule
-kind that exists so the engine's fan-out can be proven on every open ticket; see
-docs/decisions.md). Escalation levels and time-based automation rules add a function to
-:data:`SOURCES`; the workflow's loop does not change.
+Sources today: the SLA thresholds (:func:`sla_items`), the account's escalation rules
+(:func:`escalation_items`) and agenda probes (a rule kind that exists so the engine's fan-out can
+be proven on every open ticket; see docs/decisions.md). Time-based automation rules add a function
+to :data:`SOURCES`; the workflow's loop does not change.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Callable
 
 from pydantic import BaseModel, ConfigDict
 
-from pulse.domain import sla
+from pulse.domain import escalation, records, sla
 from pulse.domain.tickets import TicketStatus
 
 # A due instant within this of ``now`` counts as reached (the server keeps milliseconds).
@@ -108,6 +108,10 @@ class TicketRules(BaseModel):
 
     generation: int = 0
     probes: list[AgendaProbe] = []
+    escalations: list[escalation.EscalationRule] = []
+
+    def escalation_rule(self, rule_id: int) -> escalation.EscalationRule | None:
+        return next((rule for rule in self.escalations if rule.id == rule_id), None)
 
 
 class AgendaFacts(BaseModel):
@@ -118,6 +122,7 @@ class AgendaFacts(BaseModel):
     cycle: int = 0
     ledger: sla.SlaLedger | None = None
     rules: TicketRules = TicketRules()
+    ticket: records.Ticket | None = None
 
 
 SLA_KIND = "sla"
@@ -163,8 +168,20 @@ def probe_items(facts: AgendaFacts) -> list[DueItem]:
     ]
 
 
+ESCALATION_KIND = escalation.ESCALATION_KIND
+
+
+def escalation_items(facts: AgendaFacts) -> list[DueItem]:
+    """Each enabled escalation rule of the ticket's priority, at its threshold."""
+    return [
+        DueItem(kind=ESCALATION_KIND, key=str(rule.id), at=at,
+                summary=f"escalation level {rule.level}: {rule.when.describe()} → {rule.escalate_to.value}")
+        for rule, at in escalation.items(facts.ticket, facts.ledger, facts.rules.escalations)
+    ]
+
+
 Source = Callable[[AgendaFacts], list[DueItem]]
-SOURCES: tuple[Source, ...] = (sla_items, probe_items)
+SOURCES: tuple[Source, ...] = (sla_items, probe_items, escalation_items)
 
 
 def agenda_of(facts: AgendaFacts) -> list[DueItem]:

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, field
 
 from pulse.domain import records
 from pulse.domain.errors import Conflict, ValidationFailed, VersionConflict
+from pulse.domain.notify import notify_payload
 from pulse.domain.ticket_fields import TICKET_FIELDS, RowId, limited, plausible_email, tags_are_short
 from pulse.domain.tickets import (
     PRIORITY_SEVERITY,
@@ -158,8 +159,12 @@ def create(ticket_id: int, account_id: int, number: int, new: NewTicket, actor: 
         closed_at=now if status == TicketStatus.CLOSED else None,
         **fields,
     )
-    return ticket, [TicketEvent(type="ticket_created", occurred_at=now, actor=actor,
-                                data={"status": status.value, "priority": priority.value})]
+    created = TicketEvent(type="ticket_created", occurred_at=now, actor=actor,
+                          data={"status": status.value, "priority": priority.value})
+    if ticket.assigned_to_user_id is not None:
+        created = _assignment(ticket, actor, created.model_copy(update={
+            "field": "assigned_to_user_id", "to_value": ticket.assigned_to_user_id}))
+    return ticket, [created]
 
 
 def check_version(ticket: records.Ticket, expected_version: int | None) -> None:
@@ -230,8 +235,9 @@ def update(ticket: records.Ticket, changes: TicketChanges, actor: Actor, now: da
         if current == value:
             continue
         setattr(after, field, value)
-        events.append(TicketEvent(type="field_changed", occurred_at=now, actor=actor, field=field,
-                                  from_value=_json(current), to_value=_json(value)))
+        events.append(_assignment(after, actor, TicketEvent(type="field_changed", occurred_at=now, actor=actor,
+                                                            field=field, from_value=_json(current),
+                                                            to_value=_json(value))))
     _touch(after, events, now)
     return after, events
 
@@ -245,6 +251,25 @@ class NewComment(BaseModel):
     notify_customer: bool = False
     author_type: AuthorType = AuthorType.AGENT
     mentions: list[int] = []
+
+
+def _customer_reply(ticket: records.Ticket, new: NewComment) -> dict[str, Any]:
+    """``notifyCustomer`` on a public comment: the body goes to the requester by email."""
+    if not new.notify_customer or new.is_internal or not ticket.requester_email:
+        return {}
+    subject = f"[{ticket.ticket_number}] {ticket.subject}"
+    return {"notify": notify_payload(kind="comment", reason=f"comment:{new.id}", channels=["email"], subject=subject,
+                                     text=new.body, emails=[ticket.requester_email])}
+
+
+def _assignment(ticket: records.Ticket, actor: Actor, event: TicketEvent) -> TicketEvent:
+    """A ticket assigned to someone else notifies the new assignee in-app."""
+    if event.field != "assigned_to_user_id" or event.to_value is None or event.to_value == actor.user_id:
+        return event
+    subject = f"{ticket.ticket_number} was assigned to you"
+    return event.model_copy(update={"data": {**event.data, "notify": notify_payload(
+        kind="assignment", reason=f"assignment:{ticket.id}", channels=["in_app"], subject=subject,
+        text=f"{ticket.ticket_number}: {ticket.subject}", user_ids=[int(event.to_value)])}})
 
 
 def comment(ticket: records.Ticket, new: NewComment, actor: Actor,
@@ -269,6 +294,7 @@ def comment(ticket: records.Ticket, new: NewComment, actor: Actor,
         "commentId": new.id, "isInternal": new.is_internal, "authorType": new.author_type.value,
         "notifyCustomer": new.notify_customer and not new.is_internal, "mentions": list(new.mentions),
         "ticketNumber": ticket.ticket_number,
+        **_customer_reply(ticket, new),
     }))
     after.version += 1
     after.updated_at = now

@@ -12,9 +12,17 @@ from __future__ import annotations
 from pulse.domain.changes import TicketEvent
 
 IN_APP_MENTIONS = "in_app_mentions"
+NOTIFY_PREFIX = "notify:"
 
 
 def consumers_for(event: TicketEvent) -> list[str]:
+    """``in_app_mentions`` for a comment that mentions users; ``notify:<channel>`` for each channel
+    of an event that carries a ``notify`` payload (escalations, a reply to the customer,
+    assignments): one delivery per channel, so a dead channel holds back no other."""
+    consumers = []
     if event.type == "comment_added" and event.data.get("mentions"):
-        return [IN_APP_MENTIONS]
-    return []
+        consumers.append(IN_APP_MENTIONS)
+    notify = event.data.get("notify")
+    if isinstance(notify, dict):
+        consumers += [f"{NOTIFY_PREFIX}{channel}" for channel in dict.fromkeys(notify.get("channels") or [])]
+    return consumers

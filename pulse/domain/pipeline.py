@@ -104,7 +104,7 @@ def _move_clock(before: records.Ticket | None, after: records.Ticket, ledger: sl
 
 def facts_of(ticket: records.Ticket, ledger: sla.SlaLedger | None, rules: TicketRules) -> AgendaFacts:
     return AgendaFacts(status=ticket.status, created_at=ticket.created_at, cycle=ticket.reopen_count,
-                       ledger=ledger, rules=rules)
+                       ledger=ledger, rules=rules, ticket=ticket)
 
 
 Change = Callable[[records.Ticket | None], tuple[records.Ticket, list[TicketEvent]]]

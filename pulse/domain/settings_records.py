@@ -4,6 +4,7 @@ types and categories) and SLA policies and calendars. Services return them; rout
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from pulse.domain.records import Record
 from pulse.domain.sla import PolicyConditions
@@ -34,6 +35,13 @@ class UserRecord(Record):
     updated_at: datetime
 
 
+def mask_secret(secret: str | None) -> str | None:
+    """``****`` + the last four characters; only ``****`` for a secret too short to spare four."""
+    if not secret:
+        return None
+    return "****" + secret[-4:] if len(secret) >= 8 else "****"
+
+
 class TeamRecord(Record):
     id: int
     name: str
@@ -42,6 +50,13 @@ class TeamRecord(Record):
     member_ids: list[int] = []
     slack_webhook_url: str | None = None
     version: int
+
+    def to_api(self) -> dict[str, Any]:
+        """The team's Slack webhook URL is a secret (anyone holding it can post to the channel):
+        shown as ``****`` + its last four characters, like the account's notification settings."""
+        body = super().to_api()
+        body["slackWebhookUrl"] = mask_secret(body.get("slackWebhookUrl"))
+        return body
     created_at: datetime
     updated_at: datetime
 
@@ -55,6 +70,14 @@ class NamedRecord(Record):
     version: int
     created_at: datetime
     updated_at: datetime
+
+
+class TicketTypeRecord(NamedRecord):
+    """A ticket type: with auto-assignment on, a new ticket of this type goes to the next member
+    of ``rotation_id``."""
+
+    auto_assignment_enabled: bool = False
+    rotation_id: int | None = None
 
 
 class SlaCalendarRecord(Record):

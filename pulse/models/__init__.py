@@ -1,7 +1,10 @@
 """SQLAlchemy ORM tables (no behaviour). Queries live in ``pulse.repositories``."""
 
 from pulse.models.base import Base
+from pulse.models.escalations import EscalationRule, TicketEscalation
 from pulse.models.engine import AgendaProbe, Notification, OutboxDelivery, TicketSlaClock
+from pulse.models.notifications import NotificationDelivery, NotificationSettings
+from pulse.models.rotations import Rotation, RotationMember
 from pulse.models.sla import SlaCalendar, SlaPolicy, TicketEvent
 from pulse.models.ticket_ops import BulkOperation, BulkOperationItem, SavedView
 from pulse.models.tables import (
@@ -21,8 +24,12 @@ from pulse.models.tables import (
 )
 
 __all__ = [
+    "EscalationRule",
+    "TicketEscalation",
     "AgendaProbe",
     "Notification",
+    "NotificationDelivery",
+    "NotificationSettings",
     "OutboxDelivery",
     "TicketSlaClock",
     "Account",
@@ -33,6 +40,8 @@ __all__ = [
     "BulkOperation",
     "BulkOperationItem",
     "IdempotencyKey",
+    "Rotation",
+    "RotationMember",
     "SavedView",
     "SlaCalendar",
     "SlaPolicy",

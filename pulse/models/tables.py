@@ -95,6 +95,9 @@ class TicketType(Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str | None] = mapped_column(Text)
+    # Auto-assignment (migration 0009): a new ticket of this type goes to the rotation's next member.
+    auto_assignment_enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    rotation_id: Mapped[int | None] = mapped_column(ForeignKey("rotations.id"))
     version: Mapped[int] = mapped_column(Integer, server_default="1")
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = created_at_column()

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Text, func, insert, literal_column, select, update
+from sqlalchemy import Text, bindparam, func, insert, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,6 +16,7 @@ from pulse.domain.agenda import AgendaProbe as ProbeRule
 from pulse.domain.agenda import TicketRules
 from pulse.domain.changes import TicketEvent
 from pulse.domain.commands import TicketWrite
+from pulse.repositories.escalations import EscalationRuleRepository
 from pulse.models import (
     Account,
     AgendaProbe,
@@ -42,6 +43,36 @@ _REFERENCE_TABLES: dict[str, Any] = {
     "type_id": TicketType,
     "category_id": TicketCategory,
 }
+
+
+def _settings_json() -> tuple[Any, Any]:
+    """The account's SLA policies and calendars, each as one JSON text (scalar subqueries)."""
+    policies = select(func.coalesce(func.json_agg(literal_column("p.*")).cast(Text), "[]")).select_from(
+        SlaPolicy.__table__.alias("p")).where(literal_column("p.account_id") == bindparam("account_id")).scalar_subquery()
+    calendars = select(func.coalesce(func.json_agg(literal_column("c.*")).cast(Text), "[]")).select_from(
+        SlaCalendar.__table__.alias("c")).where(literal_column("c.account_id") == bindparam("account_id")).scalar_subquery()
+    return policies, calendars
+
+
+# The two statements every write starts with, built once (parameters: account_id, ticket_id, command_id).
+_POLICIES, _CALENDARS = _settings_json()
+_LOCK_FOR_WRITE = (
+    select(*_TICKET_COLUMNS, Account.rules_generation, TicketSlaClock.ledger.label("sla_ledger"),
+           select(AppliedCommand.result).where(AppliedCommand.command_id == bindparam("command_id"))
+           .scalar_subquery().label("stored_outcome"),
+           _POLICIES.label("policies_json"), _CALENDARS.label("calendars_json"))
+    .join(Account, Account.id == Ticket.account_id)
+    .outerjoin(TicketSlaClock, TicketSlaClock.ticket_id == Ticket.id)
+    .where(Ticket.account_id == bindparam("account_id"), Ticket.id == bindparam("ticket_id"),
+           Ticket.deleted_at.is_(None))
+    .with_for_update(of=Ticket)
+)
+_ACCOUNT_FOR_CREATE = (
+    select(Account.rules_generation, _POLICIES.label("policies_json"), _CALENDARS.label("calendars_json"),
+           select(Ticket.id).where(Ticket.account_id == bindparam("account_id"), Ticket.id == bindparam("ticket_id"))
+           .exists().label("ticket_exists"))
+    .where(Account.id == bindparam("account_id")).with_for_update(read=True, of=Account)
+)
 
 
 @dataclass
@@ -74,8 +105,8 @@ class TicketStore:
         return None if stored is None else TicketWrite.model_validate(stored)
 
     async def record_outcome(self, command_id: str, ticket_id: int, outcome: TicketWrite) -> None:
-        await self.session.execute(insert(AppliedCommand).values(
-            command_id=command_id, ticket_id=ticket_id, result=outcome.model_dump(mode="json")))
+        await self.session.execute(insert(AppliedCommand), {
+            "command_id": command_id, "ticket_id": ticket_id, "result": outcome.model_dump(mode="json")})
 
     # -- the ticket ----------------------------------------------------------------------------
 
@@ -83,17 +114,8 @@ class TicketStore:
         """Everything a write reads, in one round trip: the live ticket locked for this
         transaction, the account's rules generation, the ticket's SLA ledger, the command's stored
         outcome (a retry), and the account's SLA policies and calendars as JSON text."""
-        policies, calendars = self._settings_json(account_id)
-        outcome = select(AppliedCommand.result).where(AppliedCommand.command_id == command_id).scalar_subquery()
-        row = (await self.session.execute(
-            select(*_TICKET_COLUMNS, Account.rules_generation, TicketSlaClock.ledger.label("sla_ledger"),
-                   outcome.label("stored_outcome"), policies.label("policies_json"),
-                   calendars.label("calendars_json"))
-            .join(Account, Account.id == Ticket.account_id)
-            .outerjoin(TicketSlaClock, TicketSlaClock.ticket_id == Ticket.id)
-            .where(Ticket.account_id == account_id, Ticket.id == ticket_id, Ticket.deleted_at.is_(None))
-            .with_for_update(of=Ticket)
-        )).one_or_none()
+        row = (await self.session.execute(_LOCK_FOR_WRITE, {
+            "account_id": account_id, "ticket_id": ticket_id, "command_id": command_id})).one_or_none()
         if row is None:
             return LockedTicket(ticket=None, generation=0, outcome=await self.outcome(command_id))
         values = dict(row._mapping)
@@ -118,24 +140,10 @@ class TicketStore:
         repeated by a new run), the account's rules generation, share-locked
         until the commit (a rules change, which bumps it, waits for this create, so its fan-out
         finds the new ticket, or this create sees the change), and its SLA policies and calendars."""
-        policies, calendars = self._settings_json(account_id)
-        exists = select(Ticket.id).where(Ticket.account_id == account_id, Ticket.id == ticket_id).exists()
-        row = (await self.session.execute(
-            select(Account.rules_generation, policies.label("policies_json"), calendars.label("calendars_json"),
-                   exists.label("ticket_exists"))
-            .where(Account.id == account_id).with_for_update(read=True, of=Account)
-        )).one()
+        row = (await self.session.execute(_ACCOUNT_FOR_CREATE, {"account_id": account_id, "ticket_id": ticket_id})).one()
         return LockedTicket(ticket=None, generation=int(row.rules_generation), policies_json=row.policies_json,
                             calendars_json=row.calendars_json, exists=bool(row.ticket_exists))
 
-    @staticmethod
-    def _settings_json(account_id: int) -> tuple[Any, Any]:
-        """The account's SLA policies and calendars, each as one JSON text (scalar subqueries)."""
-        policies = select(func.coalesce(func.json_agg(literal_column("p.*")).cast(Text), "[]")).select_from(
-            SlaPolicy.__table__.alias("p")).where(literal_column("p.account_id") == account_id).scalar_subquery()
-        calendars = select(func.coalesce(func.json_agg(literal_column("c.*")).cast(Text), "[]")).select_from(
-            SlaCalendar.__table__.alias("c")).where(literal_column("c.account_id") == account_id).scalar_subquery()
-        return policies, calendars
 
     async def insert(self, ticket: records.Ticket, priority_rank: int) -> None:
         """The new row, with its search documents (subject A, description B) built in the same
@@ -159,6 +167,12 @@ class TicketStore:
             if found is None:
                 missing.append(field)
         return missing
+
+    async def auto_assignment_rotation(self, account_id: int, type_id: int) -> int | None:
+        """The rotation new tickets of this type are assigned from, if auto-assignment is on."""
+        return await self.session.scalar(select(TicketType.rotation_id).where(
+            TicketType.account_id == account_id, TicketType.id == type_id,
+            TicketType.auto_assignment_enabled.is_(True)))
 
     # -- comments --------------------------------------------------------------------------------
 
@@ -192,7 +206,8 @@ class TicketStore:
             .order_by(AgendaProbe.id)
         )
         rules = TicketRules(generation=generation,
-                            probes=[ProbeRule(id=row.id, after_minutes=row.after_minutes) for row in probes])
+                            probes=[ProbeRule(id=row.id, after_minutes=row.after_minutes) for row in probes],
+                            escalations=await EscalationRuleRepository(self.session).enabled(account_id))
         if len(_RULES_CACHE) >= _RULES_CACHE_SIZE:
             _RULES_CACHE.pop(next(iter(_RULES_CACHE)))
         _RULES_CACHE[account_id] = rules

@@ -9,12 +9,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pulse.domain.errors import NotFound, ValidationFailed, VersionConflict
+from pulse.domain.errors import NotFound, ValidationFailed, VersionConflict, field_error
 from pulse.domain.records import Record
-from pulse.domain.settings_records import NamedRecord, TeamRecord, UserRecord
+from pulse.domain.settings_records import NamedRecord, TeamRecord, TicketTypeRecord, UserRecord
 from pulse.models import Team, TicketCategory, TicketType, User
 from pulse.repositories.idempotency import IdempotencyRepository
 from pulse.repositories.reference import ReferenceRepository, TeamMemberRepository
+from pulse.repositories.rotations import RotationRepository
 
 
 async def _check_users(session: AsyncSession, account_id: int, field: str, user_ids: list[int]) -> None:
@@ -122,10 +123,35 @@ class UserService(ReferenceService):
 
 
 class TicketTypeService(ReferenceService):
+    """With ``auto_assignment_enabled`` a type needs a ``rotation_id``, a rotation of the account."""
+
     model = TicketType
-    record = NamedRecord
+    record = TicketTypeRecord
     label = "ticket type"
     idempotency_scope = "ticket-types.create"
+
+    async def create(self, account_id: int, values: dict[str, Any], *, idempotency_key: str | None,
+                     request_hash: str) -> tuple[Record, bool]:
+        self._check_auto_assignment(values.get("auto_assignment_enabled", False), values.get("rotation_id"))
+        return await super().create(account_id, values, idempotency_key=idempotency_key, request_hash=request_hash)
+
+    async def update(self, account_id: int, row_id: int, values: dict[str, Any], version: int | None) -> Record:
+        if "auto_assignment_enabled" in values or "rotation_id" in values:
+            row = await self._load(account_id, row_id)
+            self._check_auto_assignment(values.get("auto_assignment_enabled", row.auto_assignment_enabled),
+                                        values.get("rotation_id", row.rotation_id))
+        return await super().update(account_id, row_id, values, version)
+
+    async def _check(self, account_id: int, values: dict[str, Any]) -> None:
+        rotation_id = values.get("rotation_id")
+        if rotation_id is not None and await RotationRepository(self.session).get(account_id, rotation_id) is None:
+            raise field_error("rotationId", f"no rotation with id {rotation_id} in this account")
+
+    @staticmethod
+    def _check_auto_assignment(enabled: bool, rotation_id: int | None) -> None:
+        if enabled and rotation_id is None:
+            raise field_error("rotationId", "auto-assignment needs a rotation: set rotationId, "
+                                            "or set autoAssignmentEnabled to false")
 
 
 class TicketCategoryService(ReferenceService):

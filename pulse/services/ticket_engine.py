@@ -18,7 +18,7 @@ from typing import Any, Callable
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pulse.domain import changes, pipeline, records, sla
+from pulse.domain import changes, escalation, pipeline, records, sla
 from pulse.domain.agenda import DueItem
 from pulse.domain.changes import REFERENCE_FIELDS, SEARCH_DOCUMENT_FIELDS, Actor, TicketEvent, check_custom_fields_size
 from pulse.domain.commands import (
@@ -36,12 +36,17 @@ from pulse.domain.commands import (
     UpdateCommand,
 )
 from pulse.domain.errors import NotFound, ValidationFailed
+from pulse.domain.conditions import all_match
 from pulse.domain.merge import check_mergeable
+from pulse.domain.tickets import AuthorType
 from pulse.domain.outbox import consumers_for
 from pulse.domain.tickets import format_ticket_number
+from pulse.repositories.rotations import RotationRepository
+from pulse.repositories.escalations import EscalationRuleRepository, escalation_row_values
 from pulse.repositories.ticket_lists import TicketSearchIndex
 from pulse.repositories.ticket_merges import TicketMergeRepository
 from pulse.repositories.ticket_store import LockedTicket, TicketStore
+from pulse.services.escalations import EscalationTargets
 from pulse.services.sla import SlaPolicyResolver, policy_set_from_json
 
 log = logging.getLogger("pulse.tickets")
@@ -139,6 +144,7 @@ class TicketEngine:
                                                      now=command.now))
         check_custom_fields_size(new.custom_fields)
         await self._check_references(command.account_id, new.given())
+        new = await self._auto_assigned(command.account_id, new)
         number = command.input.number
 
         def create(_: records.Ticket | None) -> tuple[records.Ticket, list[TicketEvent]]:
@@ -146,6 +152,19 @@ class TicketEngine:
 
         return await self._commit_write(command, account, create, actor=command.input.actor,
                                         generation=account.generation)
+
+    async def _auto_assigned(self, account_id: int, new: changes.NewTicket) -> changes.NewTicket:
+        """A new ticket of a type with auto-assignment, not assigned by its creator, goes to the
+        next member of the type's rotation (the pick advances it in this transaction)."""
+        if new.type_id is None or "assigned_to_user_id" in new.model_fields_set:
+            return new
+        rotation_id = await self.store.auto_assignment_rotation(account_id, new.type_id)
+        if rotation_id is None:
+            return new
+        picked = await RotationRepository(self.session).pick_next(account_id, rotation_id)
+        if picked is None:
+            return new
+        return changes.NewTicket.model_validate({**new.given(), "assigned_to_user_id": picked})
 
     async def update(self, command: UpdateCommand) -> TicketWrite:
         request = command.input
@@ -210,9 +229,49 @@ class TicketEngine:
 
     async def act_on_due(self, command: DueCommand) -> TicketWrite:
         locked, before, generation = await self._locked(command)
+        if command.item.kind == escalation.ESCALATION_KIND:
+            return await self._escalate(command, locked, before, generation)
         ticket, events, clock = pipeline.due(before, command.item, Actor.system())
         return await self._commit_write(command, locked, lambda _: (ticket, list(events)),
                                         actor=Actor.system(), generation=generation, clock=clock)
+
+    async def _escalate(self, command: DueCommand, locked: LockedTicket, before: records.Ticket,
+                        generation: int) -> TicketWrite:
+        """An escalation rule's threshold was reached: if the rule still applies and its conditions
+        hold now, resolve its target, change the ticket (counters, level, reassignment), add the
+        internal note, record the history row, and raise ``escalated`` (which notifies) — one
+        transaction. Otherwise the item is spent for this cycle and nothing changes."""
+        rules = await self.store.rules(command.account_id, generation)
+        rule = rules.escalation_rule(int(command.item.key))
+        if rule is None or not rule.applies_to(before) or not all_match(list(rule.conditions), before):
+            return await self._commit_write(command, locked, lambda ticket: (ticket, []),  # type: ignore[arg-type,return-value]
+                                            actor=Actor.system(), generation=generation)
+        target = await EscalationTargets(self.session).resolve(command.account_id, before, rule)
+        after, events = escalation.escalate(before, rule, target, command.item.at, command.now)
+        comment = None
+        if rule.add_internal_note:
+            note = escalation.render_note(rule.internal_note_template, after, rule, target, command.item.at)
+            comment = await self.store.add_comment({
+                "account_id": command.account_id, "ticket_id": command.ticket_id, "body": note, "is_internal": True,
+                "notify_customer": False, "author_type": "system", "author_user_id": None, "mentions": [],
+                "created_at": command.now,
+            })
+            new = changes.NewComment(id=comment.id, body=note, is_internal=True, author_type=AuthorType.SYSTEM)
+            after, noted = changes.comment(after, new, events[0].actor, command.now)
+            after.version -= 1  # one change: the escalation and its note
+            events += noted
+        reassigned = any(event.type == "field_changed" for event in events)
+        await EscalationRuleRepository(self.session).record(escalation_row_values(
+            command.account_id, command.ticket_id, rule, command.cycle, command.item.at, command.now,
+            target.user_ids, target.team_id, reassigned))
+        search_index = TicketSearchIndex(self.session)
+
+        async def index_note(ticket: records.Ticket) -> None:
+            if comment is not None:
+                await search_index.append_comment(ticket.id, comment.body, internal=True)
+
+        return await self._commit_write(command, locked, lambda _: (after, list(events)), actor=events[0].actor,
+                                        generation=generation, comment=comment, search=index_note)
 
     async def merge_into(self, command: MergeIntoCommand) -> TicketWrite:
         """This (secondary) ticket is merged into the primary: linked, and closed when asked."""

@@ -71,10 +71,12 @@ DB_WRITE_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maxim
                              maximum_attempts=10)
 # The workflow's own writes (due items, loads) wait out a database outage instead of failing.
 SYSTEM_WRITE_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10))
-# Outbox consumers: retried with backoff for about a day, never holding up the ticket.
-DELIVERY_TIMEOUT = timedelta(seconds=30)
+# Outbox consumers: retried with backoff for about a day, never holding up the ticket. A delivery
+# holds its targets for a 2-minute lease (pulse.notifications.delivery), so its timeout is longer.
+DELIVERY_TIMEOUT = timedelta(minutes=3)
+DELIVERY_HEARTBEAT_TIMEOUT = timedelta(seconds=10)  # a delivery on a dead worker is retried this soon
 DELIVERY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5),
-                             maximum_attempts=300)
+                             maximum_attempts=300, non_retryable_error_types=["UnknownChannel"])
 MERGE_REQUEST_TIMEOUT = timedelta(seconds=60)
 
 
@@ -546,7 +548,8 @@ class TicketWorkflow:
             await workflow.execute_activity(
                 OutboxActivities.deliver_event,
                 DeliveryCommand(account_id=self.state.account_id, ticket_id=self.state.ticket_id, delivery=delivery),
-                start_to_close_timeout=DELIVERY_TIMEOUT, retry_policy=DELIVERY_RETRY,
+                start_to_close_timeout=DELIVERY_TIMEOUT, heartbeat_timeout=DELIVERY_HEARTBEAT_TIMEOUT,
+                retry_policy=DELIVERY_RETRY,
                 summary=f"{delivery.event_type} → {delivery.consumer}",
             )
         except (ActivityError, FailureError) as error:

@@ -51,6 +51,12 @@ def required_permission(method: str, path: str) -> str:
         return MANAGE  # tokens are credentials: even listing them is a settings matter
     if path.startswith("/api/views"):
         return READ  # saved views are personal: whoever may read tickets keeps their own
+    if path.startswith(("/api/settings", "/api/notifications/deliveries")):
+        return MANAGE  # channel secrets and who was sent what are settings matters
+    if path.startswith("/api/notifications"):
+        return READ  # one's own in-app notifications (reading them, marking them read)
+    if path.startswith("/api/tickets/escalation-rules") and method != "GET":
+        return MANAGE
     if method == "GET":
         return READ
     if path.startswith(TICKET_PREFIXES):

@@ -10,7 +10,16 @@ from pydantic import BaseModel
 from pulse.api.deps import IdempotencyKeyHeader, Manager, Reader, Session, request_hash
 from pulse.api.pagination import Page, page_params, paginated
 from pulse.api.routers.tickets import expected_version
-from pulse.api.schemas import NamedBody, NamedPatch, TeamBody, TeamPatch, UserBody, UserPatch
+from pulse.api.schemas import (
+    NamedBody,
+    NamedPatch,
+    TeamBody,
+    TeamPatch,
+    TicketTypeBody,
+    TicketTypePatch,
+    UserBody,
+    UserPatch,
+)
 from pulse.services.reference import (
     ReferenceService,
     TeamService,
@@ -59,5 +68,5 @@ def _crud(path: str, service: type[ReferenceService], create_body: type[BaseMode
 
 _crud("users", UserService, UserBody, UserPatch)
 _crud("teams", TeamService, TeamBody, TeamPatch)
-_crud("ticket-types", TicketTypeService, NamedBody, NamedPatch)
+_crud("ticket-types", TicketTypeService, TicketTypeBody, TicketTypePatch)
 _crud("ticket-categories", TicketCategoryService, NamedBody, NamedPatch)

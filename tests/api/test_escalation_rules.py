@@ -1,0 +1,105 @@
+"""Escalation rules through the API: validation naming the exact part, isolation, statistics,
+a ticket's history, and rules created later applying to open tickets."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from temporalio.client import Client
+
+from pulse.workflows.ticket import TicketWorkflow
+from tests.conftest import AccountContext
+
+RULES = "/api/tickets/escalation-rules"
+
+
+def rule(**overrides: Any) -> dict[str, Any]:
+    return {"name": "Level 1", "priority": "urgent", "level": 1, "when": {"afterMinutes": 30},
+            "escalateTo": "manager", "notificationChannels": ["in_app"], **overrides}
+
+
+async def test_an_invalid_rule_is_refused_naming_the_part_at_fault(account: AccountContext,
+                                                                   other_account: AccountContext) -> None:
+    foreign_user = other_account.admin_user_id
+    cases = [
+        (rule(when={"afterMinutes": 5, "slaPercent": 80}), "when"),
+        (rule(when={"slaPercent": 80}), "when"),
+        (rule(conditions=[{"field": "priority", "operator": "resembles", "value": "x"}]), "conditions[0].operator"),
+        (rule(conditions=[{"field": "colour", "operator": "equals", "value": "x"}]), "conditions[0]"),
+        (rule(escalateTo="specific_user"), "escalateToUserId"),
+        (rule(escalateTo="specific_user", escalateToUserId=foreign_user), "escalateToUserId"),
+        (rule(notificationChannels=["pigeon"]), "notificationChannels[0]"),
+        (rule(addInternalNote=True, internalNoteTemplate="{{ticketNumber}} by {{wizard}}"), "internalNoteTemplate"),
+    ]
+    for body, field in cases:
+        response = await account.post(RULES, json=body)
+        assert response.status_code == 422, (body, response.text)
+        assert response.json()["details"][0]["field"].startswith(field), (body, response.json())
+    assert (await account.post(RULES, json=rule(), token=account.tokens["write"])).status_code == 403
+
+
+async def test_rules_are_listed_read_and_replaced_within_their_account(account: AccountContext,
+                                                                       other_account: AccountContext) -> None:
+    top_level_alias = {key: value for key, value in rule(escalateAfterMinutes=45).items() if key != "when"}
+    created = await account.post(RULES, json=top_level_alias)
+    assert created.status_code == 201, created.text
+    in_when = await account.post(RULES, json=rule(when={"escalateAfterMinutes": 45}, priority="low"))
+    assert in_when.status_code == 201 and in_when.json()["when"] == {"afterMinutes": 45}
+    body = created.json()
+    assert body["when"] == {"afterMinutes": 45} and body["version"] == 1
+    assert (await other_account.get(f"{RULES}/{body['id']}")).status_code == 404
+    listed = (await account.get(f"{RULES}?priority=urgent&enabled=true")).json()
+    assert [r["id"] for r in listed["data"]] == [body["id"]]
+    replaced = await account.request("PUT", f"{RULES}/{body['id']}", json=rule(level=2, enabled=False),
+                                     headers={"If-Match": "1"})
+    assert replaced.status_code == 200 and replaced.json()["level"] == 2 and replaced.json()["version"] == 2
+    stale = await account.request("PUT", f"{RULES}/{body['id']}", json=rule(), headers={"If-Match": "1"})
+    assert stale.status_code == 409
+    fetched = (await account.get(f"{RULES}/{body['id']}")).json()
+    assert fetched["statistics"] == {"totalEscalations": 0, "lastEscalatedAt": None, "averageEscalationTime": 0.0}
+    assert (await account.delete(f"{RULES}/{body['id']}")).status_code == 204
+    assert (await account.get(f"{RULES}/{body['id']}")).status_code == 404
+
+
+async def test_a_rule_created_later_escalates_open_tickets_already_past_its_threshold(
+    account: AccountContext, temporal_client: Client
+) -> None:
+    ticket = await account.create_ticket(priority="urgent", subject="Old and forgotten")
+    other_priority = await account.create_ticket(priority="low")
+    created = await account.post(RULES, json=rule(when={"afterMinutes": 0}, escalateTo="specific_user",
+                                                  escalateToUserId=account.admin_user_id, reassign=True,
+                                                  addInternalNote=True))
+    assert created.status_code == 201, created.text
+
+    deadline = time.monotonic() + 20
+    history: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        history = (await account.get(f"/api/tickets/{ticket['id']}/escalations")).json()["data"]
+        if history:
+            break
+        await asyncio.sleep(0.2)
+    assert [(h["ruleId"], h["level"], h["targetUserIds"], h["reassigned"]) for h in history] == [
+        (created.json()["id"], 1, [account.admin_user_id], True)]
+    after = (await account.get(f"/api/tickets/{ticket['id']}")).json()
+    assert after["escalationCount"] == 1 and after["escalationLevel"] == 1
+    assert after["assignedToUserId"] == account.admin_user_id and after["internalNoteCount"] == 1
+    timeline = (await account.get(f"/api/tickets/{ticket['id']}/timeline")).json()["data"]
+    escalated = [e for e in timeline if e["eventType"] == "escalated"]
+    assert len(escalated) == 1 and escalated[0]["actor"] == f"escalation:{created.json()['id']}"
+    assert (await account.get(f"/api/tickets/{other_priority['id']}/escalations")).json()["data"] == []
+    stats = (await account.get(f"{RULES}/{created.json()['id']}")).json()["statistics"]
+    assert stats["totalEscalations"] == 1 and stats["lastEscalatedAt"] is not None
+
+    # Editing the rule reaches the ticket again, but it has escalated once in this cycle: no second time.
+    handle = temporal_client.get_workflow_handle(f"ticket-{account.account_id}-{ticket['id']}")
+    before = (await handle.query(TicketWorkflow.current_state)).agenda_refreshes
+    await account.request("PUT", f"{RULES}/{created.json()['id']}",
+                          json=rule(when={"afterMinutes": 0}, escalateTo="specific_user",
+                                    escalateToUserId=account.admin_user_id, name="Renamed"))
+    while (await handle.query(TicketWorkflow.current_state)).agenda_refreshes == before:
+        assert time.monotonic() < deadline + 20
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(0.5)
+    assert len((await account.get(f"/api/tickets/{ticket['id']}/escalations")).json()["data"]) == 1
