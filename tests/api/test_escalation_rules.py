@@ -103,3 +103,36 @@ async def test_a_rule_created_later_escalates_open_tickets_already_past_its_thre
         await asyncio.sleep(0.2)
     await asyncio.sleep(0.5)
     assert len((await account.get(f"/api/tickets/{ticket['id']}/escalations")).json()["data"]) == 1
+
+
+async def test_an_escalation_and_a_reply_to_the_customer_reach_a_real_smtp_receiver_through_the_outbox(
+    account: AccountContext,
+) -> None:
+    """End to end through the ticket workflow: the escalation's ``notify:email`` and ``notify:in_app``
+    deliveries, and ``notifyCustomer`` on a public reply, each recorded as sent."""
+    from tests.api.test_notifications import configure, email_settings, smtp_server
+
+    director = (await account.post("/api/users", json={"name": "Dee", "email": "dee@example.com"})).json()["id"]
+    async with smtp_server() as (inbox, port):
+        await configure(account, email=email_settings(port))
+        ticket = await account.create_ticket(priority="urgent", subject="Card terminal offline",
+                                             requesterEmail="merchant@example.com")
+        created = await account.post(RULES, json=rule(when={"afterMinutes": 0}, escalateTo="specific_user",
+                                                      escalateToUserId=director,
+                                                      notificationChannels=["email", "in_app"]))
+        assert created.status_code == 201, created.text
+        reply = await account.post(f"/api/tickets/{ticket['id']}/comments",
+                                   json={"body": "We are on it.", "notifyCustomer": True})
+        assert reply.status_code == 201
+
+        deadline = time.monotonic() + 30
+        while len(inbox.messages) < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        to_director, to_merchant = inbox.to("dee@example.com"), inbox.to("merchant@example.com")
+        assert len(to_director) == 1 and ticket["ticketNumber"] in to_director[0]["Subject"]
+        assert len(to_merchant) == 1 and "We are on it." in to_merchant[0].get_content()
+        assert to_merchant[0]["From"] == "support@pulse.example"
+
+    sent = (await account.get(f"/api/notifications/deliveries?ticketId={ticket['id']}")).json()["data"]
+    assert sorted((d["channel"], d["status"], d["reason"].split(":")[0]) for d in sent) == [
+        ("email", "sent", "comment"), ("email", "sent", "escalation"), ("in_app", "sent", "escalation")]
