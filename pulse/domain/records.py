@@ -120,14 +120,6 @@ class CommentResult(Record):
     ticket: Ticket
 
 
-class MergeOutcome(Record):
-    """One secondary ticket merged into the primary (one transaction)."""
-
-    primary: Ticket
-    secondary: Ticket
-    comments_merged: int
-
-
 class MergeError(Record):
     ticket_id: int
     error: str

@@ -9,7 +9,7 @@ stopped). Each metric counts **business time** — only inside the policy's cale
 The :class:`SlaLedger` is what the ticket workflow keeps: per metric the business time used in
 finished segments plus the start of the segment counting now, the last evaluated state, the due
 date, and the decision (``met``). Everything the ticket row shows is derived from it by
-:func:`snapshot`; the next instant something changes by :func:`next_due`. Every operation
+:func:`snapshot`; the next instants something changes by ``pulse.domain.agenda.sla_items``. Every operation
 returns a new ledger plus the :class:`SlaEvent` s it caused (``sla_at_risk``, ``sla_breached`` …)
 — the events that automation and escalation consume.
 
@@ -303,10 +303,6 @@ def instant_at(ledger: SlaLedger, metric: SlaMetric, amount: timedelta) -> datet
     return _add(ledger, clock.running_since, amount - clock.used)
 
 
-def instant_at_percent(ledger: SlaLedger, metric: SlaMetric, percent: float) -> datetime | None:
-    return instant_at(ledger, metric, ledger.policy.target(metric) * percent / 100)
-
-
 def _state_for(ledger: SlaLedger, metric: SlaMetric, used: timedelta) -> SlaState:
     policy = ledger.policy
     if used >= policy.target(metric):
@@ -324,30 +320,6 @@ def _overall(ledger: SlaLedger) -> SlaState:
         return max((ledger.clock(m).state for m in running), key=_SEVERITY.__getitem__)
     missed = any(ledger.clock(m).met is False for m in SlaMetric)
     return SlaState.BREACHED if missed else SlaState.ON_TIME
-
-
-def next_due(ledger: SlaLedger | None, now: datetime) -> tuple[datetime, str] | None:
-    """The next instant the SLA state changes by itself, and what it is ("first response at
-    risk", "resolution breach"); None while nothing counts (paused, stopped, all breached)."""
-    if ledger is None:
-        return None
-    best: tuple[datetime, str] | None = None
-    for metric in SlaMetric:
-        clock = ledger.clock(metric)
-        if not clock.active or clock.running_since is None:
-            continue
-        label = metric.value.replace("_", " ")
-        if clock.state == SlaState.ON_TIME:
-            instant, summary = instant_at(ledger, metric, ledger.policy.at_risk_after(metric)), f"{label} at risk"
-        elif clock.state == SlaState.AT_RISK:
-            instant, summary = instant_at(ledger, metric, ledger.policy.target(metric)), f"{label} breach"
-        else:
-            continue
-        if instant is None:
-            continue
-        if best is None or instant < best[0]:
-            best = (instant, summary)
-    return best
 
 
 def _minutes(amount: timedelta) -> int:
@@ -371,16 +343,6 @@ def snapshot(ledger: SlaLedger | None) -> SlaSnapshot:
         first_response_time=first.elapsed_minutes,
         resolution_time=resolution.elapsed_minutes,
     )
-
-
-def stored_snapshot(ticket: Any) -> SlaSnapshot:
-    """The SLA fields as stored on a ticket (any object with the ticket's attributes)."""
-    return SlaSnapshot.model_validate({field: getattr(ticket, field) for field in SlaSnapshot.model_fields})
-
-
-def compute_deadlines(ledger: SlaLedger | None) -> SlaSnapshot:
-    """Alias of :func:`snapshot`: the due dates and decisions to store on the ticket."""
-    return snapshot(ledger)
 
 
 # -- changing the clock ---------------------------------------------------------------------------
@@ -577,10 +539,6 @@ def first_response(ledger: SlaLedger, now: datetime) -> tuple[SlaLedger, list[Sl
     change = _Change(ledger, now)
     change.stop(SlaMetric.FIRST_RESPONSE)
     return change.finish()
-
-
-def can_pause(ledger: SlaLedger | None) -> bool:
-    return ledger is not None and bool(ledger.running_metrics())
 
 
 def pause(ledger: SlaLedger, now: datetime, reason: str | None) -> tuple[SlaLedger, list[SlaEvent]]:

@@ -20,17 +20,6 @@ class AccountRepository:
     async def get(self, account_id: int) -> Account | None:
         return await self.session.get(Account, account_id)
 
-    async def allocate_ticket_number(self, account_id: int) -> int:
-        """Next ``PULSE-<n>`` of the account. The row lock serialises concurrent creates and the
-        number rolls back with a failed transaction, so numbers have no gaps and never repeat."""
-        result = await self.session.execute(
-            update(Account)
-            .where(Account.id == account_id)
-            .values(last_ticket_number=Account.last_ticket_number + 1)
-            .returning(Account.last_ticket_number)
-        )
-        return result.scalar_one()
-
     async def is_member(self, account_id: int, user_id: int) -> bool:
         user_account = await self.session.scalar(select(User.account_id).where(User.id == user_id))
         if user_account == account_id:

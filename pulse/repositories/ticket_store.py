@@ -176,9 +176,6 @@ class TicketStore:
 
     # -- comments --------------------------------------------------------------------------------
 
-    async def next_comment_id(self) -> int:
-        return int(await self.session.scalar(select(func.nextval("ticket_comments_id_seq"))))
-
     async def add_comment(self, values: dict[str, Any]) -> records.Comment:
         row = (await self.session.execute(insert(TicketComment).values(**values).returning(
             *TicketComment.__table__.columns))).one()
@@ -257,10 +254,6 @@ class OutboxStore:
         )
         return claimed is not None
 
-    async def delivered(self, event_id: int, consumer: str) -> bool:
-        return await self.session.scalar(select(OutboxDelivery.event_id).where(
-            OutboxDelivery.event_id == event_id, OutboxDelivery.consumer == consumer)) is not None
-
     async def active_users(self, account_id: int, user_ids: list[int]) -> list[int]:
         rows = await self.session.scalars(select(User.id).where(User.account_id == account_id, User.id.in_(user_ids)))
         return list(rows)
@@ -268,8 +261,3 @@ class OutboxStore:
     async def notify(self, rows: list[dict[str, Any]]) -> None:
         if rows:
             await self.session.execute(pg_insert(Notification).values(rows).on_conflict_do_nothing())
-
-    async def notifications(self, account_id: int, user_id: int) -> list[Notification]:
-        rows = await self.session.scalars(select(Notification).where(
-            Notification.account_id == account_id, Notification.user_id == user_id).order_by(Notification.id))
-        return list(rows)

@@ -65,11 +65,6 @@ class TicketRepository:
             IdempotencyKey.account_id == account_id, IdempotencyKey.scope == CREATE_SCOPE, IdempotencyKey.key == key,
             IdempotencyKey.resource_id == ticket_id))
 
-    async def exists(self, account_id: int, ticket_id: int) -> bool:
-        """Whether the ticket's row is there, deleted or not."""
-        return await self.session.scalar(select(Ticket.id).where(
-            Ticket.account_id == account_id, Ticket.id == ticket_id)) is not None
-
     async def get(self, account_id: int, ticket_id: int, *, for_update: bool = False) -> Ticket | None:
         query = select(Ticket).where(
             Ticket.account_id == account_id, Ticket.id == ticket_id, Ticket.deleted_at.is_(None)
