@@ -7,12 +7,24 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pulse.domain import sla
+from pulse.domain.agenda import AgendaFacts, sla_items
 from pulse.domain.calendar import BusinessCalendar, add_business_minutes, business_minutes_between
 from pulse.domain.sla import SlaMetric, SlaPolicy, SlaState
 from pulse.domain.tickets import Priority, TicketStatus
 
 FR, RES = SlaMetric.FIRST_RESPONSE, SlaMetric.RESOLUTION
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)  # a Monday
+
+
+def next_due(ledger: sla.SlaLedger | None, now: datetime | None = None) -> tuple[datetime, str] | None:
+    """The ticket agenda's next SLA item, as (instant, "<metric> at risk" | "<metric> breach")."""
+    facts = AgendaFacts(status=TicketStatus.OPEN, created_at=T0, ledger=ledger)
+    items = sorted(sla_items(facts), key=lambda item: item.at)
+    if not items:
+        return None
+    metric, threshold = items[0].key.split(":")
+    label = metric.replace("_", " ") + (" at risk" if threshold == "at_risk" else " breach")
+    return items[0].at, label
 NINE_TO_FIVE = BusinessCalendar(
     timezone="Europe/Berlin",
     weekly_hours={day: [("09:00", "17:00")] for day in ("mon", "tue", "wed", "thu", "fri")},
@@ -39,7 +51,7 @@ def test_a_new_ticket_gets_exact_due_dates_and_is_on_time() -> None:
     assert shown.sla_resolution_due == T0 + minutes(480)
     assert shown.sla_first_response_met is None and shown.sla_resolution_met is None
     assert types(events) == ["sla_started"]
-    assert sla.next_due(ledger, T0) == (T0 + minutes(48), "first response at risk")
+    assert next_due(ledger, T0) == (T0 + minutes(48), "first response at risk")
 
 
 def test_default_policies_follow_the_brief() -> None:
@@ -57,7 +69,7 @@ def test_the_clock_turns_at_risk_then_breached_at_the_exact_instants() -> None:
     ledger, events = sla.tick(ledger, T0 + minutes(48))
     assert ledger.status == SlaState.AT_RISK
     assert [(e.type, e.metric, e.occurred_at) for e in events] == [("sla_at_risk", FR, T0 + minutes(48))]
-    assert sla.next_due(ledger, T0 + minutes(48)) == (T0 + minutes(60), "first response breach")
+    assert next_due(ledger, T0 + minutes(48)) == (T0 + minutes(60), "first response breach")
 
     ledger, events = sla.tick(ledger, T0 + minutes(60))
     shown = sla.snapshot(ledger)
@@ -65,7 +77,7 @@ def test_the_clock_turns_at_risk_then_breached_at_the_exact_instants() -> None:
     assert shown.sla_status == SlaState.BREACHED
     assert shown.sla_breached_at == T0 + minutes(60)
     assert shown.sla_first_response_met is False  # decided: it can no longer be met
-    assert sla.next_due(ledger, T0 + minutes(60)) == (T0 + minutes(384), "resolution at risk")
+    assert next_due(ledger, T0 + minutes(60)) == (T0 + minutes(384), "resolution at risk")
 
 
 def test_a_late_evaluation_still_records_the_exact_crossing_instants() -> None:
@@ -86,7 +98,7 @@ def test_first_response_in_time_is_met_and_the_status_follows_resolution() -> No
     assert shown.first_response_time == 55  # business minutes, rounded to the nearest minute
     assert shown.sla_status == SlaState.ON_TIME  # only resolution still runs, at 55 of 480 minutes
     assert types(events) == ["sla_metric_completed"]
-    assert sla.next_due(ledger, T0 + minutes(56)) == (T0 + minutes(384), "resolution at risk")
+    assert next_due(ledger, T0 + minutes(56)) == (T0 + minutes(384), "resolution at risk")
 
 
 def test_a_response_after_the_due_instant_is_a_breach_even_before_the_timer_fired() -> None:
@@ -103,7 +115,7 @@ def test_waiting_on_the_customer_pauses_without_a_timer_and_resuming_shifts_due_
     ledger, events = sla.change_status(ledger, TicketStatus.OPEN, TicketStatus.WAITING_CUSTOMER, T0 + minutes(10))
     assert types(events) == ["sla_paused"]
     assert ledger.status == SlaState.PAUSED
-    assert sla.next_due(ledger, T0 + minutes(10)) is None  # no timer at all while paused
+    assert next_due(ledger, T0 + minutes(10)) is None  # no timer at all while paused
     assert sla.snapshot(ledger).sla_paused_at == T0 + minutes(10)
     assert sla.snapshot(ledger).sla_first_response_due == T0 + minutes(60)  # fixed while paused
 
@@ -159,7 +171,7 @@ def test_a_priority_upgrade_keeps_used_time_and_breaches_at_once_when_already_pa
     assert shown.sla_status == SlaState.BREACHED and shown.sla_breached_at == now
     assert shown.sla_first_response_due == now  # the target was used up by the change itself
     assert shown.sla_resolution_due == T0 + minutes(240)  # 30 used, 210 to go
-    assert sla.next_due(ledger, now) == (T0 + minutes(192), "resolution at risk")
+    assert next_due(ledger, now) == (T0 + minutes(192), "resolution at risk")
 
 
 def test_a_priority_downgrade_moves_running_due_dates_later() -> None:
@@ -176,7 +188,7 @@ def test_reopen_resumes_the_resolution_clock_where_it_stopped() -> None:
     resolved = sla.snapshot(ledger)
     assert resolved.sla_resolution_met is True and resolved.resolution_time == 100
     assert resolved.sla_status == SlaState.ON_TIME
-    assert sla.next_due(ledger, T0 + minutes(100)) is None
+    assert next_due(ledger, T0 + minutes(100)) is None
 
     reopened_at = T0 + timedelta(days=2)
     ledger, events = sla.change_status(ledger, TicketStatus.RESOLVED, TicketStatus.IN_PROGRESS, reopened_at)
@@ -184,7 +196,7 @@ def test_reopen_resumes_the_resolution_clock_where_it_stopped() -> None:
     assert types(events) == ["sla_metric_resumed"]
     assert shown.sla_resolution_met is None and shown.resolution_time is None
     assert shown.sla_resolution_due == reopened_at + minutes(380)
-    assert sla.next_due(ledger, reopened_at) == (reopened_at + minutes(284), "resolution at risk")
+    assert next_due(ledger, reopened_at) == (reopened_at + minutes(284), "resolution at risk")
     assert shown.sla_first_response_met is True  # a decided metric stays decided
 
 
@@ -207,7 +219,7 @@ def test_when_no_metric_runs_the_status_shows_whether_any_was_missed() -> None:
 def test_a_ticket_created_waiting_on_the_customer_starts_paused() -> None:
     ledger, events = sla.start(policy(), TicketStatus.WAITING_CUSTOMER, T0)
     assert ledger.status == SlaState.PAUSED and types(events) == ["sla_started", "sla_paused"]
-    assert sla.next_due(ledger, T0) is None
+    assert next_due(ledger, T0) is None
 
 
 def test_an_edited_calendar_keeps_used_time_measured_with_the_old_one() -> None:
@@ -221,10 +233,10 @@ def test_an_edited_calendar_keeps_used_time_measured_with_the_old_one() -> None:
 
 def test_escalation_can_ask_for_the_instant_of_any_percentage() -> None:
     ledger, _ = sla.start(policy(first=100, resolution=1000), TicketStatus.OPEN, T0)
-    assert sla.instant_at_percent(ledger, FR, 85) == T0 + minutes(85)
-    assert sla.instant_at_percent(ledger, RES, 70) == T0 + minutes(700)
+    assert sla.instant_at(ledger, FR, ledger.policy.target(FR) * 85 / 100) == T0 + minutes(85)
+    assert sla.instant_at(ledger, RES, ledger.policy.target(RES) * 70 / 100) == T0 + minutes(700)
     ledger, _ = sla.pause(ledger, T0, "x")
-    assert sla.instant_at_percent(ledger, FR, 85) is None  # nothing is due while paused
+    assert sla.instant_at(ledger, FR, ledger.policy.target(FR) * 85 / 100) is None  # nothing is due while paused
 
 
 def test_the_ledger_survives_a_round_trip_through_json() -> None:
