@@ -29,7 +29,12 @@ import random
 import uuid
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
-from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
@@ -56,6 +61,10 @@ log = logging.getLogger("pulse.gateway")
 
 TICKET_WORKFLOW = "TicketWorkflow"
 BUSY_TICKET_PATIENCE_SECONDS = 30.0
+# How long a command may take before the caller gets a 503 (the command may still complete; its
+# retry with the same key or command id is answered from its outcome). A merge walks its secondaries.
+COMMAND_DEADLINE_SECONDS = 45.0
+MERGE_DEADLINE_SECONDS = 600.0
 MAX_IN_FLIGHT_UPDATES_PER_TICKET = 8
 _RETRYABLE_UPDATE_STATUSES = (RPCStatusCode.RESOURCE_EXHAUSTED, RPCStatusCode.UNAVAILABLE)
 
@@ -178,12 +187,13 @@ class TicketGateway:
 
     async def merge(self, account_id: int, ticket_id: int, input: MergeTicketsInput, *,
                     resume: bool = False) -> records.MergeResult:
-        return await self._send(account_id, ticket_id, "merge", input, records.MergeResult, resume=resume)
+        return await self._send(account_id, ticket_id, "merge", input, records.MergeResult, resume=resume,
+                                deadline=MERGE_DEADLINE_SECONDS)
 
     async def merge_into(self, account_id: int, ticket_id: int, input: MergeIntoInput, *,
                          resume: bool = False) -> records.Ticket:
         return await self._send(account_id, ticket_id, "merge_into", input, records.Ticket, resume=resume,
-                                update_id=f"merge-into-{input.primary_ticket_id}")
+                                update_id=input.command_id)
 
     async def rules_changed(self, account_id: int, ticket_id: int, generation: int) -> bool:
         """Signal the ticket's running workflow; False when it has none."""
@@ -199,19 +209,23 @@ class TicketGateway:
     # -- sending -------------------------------------------------------------------------------
 
     async def _send(self, account_id: int, ticket_id: int, name: str, input: Any, result_type: type[Result], *,
-                    resume: bool, update_id: str | None = None) -> Result:
+                    resume: bool, update_id: str | None = None,
+                    deadline: float = COMMAND_DEADLINE_SECONDS) -> Result:
         """One update of the ticket's workflow. Without ``resume``: ``NoRunningWorkflow`` when it
         has none running. With it: sent with a start of a run that loads the ticket first."""
         workflow_id = workflow_id_for(account_id, ticket_id)
         update_id = update_id or f"{name}-{uuid.uuid4()}"  # one id for every retry
         try:
-            async with _ticket_gates.admit(workflow_id):
+            async with asyncio.timeout(deadline), _ticket_gates.admit(workflow_id):
                 if resume:
                     return await _when_admitted(lambda: self._send_with_start(account_id, ticket_id, name, input,
                                                                               result_type, update_id))
                 handle = self.temporal.get_workflow_handle(workflow_id)
                 return await _when_admitted(lambda: handle.execute_update(name, input, id=update_id,
                                                                           result_type=result_type))
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+            raise TemporalUnavailable("the ticket did not answer in time; retry shortly") \
+                from None
         except WorkflowUpdateFailedError as error:
             raise domain_error(error) from None
         except RPCError as error:

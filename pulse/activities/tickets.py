@@ -46,7 +46,7 @@ class TicketActivities:
                 try:
                     return await write(TicketEngine(session), command)
                 except AlreadyApplied as applied:
-                    return applied.outcome
+                    return applied.outcome.model_copy(update={"replayed": True})
         except DomainError as error:
             raise to_application_error(error) from None
         except (DataError, IntegrityError) as error:

@@ -135,7 +135,8 @@ def _metric_label(metric: sla.SlaMetric) -> str:
 
 def sla_items(facts: AgendaFacts) -> list[DueItem]:
     """Each running SLA metric's next thresholds: at-risk (while on time) and breach. Nothing while
-    paused or stopped; the ledger itself says which were crossed, so each crosses once."""
+    paused or stopped; the ledger itself says which were crossed, so each crosses once. A key names
+    its instant: a re-targeted clock (a priority change) has new thresholds, which fire in turn."""
     ledger = facts.ledger
     if ledger is None:
         return []
@@ -148,12 +149,12 @@ def sla_items(facts: AgendaFacts) -> list[DueItem]:
         if clock.state == sla.SlaState.ON_TIME:
             at_risk = sla.instant_at(ledger, metric, ledger.policy.at_risk_after(metric))
             if at_risk is not None:
-                items.append(DueItem(kind=SLA_KIND, key=f"{metric.value}:at_risk", at=at_risk,
+                items.append(DueItem(kind=SLA_KIND, key=f"{metric.value}:at_risk@{at_risk.isoformat()}", at=at_risk,
                                      summary=f"{label} {ledger.policy.at_risk_percent} % → at risk"))
         if clock.state in (sla.SlaState.ON_TIME, sla.SlaState.AT_RISK):
             breach = sla.instant_at(ledger, metric, ledger.policy.target(metric))
             if breach is not None:
-                items.append(DueItem(kind=SLA_KIND, key=f"{metric.value}:breach", at=breach,
+                items.append(DueItem(kind=SLA_KIND, key=f"{metric.value}:breach@{breach.isoformat()}", at=breach,
                                      summary=f"{label} 100 % → breached"))
     return items
 
@@ -174,7 +175,7 @@ ESCALATION_KIND = escalation.ESCALATION_KIND
 def escalation_items(facts: AgendaFacts) -> list[DueItem]:
     """Each enabled escalation rule of the ticket's priority, at its threshold."""
     return [
-        DueItem(kind=ESCALATION_KIND, key=str(rule.id), at=at,
+        DueItem(kind=ESCALATION_KIND, key=f"{rule.id}@{at.isoformat()}", at=at,
                 summary=f"escalation level {rule.level}: {rule.when.describe()} → {rule.escalate_to.value}")
         for rule, at in escalation.items(facts.ticket, facts.ledger, facts.rules.escalations)
     ]

@@ -162,7 +162,7 @@ def create(ticket_id: int, account_id: int, number: int, new: NewTicket, actor: 
     created = TicketEvent(type="ticket_created", occurred_at=now, actor=actor,
                           data={"status": status.value, "priority": priority.value})
     if ticket.assigned_to_user_id is not None:
-        created = _assignment(ticket, actor, created.model_copy(update={
+        created = assignment_event(ticket, actor, created.model_copy(update={
             "field": "assigned_to_user_id", "to_value": ticket.assigned_to_user_id}))
     return ticket, [created]
 
@@ -187,6 +187,7 @@ def _status(ticket: records.Ticket, target: TicketStatus, actor: Actor, now: dat
         return []
     if is_reopen(current, target):
         ticket.reopen_count += 1
+        ticket.last_reopened_at = now
         ticket.resolved_at = None
     if target == TicketStatus.RESOLVED:
         ticket.resolved_at = now
@@ -235,7 +236,7 @@ def update(ticket: records.Ticket, changes: TicketChanges, actor: Actor, now: da
         if current == value:
             continue
         setattr(after, field, value)
-        events.append(_assignment(after, actor, TicketEvent(type="field_changed", occurred_at=now, actor=actor,
+        events.append(assignment_event(after, actor, TicketEvent(type="field_changed", occurred_at=now, actor=actor,
                                                             field=field, from_value=_json(current),
                                                             to_value=_json(value))))
     _touch(after, events, now)
@@ -262,7 +263,7 @@ def _customer_reply(ticket: records.Ticket, new: NewComment) -> dict[str, Any]:
                                      text=new.body, emails=[ticket.requester_email])}
 
 
-def _assignment(ticket: records.Ticket, actor: Actor, event: TicketEvent) -> TicketEvent:
+def assignment_event(ticket: records.Ticket, actor: Actor, event: TicketEvent) -> TicketEvent:
     """A ticket assigned to someone else notifies the new assignee in-app."""
     if event.field != "assigned_to_user_id" or event.to_value is None or event.to_value == actor.user_id:
         return event

@@ -132,6 +132,8 @@ class TicketWorkflowState(BaseModel):
     cycle: int = 0
     rules_generation: int = 0
     agenda_refreshes: int = 0  # how many times the rules' fan-out made it re-compute
+    rules_wanted: int = 0  # the newest rules generation signalled (kept across continue-as-new)
+    write_sequence: int = 0  # the last write of the ticket taken over (older outcomes are answers, not news)
     pending: list[Delivery] = []  # outbox deliveries under way
     system_writes: int = 0  # numbers the workflow's own commands (due items, deliveries' ids)
 
@@ -229,6 +231,7 @@ class TicketWrite(BaseModel):
     sla_paused_by_status: bool = False
     sla_paused_manually: bool = False
     comments_merged: int = 0
+    replayed: bool = False  # the stored outcome of a command applied before (an activity retry or a repeat)
 
 
 def command_id_for(workflow_id: str, update_id: str) -> str:

@@ -19,7 +19,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from pulse.domain import records, sla
 from pulse.domain.calendar import add_business_minutes
-from pulse.domain.changes import Actor, TicketEvent
+from pulse.domain.changes import Actor, TicketEvent, assignment_event
 from pulse.domain.conditions import Condition
 from pulse.domain.notify import notify_payload
 from pulse.domain.tickets import Priority, TicketStatus, format_ticket_number
@@ -116,10 +116,12 @@ class EscalationRule(BaseModel):
 
 
 def _after(ticket: records.Ticket, ledger: sla.SlaLedger | None, minutes: int, business_hours: bool) -> datetime:
+    """``minutes`` into the current SLA cycle: from the creation, or from the last reopen."""
+    start = ticket.last_reopened_at or ticket.created_at
     calendar = ledger.policy.calendar if ledger is not None else None
     if business_hours and calendar is not None:
-        return add_business_minutes(calendar, ticket.created_at, minutes)
-    return ticket.created_at + timedelta(minutes=minutes)
+        return add_business_minutes(calendar, start, minutes)
+    return start + timedelta(minutes=minutes)
 
 
 def threshold(rule: EscalationRule, ticket: records.Ticket, ledger: sla.SlaLedger | None) -> datetime | None:
@@ -140,6 +142,13 @@ def threshold(rule: EscalationRule, ticket: records.Ticket, ledger: sla.SlaLedge
     if clock.used >= amount:
         return clock.running_since  # already past it (a rule added later): due at once
     return sla.instant_at(ledger, when.metric, amount)
+
+
+def is_due(rule: EscalationRule, ticket: records.Ticket, ledger: sla.SlaLedger | None, now: datetime) -> bool:
+    """Whether the rule, as it is now, has reached its threshold for the ticket at ``now`` (an item
+    armed under an earlier version of the rule may come due before its fan-out re-arms it)."""
+    at = threshold(rule, ticket, ledger)
+    return at is not None and at <= now + timedelta(milliseconds=2)
 
 
 def items(ticket: records.Ticket | None, ledger: sla.SlaLedger | None,
@@ -191,8 +200,9 @@ def escalate(ticket: records.Ticket, rule: EscalationRule, target: ResolvedTarge
         user_id = target.user_ids[0] if len(target.user_ids) == 1 else None
         for field, value in (("assigned_to_user_id", user_id), ("assigned_to_team_id", target.team_id)):
             if value is not None and getattr(after, field) != value:
-                events.append(TicketEvent(type="field_changed", occurred_at=now, actor=actor, field=field,
-                                          from_value=getattr(after, field), to_value=value))
+                events.append(assignment_event(after, actor, TicketEvent(
+                    type="field_changed", occurred_at=now, actor=actor, field=field,
+                    from_value=getattr(after, field), to_value=value)))
                 setattr(after, field, value)
                 reassigned = True
     events.insert(0, TicketEvent(type="escalated", occurred_at=now, actor=actor, data={

@@ -68,6 +68,8 @@ class Ticket(Record):
     external_ticket_id: str | None = None
     merged_into_ticket_id: int | None = None
     deleted_at: datetime | None = None
+    last_reopened_at: datetime | None = None  # the start of the current SLA cycle, after a reopen
+    write_sequence: int = 0  # every committed write of the ticket, SLA moves included (internal)
 
     @property
     def ticket_number(self) -> str:
@@ -75,7 +77,7 @@ class Ticket(Record):
 
     def to_api(self) -> dict[str, Any]:
         body = super().to_api()
-        for internal in ("accountId", "number", "deletedAt"):
+        for internal in ("accountId", "number", "deletedAt", "writeSequence"):
             body.pop(internal)
         body["ticketNumber"] = self.ticket_number
         return body

@@ -208,6 +208,8 @@ class Ticket(Base):
     external_ticket_id: Mapped[str | None] = mapped_column(String(200))
     merged_into_ticket_id: Mapped[int | None] = mapped_column(BigInteger)
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_reopened_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    write_sequence: Mapped[int] = mapped_column(BigInteger, server_default="0")
     # Full-text documents: subject (weight A), description (B), public comments (C), internal notes
     # (D, only in search_vector; search_public is what callers without writeSupport search). Kept
     # current by TicketWriter (TicketSearchIndex); deferred so ticket reads never load them.

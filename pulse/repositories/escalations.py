@@ -82,6 +82,11 @@ class EscalationRuleRepository:
     async def record(self, values: dict[str, Any]) -> None:
         await self.session.execute(insert(TicketEscalation).values(**values))
 
+    async def escalated_in_cycle(self, ticket_id: int, rule_id: int, cycle: int) -> bool:
+        return await self.session.scalar(select(TicketEscalation.id).where(
+            TicketEscalation.ticket_id == ticket_id, TicketEscalation.rule_id == rule_id,
+            TicketEscalation.cycle == cycle).limit(1)) is not None
+
     async def history(self, ticket_id: int) -> list[TicketEscalation]:
         rows = await self.session.scalars(select(TicketEscalation).where(TicketEscalation.ticket_id == ticket_id)
                                           .order_by(TicketEscalation.escalated_at, TicketEscalation.id))

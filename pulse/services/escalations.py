@@ -3,6 +3,7 @@ reaches (the engine's side, resolved when it fires, inside the escalation's tran
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timezone
 from typing import Any
 
@@ -28,6 +29,9 @@ from pulse.repositories.escalations import EscalationRuleRepository, rule_record
 from pulse.repositories.rotations import RotationRepository
 from pulse.repositories.rules import RulesRepository
 from pulse.services.rules import RulesService
+
+
+log = logging.getLogger("pulse.escalation")
 
 
 class EscalationTargets:
@@ -75,7 +79,8 @@ def _invalid(field: str, message: str) -> ValidationFailed:
 
 
 class EscalationRuleService:
-    """CRUD of an account's escalation rules. Every change bumps the account's rules generation and
+    """CRUD of an account's escalation rules. Every change bumps the account's rules generation in
+    its own transaction (so no write can cache the new rules under the old generation) and then
     starts the fan-out, so rules created, edited, disabled or deleted apply to open tickets too."""
 
     def __init__(self, sessions: SessionFactory, temporal: Client, task_queue: str) -> None:
@@ -125,17 +130,21 @@ class EscalationRuleService:
                 "conditions": [c.model_dump(mode="json") for c in conditions],
                 "priority": values.get("priority") or "all"}
 
-    async def _changed(self, account_id: int) -> None:
-        async with self.sessions() as session, session.begin():
-            generation = await RulesRepository(session).bump_generation(account_id)
-        await self.rules.start_fanout(account_id, generation)
+    async def _fan_out(self, account_id: int, generation: int) -> None:
+        """Tell the open tickets (a failure to start is logged: every ticket's next write reads
+        the new generation anyway, and the rule itself is saved)."""
+        try:
+            await self.rules.start_fanout(account_id, generation)
+        except Exception:  # noqa: BLE001 - Temporal unreachable: the change stands
+            log.exception("could not start the fan-out of rules generation %s of account %s", generation, account_id)
 
     async def create(self, account_id: int, values: dict[str, Any]) -> dict[str, Any]:
         async with self.sessions() as session, session.begin():
             stored = await self._validated(session, account_id, values)
             row = await EscalationRuleRepository(session).add(EscalationRule(account_id=account_id, **stored))
             body = await self._render(session, row)
-        await self._changed(account_id)
+            generation = await RulesRepository(session).bump_generation(account_id)
+        await self._fan_out(account_id, generation)
         return body
 
     async def replace(self, account_id: int, rule_id: int, values: dict[str, Any],
@@ -154,7 +163,8 @@ class EscalationRuleService:
             row.version += 1
             row.updated_at = datetime.now(timezone.utc)
             body = await self._render(session, await repository.flush(row))
-        await self._changed(account_id)
+            generation = await RulesRepository(session).bump_generation(account_id)
+        await self._fan_out(account_id, generation)
         return body
 
     async def delete(self, account_id: int, rule_id: int) -> None:
@@ -164,7 +174,8 @@ class EscalationRuleService:
             if row is None:
                 raise NotFound(f"escalation rule {rule_id} not found")
             await repository.delete(row)
-        await self._changed(account_id)
+            generation = await RulesRepository(session).bump_generation(account_id)
+        await self._fan_out(account_id, generation)
 
     async def get(self, account_id: int, rule_id: int) -> dict[str, Any]:
         async with self.sessions() as session:

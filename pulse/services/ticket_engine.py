@@ -101,7 +101,7 @@ class TicketEngine:
             preview, _ = change(before)
             clock = clock.model_copy(update={"policy": await self._policy(command.account_id, preview, locked)})
         result = pipeline.run(before, change, actor=actor, now=command.now, ledger=ledger, rules=rules, clock=clock)
-        ticket = result.ticket
+        ticket = result.ticket.model_copy(update={"write_sequence": (before.write_sequence if before else 0) + 1})
         if before is None:
             await self.store.insert(ticket, changes.priority_rank(ticket))
         else:
@@ -242,8 +242,13 @@ class TicketEngine:
         internal note, record the history row, and raise ``escalated`` (which notifies) — one
         transaction. Otherwise the item is spent for this cycle and nothing changes."""
         rules = await self.store.rules(command.account_id, generation)
-        rule = rules.escalation_rule(int(command.item.key))
-        if rule is None or not rule.applies_to(before) or not all_match(list(rule.conditions), before):
+        rule = rules.escalation_rule(int(command.item.key.split("@")[0]))
+        history = EscalationRuleRepository(self.session)
+        if (rule is None or not rule.applies_to(before) or not escalation.is_due(rule, before, locked.ledger, command.now)
+                or not all_match(list(rule.conditions), before)
+                or await history.escalated_in_cycle(before.id, rule.id, command.cycle)):
+            # Spent for this cycle (disabled, no longer due as the rule now reads, conditions not
+            # met at the threshold, or escalated already): nothing changes.
             return await self._commit_write(command, locked, lambda ticket: (ticket, []),  # type: ignore[arg-type,return-value]
                                             actor=Actor.system(), generation=generation)
         target = await EscalationTargets(self.session).resolve(command.account_id, before, rule)
@@ -261,7 +266,7 @@ class TicketEngine:
             after.version -= 1  # one change: the escalation and its note
             events += noted
         reassigned = any(event.type == "field_changed" for event in events)
-        await EscalationRuleRepository(self.session).record(escalation_row_values(
+        await history.record(escalation_row_values(
             command.account_id, command.ticket_id, rule, command.cycle, command.item.at, command.now,
             target.user_ids, target.team_id, reassigned))
         search_index = TicketSearchIndex(self.session)
@@ -271,12 +276,16 @@ class TicketEngine:
                 await search_index.append_comment(ticket.id, comment.body, internal=True)
 
         return await self._commit_write(command, locked, lambda _: (after, list(events)), actor=events[0].actor,
-                                        generation=generation, comment=comment, search=index_note)
+                                        generation=generation, comment=comment, search=index_note,
+                                        reload_policy=reassigned)  # a new team may choose another policy
 
     async def merge_into(self, command: MergeIntoCommand) -> TicketWrite:
         """This (secondary) ticket is merged into the primary: linked, and closed when asked."""
         request = command.input
         locked, before, generation = await self._locked(command)
+        if before.merged_into_ticket_id == request.primary_ticket_id:  # done by an earlier attempt of this merge
+            return await self.load(LoadTicketCommand(account_id=command.account_id, ticket_id=command.ticket_id,
+                                                     now=command.now))
         check_mergeable(before, as_primary=False)
 
         def merged(ticket: records.Ticket | None) -> tuple[records.Ticket, list[TicketEvent]]:

@@ -89,9 +89,9 @@ class TicketWorkflow:
         self._lock = asyncio.Lock()
         self._changed = False
         self._abandoned = False
-        self._rules_wanted = self.state.rules_generation
         self._deliveries: set[asyncio.Task[None]] = set()
-        self._published = self._facts()  # the search attributes the run shows
+        # The search attributes the run shows: those it carries on, none in a run that loads its ticket.
+        self._published: sa.Facts = self._facts() if input.state is not None or not input.resume else (None,) * 5
         self._merging = 0
 
     # -- the run loop -------------------------------------------------------------------------
@@ -148,11 +148,11 @@ class TicketWorkflow:
         self.state.memory = self.state.memory.remember(item, cycle)
 
     def _rules_stale(self) -> bool:
-        return self._rules_wanted > self.state.rules_generation
+        return self.state.rules_wanted > self.state.rules_generation
 
     async def _refresh_agenda(self) -> None:
         """The account's rules changed (fan-out signal): re-read them with the ticket, once per generation."""
-        wanted = self._rules_wanted
+        wanted = self.state.rules_wanted
         outcome = await self._load_ticket(f"re-compute the agenda of {self._label()} (rules {wanted})")
         self.state.rules_generation = max(self.state.rules_generation, wanted)
         self.state.agenda_refreshes += 1
@@ -196,7 +196,7 @@ class TicketWorkflow:
     @workflow.signal
     def rules_changed(self, input: RulesChanged) -> None:
         """The account's rules reached a new generation; a generation already seen changes nothing."""
-        self._rules_wanted = max(self._rules_wanted, input.generation)
+        self.state.rules_wanted = max(self.state.rules_wanted, input.generation)
 
     # -- create ---------------------------------------------------------------------------------
 
@@ -214,8 +214,7 @@ class TicketWorkflow:
                 if self.state.number is None:
                     self._abandoned = True  # nothing was stored: this run has no ticket to keep
                 raise
-            assert outcome.ticket is not None
-            return outcome.ticket
+            return self._committed(outcome)
 
     # -- update ---------------------------------------------------------------------------------
 
@@ -229,8 +228,7 @@ class TicketWorkflow:
             outcome = await self._write(TicketActivities.update_ticket,
                                         UpdateCommand(**self._envelope(command_id=input.command_id), input=input),
                                         f"update {self._label()}: {fields}")
-            assert outcome.ticket is not None
-            return outcome.ticket
+            return self._committed(outcome)
 
     @update.validator
     def validate_update(self, input: UpdateTicketInput) -> None:
@@ -259,8 +257,10 @@ class TicketWorkflow:
             outcome = await self._write(TicketActivities.add_comment,
                                         CommentCommand(**self._envelope(command_id=input.command_id), input=input),
                                         f"add {kind} to {self._label()}")
-            assert outcome.comment is not None and outcome.ticket is not None
-            return records.CommentResult(comment=outcome.comment, ticket=outcome.ticket)
+            ticket = self._committed(outcome)
+            if outcome.comment is None:
+                raise to_application_error(NotFound(f"ticket {self.state.ticket_id} not found"))
+            return records.CommentResult(comment=outcome.comment, ticket=ticket)
 
     @add_comment.validator
     def validate_add_comment(self, input: AddCommentInput) -> None:
@@ -312,8 +312,7 @@ class TicketWorkflow:
     async def _pause_or_resume(self, actor: Actor, pause: bool, reason: str | None, summary: str) -> records.Ticket:
         outcome = await self._write(TicketActivities.pause_or_resume_sla,
                                     SlaPauseCommand(**self._envelope(), actor=actor, pause=pause, reason=reason), summary)
-        assert outcome.ticket is not None
-        return outcome.ticket
+        return self._committed(outcome)
 
     # -- merge ----------------------------------------------------------------------------------
 
@@ -385,8 +384,7 @@ class TicketWorkflow:
             outcome = await self._write(TicketActivities.merge_into,
                                         MergeIntoCommand(**self._envelope(command_id=input.command_id), input=input),
                                         f"merge {self._label()} into {format_ticket_number(input.primary_number)}")
-            assert outcome.ticket is not None
-            return outcome.ticket
+            return self._committed(outcome)
 
     @merge_into.validator
     def validate_merge_into(self, input: MergeIntoInput) -> None:
@@ -406,8 +404,7 @@ class TicketWorkflow:
             outcome = await self._write(TicketActivities.delete_ticket,
                                         DeleteCommand(**self._envelope(command_id=input.command_id), input=input),
                                         f"delete {self._label()}")
-            assert outcome.ticket is not None
-            return outcome.ticket
+            return self._committed(outcome)
 
     @delete.validator
     def validate_delete(self, input: DeleteTicketInput) -> None:
@@ -505,15 +502,14 @@ class TicketWorkflow:
         outbox deliveries to start; publish the changed search attributes (one upsert)."""
         self._changed = True
         ticket = outcome.ticket
+        if ticket is not None and self._is_old_news(outcome, ticket):
+            return  # a command applied before, answered from its stored outcome: the answer, not news
         for delivery in outcome.deliveries:
             self._start_delivery(delivery)
         if ticket is None:
             return
-        if ticket.version < self.state.version:
-            # A command applied in an earlier run (continue-as-new forgets update ids), answered
-            # from its stored outcome: the answer for the caller, not news.
-            return
         state = self.state
+        state.write_sequence = max(state.write_sequence, ticket.write_sequence)
         state.number, state.status, state.priority = ticket.number, ticket.status, ticket.priority
         state.team_id, state.sla_status, state.version = ticket.assigned_to_team_id, ticket.sla_status, ticket.version
         state.deleted = ticket.deleted_at is not None
@@ -524,11 +520,25 @@ class TicketWorkflow:
         state.cycle = outcome.cycle
         state.memory = state.memory.in_cycle(outcome.cycle).only(outcome.agenda)
         state.rules_generation = max(state.rules_generation, outcome.rules_generation)
-        self._rules_wanted = max(self._rules_wanted, state.rules_generation)
+        self.state.rules_wanted = max(self.state.rules_wanted, state.rules_generation)
         facts = self._facts()
         if facts != self._published:
             workflow.upsert_search_attributes(sa.updates(self._published, facts))
             self._published = facts
+
+    def _committed(self, outcome: TicketWrite) -> records.Ticket:
+        """The ticket a write committed; a 404 (not a failed workflow task) when there is none."""
+        if outcome.ticket is None:
+            raise to_application_error(NotFound(f"ticket {self.state.ticket_id} not found"))
+        return outcome.ticket
+
+    def _is_old_news(self, outcome: TicketWrite, ticket: records.Ticket) -> bool:
+        """An outcome older than what the workflow holds (a repeated command, or one retried after
+        continue-as-new forgot its update id). A stored outcome newer than that is news: its write
+        committed but this run never took it (the worker died first), so it is taken now."""
+        if ticket.write_sequence < self.state.write_sequence:
+            return True
+        return outcome.replayed and ticket.write_sequence <= self.state.write_sequence
 
     def _facts(self) -> sa.Facts:
         state = self.state

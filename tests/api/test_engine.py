@@ -182,3 +182,24 @@ async def test_a_ticket_whose_run_never_recorded_its_create_takes_writes(
     comment = await account.post(f"/api/tickets/{ticket['id']}/comments", json={"body": "Works"})
     assert comment.status_code == 201
     assert (await account.delete(f"/api/tickets/{ticket['id']}")).status_code == 200
+
+
+async def test_a_repeated_comment_does_not_undo_what_happened_since(
+    account: AccountContext, temporal_client: Client
+) -> None:
+    """The replay of a comment's Idempotency-Key answers the stored comment; the ticket keeps its
+    newer state (here a manual SLA pause): an old outcome is an answer, not news."""
+    ticket = await account.create_ticket(priority="urgent")
+    first = await account.post(f"/api/tickets/{ticket['id']}/comments", json={"body": "Once"},
+                               headers={"Idempotency-Key": "comment-once"})
+    paused = await account.post(f"/api/tickets/{ticket['id']}/sla/pause", json={"reason": "vendor"})
+    assert paused.status_code == 200 and paused.json()["slaStatus"] == "paused"
+
+    again = await account.post(f"/api/tickets/{ticket['id']}/comments", json={"body": "Once"},
+                               headers={"Idempotency-Key": "comment-once"})
+    assert again.status_code == 201 and again.json()["id"] == first.json()["id"]
+    state = await temporal_client.get_workflow_handle(f"ticket-{account.account_id}-{ticket['id']}").query(
+        TicketWorkflow.current_state)
+    assert state.sla_paused_manually and state.sla_status == "paused"
+    assert not [item for item in state.agenda if item.kind == "sla"]  # no timer while paused
+    assert (await account.get(f"/api/tickets/{ticket['id']}")).json()["slaStatus"] == "paused"

@@ -143,7 +143,7 @@ def urgent_ledger(now: datetime) -> sla.SlaLedger:
 
 def by_key(items: list[DueItem]) -> dict[str, DueItem]:
     assert all(item.kind == "sla" for item in items)
-    return {item.key: item for item in items}
+    return {item.key.split("@")[0]: item for item in items}  # keys name their instant: "<metric>:<threshold>@<at>"
 
 
 @FAST_SETTINGS
@@ -192,3 +192,20 @@ def test_an_agenda_probe_is_due_30_minutes_after_creation_while_the_ticket_is_no
     else:
         assert [(item.kind, item.key, item.at) for item in items] == [
             ("probe", "1", created_at + timedelta(minutes=30))]
+
+
+@FAST_SETTINGS
+@given(now=instants)
+def test_a_clock_retargeted_back_to_on_time_arms_its_new_thresholds(now):
+    """At risk and remembered as fired; a priority change gives a longer target: the new at-risk
+    instant is a new item and fires, though the old one fired in this cycle."""
+    ledger = urgent_ledger(now)
+    old = by_key(sla_items(AgendaFacts(status=TicketStatus.OPEN, created_at=now, ledger=ledger)))
+    at_risk = old["first_response:at_risk"]
+    ticked, _ = sla.tick(ledger, at_risk.at)
+    memory = AgendaMemory().remember(at_risk, 0)
+    retargeted, _ = sla.retarget(ticked, sla.default_policy(Priority.LOW), TicketStatus.OPEN, at_risk.at)
+    items = sla_items(AgendaFacts(status=TicketStatus.OPEN, created_at=now, ledger=retargeted))
+    first = next_item(items, memory.only(items), 0)
+    assert first is not None and first.key.startswith("first_response:at_risk@")
+    assert first.at == sla.instant_at(retargeted, FR, retargeted.policy.at_risk_after(FR)) > at_risk.at

@@ -22,7 +22,7 @@ def next_due(ledger: sla.SlaLedger | None, now: datetime | None = None) -> tuple
     items = sorted(sla_items(facts), key=lambda item: item.at)
     if not items:
         return None
-    metric, threshold = items[0].key.split(":")
+    metric, threshold = items[0].key.split("@")[0].split(":")
     label = metric.replace("_", " ") + (" at risk" if threshold == "at_risk" else " breach")
     return items[0].at, label
 NINE_TO_FIVE = BusinessCalendar(
