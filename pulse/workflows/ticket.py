@@ -74,7 +74,9 @@ SYSTEM_WRITE_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), m
 # Outbox consumers: retried with backoff for about a day, never holding up the ticket. A delivery
 # holds its targets for a 2-minute lease (pulse.notifications.delivery), so its timeout is longer.
 DELIVERY_TIMEOUT = timedelta(minutes=3)
-DELIVERY_HEARTBEAT_TIMEOUT = timedelta(seconds=10)  # a delivery on a dead worker is retried this soon
+# A delivery on a dead worker is retried this soon. A 10 s timeout was missed by heartbeats on an
+# overloaded worker (bench/escalation.py): cancelled attempts, some of which had already sent.
+DELIVERY_HEARTBEAT_TIMEOUT = timedelta(seconds=60)
 DELIVERY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5),
                              maximum_attempts=300, non_retryable_error_types=["UnknownChannel"])
 MERGE_REQUEST_TIMEOUT = timedelta(seconds=60)

@@ -71,7 +71,7 @@ async def test_mentions_acknowledged_before_a_worker_is_killed_are_each_notified
     workers[0].wait()
     workers.append(start_worker(database_url, temporal_address, task_queue, log))
 
-    deadline = time.monotonic() + 90  # a delivery lost with the worker is retried after its heartbeat timeout
+    deadline = time.monotonic() + 150  # a delivery lost with the worker is retried after its 60 s heartbeat timeout
     counts: list[tuple[int, int]] = []
     while time.monotonic() < deadline:
         with psycopg.connect(database_url, autocommit=True) as db:
