@@ -11,17 +11,26 @@ deployment shape, running the code of the tree this file lives in).
 2. **Round 1.** An agenda probe due 100,000 minutes after each ticket's creation (so it never
    fires) is added through ``RulesService.add_agenda_probe`` (in this process: the rules'
    generation is bumped and ``RulesFanOutWorkflow`` signals ``rules_changed`` to every open
-   ticket). Timed from that call until every ticket workflow's ``current_state`` query reports the
-   new ``rules_generation`` (queried at most ``--query-concurrency`` 50 at a time, in sweeps over
-   the tickets not yet there, once the fan-out workflow has closed). Then one more sweep over all
-   tickets checks: ``agenda_refreshes`` == 1 and the agenda holds exactly one ``probe`` item, keyed
-   by the probe's id.
+   ticket). Polled from that call until every ticket workflow's ``current_state`` query reports
+   the new ``rules_generation``: once the fan-out workflow has closed, first the 50 last-signalled
+   tickets, then sweeps over all not yet there (``--query-concurrency`` 50 queries at a time; a
+   query of a ticket no longer in the worker's cache replays it on the worker being measured, so
+   the polling is kept sparse and its end is only an upper bound). The exact timing comes from the
+   tickets' histories, read from the Temporal server afterwards: for each ticket the instant of
+   its first ``rules_changed`` signal of the generation and of its re-compute (the local activity
+   marker "re-compute the agenda of … (rules N)"), so the time of the last re-compute after the
+   call and the signal → re-compute latency. Then one more query sweep over all tickets checks:
+   ``agenda_refreshes`` == 1, the agenda holds exactly one ``probe`` item, keyed by the probe's id
+   (and the histories: no ticket re-computed twice for the generation).
 3. **Round 2, restart safety.** A second probe; while its fan-out runs, the worker is killed with
    SIGKILL once about a third of the tickets were signalled (the fan-out's ``signalled_so_far``
-   query, which counts whole pages, or the running page's heartbeated cursor), and a new worker is
-   started. Same checks: ``agenda_refreshes`` == 2 everywhere (exactly one re-compute for this
-   generation) and both probes on every agenda.
+   query when the worker answers it, the completed pages in the fan-out's history, and the running
+   page's heartbeated cursor), and a new worker is started. Same checks: ``agenda_refreshes`` == 2
+   everywhere (exactly one re-compute for this generation) and both probes on every agenda.
 
+The bench runs a copy of ``pulse/``, ``migrations/`` and ``alembic.ini`` taken when it starts (its
+workers, the one started after the crash too, and the API run it), so edits to the work tree
+during a run change nothing; it prints the commit and whether the tree had uncommitted changes.
 ``--check`` exits 1 unless both rounds have every ticket re-computed, none twice, none missing.
 Every wait is bounded (``--timeout`` per round); Ctrl-C or SIGTERM stops the subprocesses and
 drops the database (``--keep`` keeps it and the temp dir with the logs). Results: bench/README.md.
@@ -70,6 +79,37 @@ def server_url() -> str:
     return os.environ.get("DATABASE_URL") or DEFAULT_SERVER_URL
 
 
+# -- the code under test: a copy of the tree as the bench started -------------------------------
+
+def snapshot_code(target: Path) -> str:
+    """Copy ``pulse/``, ``migrations/`` and ``alembic.ini`` into ``target``: the bench, its workers
+    (the one started after the crash too) and the API all run this copy, so edits to the work tree
+    during a run cannot mix two versions of the engine (or code against an older schema). Returns
+    a description: the commit, whether the tree differed from it, and a hash of the copy."""
+    import hashlib
+
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(ROOT / "pulse", target / "pulse", ignore=ignore)
+    shutil.copytree(ROOT / "migrations", target / "migrations", ignore=ignore)
+    shutil.copy2(ROOT / "alembic.ini", target / "alembic.ini")
+    digest = hashlib.sha1()
+    for path in sorted(target.rglob("*")):
+        if path.is_file():
+            digest.update(str(path.relative_to(target)).encode() + b"\0" + path.read_bytes())
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    commit = git("rev-parse", "--short", "HEAD") or "?"
+    changed = [line for line in git("status", "--porcelain", "--", "pulse", "migrations", "alembic.ini").splitlines()
+               if line.strip()]
+    state = f" + uncommitted engine work ({len(changed)} files)" if changed else ""
+    return f"{commit}{state}; code copy sha1 {digest.hexdigest()[:12]}"
+
+
 # -- the stack ------------------------------------------------------------------------------------
 
 class Stack:
@@ -77,6 +117,7 @@ class Stack:
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
+        self.code = workdir / "code"  # the copy of the code under test (``python -m`` looks in the cwd first)
         self.children: list[tuple[str, subprocess.Popen]] = []
         self.env: dict[str, str] = {}
         self.workers = 0
@@ -84,7 +125,7 @@ class Stack:
     def spawn(self, name: str, args: list[str]) -> subprocess.Popen:
         log = (self.workdir / f"{name}.log").open("ab")
         process = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                   cwd=ROOT)
+                                   cwd=self.code)
         self.children.append((name, process))
         return process
 
@@ -381,6 +422,23 @@ async def run_round(label: str, expected_refreshes: int, previous_probes: list[i
         print(f"  fan-out workflow: {description.status}", flush=True)
 
     # -- until every ticket reports the generation ------------------------------------------------
+    # First the last-signalled tickets only (the highest ids: pages go in id order): every query of
+    # a ticket no longer in the worker's cache replays its history on the worker that is draining
+    # the backlog, so sweeping all of them early would slow down what is measured.
+    sentinels = ids[-args.query_concurrency:]
+    while time.monotonic() < deadline:
+        stack.check_alive()
+        states = await poller.sweep(sentinels)
+        behind = [t for t, state in states.items() if isinstance(state, Exception) or state.rules_generation < generation]
+        if time.monotonic() - last_print > 30:
+            last_print = time.monotonic()
+            print(f"  … {len(sentinels) - len(behind)}/{len(sentinels)} of the last-signalled tickets at generation "
+                  f"{generation} ({time.monotonic() - started:.0f} s)", flush=True)
+        if not behind:
+            print(f"  the {len(sentinels)} last-signalled tickets are at generation {generation} "
+                  f"({time.monotonic() - started:.1f} s); now all of them", flush=True)
+            break
+        await asyncio.sleep(args.sweep_pause)
     waiting = list(ids)
     sweeps = 0
     while waiting and time.monotonic() < deadline:
@@ -475,10 +533,10 @@ async def bench(args: argparse.Namespace, stack: Stack) -> int:
     temporal_address = f"127.0.0.1:{temporal_port}"
 
     api_port = free_port()
-    # the children run the code of the tree this script lives in (PYTHONPATH before the editable install)
+    # the children run the bench's copy of the code (cwd and PYTHONPATH before the editable install)
     stack.env = {**os.environ, "DATABASE_URL": database_url, "TEMPORAL_ADDRESS": temporal_address,
                  "PULSE_TASK_QUEUE": TASK_QUEUE, "PULSE_API_PORT": str(api_port),
-                 "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+                 "PYTHONPATH": os.pathsep.join(filter(None, [str(stack.code), os.environ.get("PYTHONPATH")]))}
     worker = stack.start_worker()
     stack.spawn("api", [sys.executable, "-m", "pulse.cli", "api"])
 
@@ -614,6 +672,13 @@ def main() -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="pulse-bench-fanout-"))
     stack = Stack(workdir)
+    try:
+        code = snapshot_code(stack.code)
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    sys.path.insert(0, str(stack.code))  # this process too: nothing of pulse is imported before this line
+    print(f"code under test: {code} (copied to {stack.code})", flush=True)
 
     def on_term(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
