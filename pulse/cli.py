@@ -1,4 +1,4 @@
-"""``pulse dev | api | worker | migrate``."""
+"""``pulse dev | api | worker | migrate | maverick-sim``."""
 
 from __future__ import annotations
 
@@ -17,6 +17,13 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("api", help="serve the HTTP API")
     commands.add_parser("worker", help="run a Temporal worker")
     commands.add_parser("migrate", help="apply database migrations")
+    sim = commands.add_parser("maverick-sim", help="serve a Maverick simulator (dev and test tool)")
+    sim.add_argument("--port", type=int, default=8090)
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--api-key", default="maverick-sim-key")
+    sim.add_argument("--tickets", type=int, default=25, help="seed tickets to start with")
+    sim.add_argument("--webhook-url", help="send signed webhooks here (a Pulse account's webhookUrl)")
+    sim.add_argument("--webhook-secret", help="the secret to sign them with")
     args = parser.parse_args(argv)
     settings = get_settings()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -42,6 +49,12 @@ def main(argv: list[str] | None = None) -> int:
         from pulse.worker import main as worker_main
 
         worker_main()
+        return 0
+    if args.command == "maverick-sim":
+        from pulse.integrations.maverick.simulator import serve
+
+        serve(args.port, host=args.host, api_key=args.api_key, tickets=args.tickets,
+              webhook_url=args.webhook_url, webhook_secret=args.webhook_secret)
         return 0
     if args.command == "migrate":
         from pulse.devstack import migrate
