@@ -277,7 +277,8 @@ async def measure(args: argparse.Namespace, stack: Stack, http: httpx.AsyncClien
     rss = {"idle worker": rss_mb(worker.pid)}
 
     # create --------------------------------------------------------------------------------------
-    print(f"\n{args.tickets} urgent tickets through POST /api/tickets, {args.concurrency} clients; escalation after "
+    pace = f"paced at {args.rate:g}/s" if args.rate else f"{args.concurrency} clients"
+    print(f"\n{args.tickets} urgent tickets through POST /api/tickets, {pace}; escalation after "
           f"{args.after} min (email + slack); SLA {args.first_response} / {args.resolution} min at risk at 50 % "
           f"(load {load()})", flush=True)
     numbers: dict[str, int] = {}
@@ -287,6 +288,8 @@ async def measure(args: argparse.Namespace, stack: Stack, http: httpx.AsyncClien
     async def client() -> None:
         nonlocal errors
         for index in counter:
+            if args.rate:  # paced: ticket i is created at i / rate, so the thresholds are spread the same way
+                await asyncio.sleep(max(0.0, started + index / args.rate - time.time()))
             try:
                 body = await call("POST", "/api/tickets", {"subject": f"Escalation bench {index}", "priority": "urgent"})
                 numbers[body["ticketNumber"]] = body["id"]
@@ -396,6 +399,8 @@ def main() -> int:
     parser.add_argument("--first-response", type=int, default=6, help="urgent SLA minutes")
     parser.add_argument("--resolution", type=int, default=8, help="urgent SLA minutes")
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="creates per second (0: as fast as --concurrency clients go); the thresholds follow")
     parser.add_argument("--grace", type=int, default=120, help="seconds to wait after the last threshold")
     parser.add_argument("--check", action="store_true", help="exit 1 unless p99 <= 1 s on both channels")
     parser.add_argument("--keep", action="store_true", help="keep the database and the work dir (logs)")

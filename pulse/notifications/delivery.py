@@ -9,9 +9,9 @@ the activity calls ``NotificationDelivery(sessions, http, smtp_factory).deliver(
 2. records a ``notification_deliveries`` row per target (``pending``; unique per event, channel
    and target, so a retry finds the rows it left) — or ``skipped`` with the cause in
    ``lastError`` when the channel has no settings or no recipient;
-3. sends to every target whose row is still open, one short transaction before (attempt
-   counted, lease taken) and after (``sent``, or ``failed`` with the error) each send. A ``sent``
-   row is never sent again, so retries never send twice;
+3. takes a lease on the rows still open in that same transaction (attempt counted), sends to
+   each, and records each outcome in a short transaction after its send (``sent``, or ``failed``
+   with the error). A ``sent`` row is never sent again, so retries never send twice;
 4. raises ``DeliveryIncomplete`` after recording when a target failed and may succeed later, so
    Temporal retries the activity with backoff and only those targets are tried again. A
    permanent failure (a refused address, a malformed request) is recorded and not retried.
@@ -55,13 +55,15 @@ class UnknownChannel(ValueError):
 
 
 class _Plan:
-    """What the first transaction decided: the message and the rows still to send."""
+    """What the first transaction decided: the message, the rows still to send and those of them
+    this attempt holds the lease of (claimed in that transaction)."""
 
     def __init__(self, message: Message, account_channels: AccountChannels,
-                 open_rows: list[tuple[int, Recipient]], report: DeliveryReport) -> None:
+                 open_rows: list[tuple[int, Recipient]], claimed: set[int], report: DeliveryReport) -> None:
         self.message = message
         self.channels = account_channels
         self.open_rows = open_rows
+        self.claimed = claimed
         self.report = report
 
 
@@ -98,13 +100,11 @@ class NotificationDelivery:
         report = plan.report
         secrets = _secrets(plan.channels) + ([r.address for _, r in plan.open_rows] if channel == "slack" else [])
         sender = self._sender(channel, plan.channels)
-        busy: list[str] = []
+        busy: list[str] = [recipient.target for delivery_id, recipient in plan.open_rows
+                           if delivery_id not in plan.claimed]
         try:
             for delivery_id, recipient in plan.open_rows:
-                async with self.sessions() as session, session.begin():
-                    claimed = await DeliveryRepository(session).claim(delivery_id, self.lease)
-                if not claimed:
-                    busy.append(recipient.target)
+                if delivery_id not in plan.claimed:
                     continue
                 try:
                     await sender.send(recipient, plan.message)
@@ -186,7 +186,8 @@ class NotificationDelivery:
                     open_rows.append((row.id, by_target[row.target]))
                 elif row.status == "failed":
                     report.failed.append(row.target)  # a permanent failure, or a target no longer named
-            return _Plan(message, account_channels, open_rows, report)
+            claimed = await deliveries.claim([delivery_id for delivery_id, _ in open_rows], self.lease)
+            return _Plan(message, account_channels, open_rows, claimed, report)
 
     async def _write_in_app(self, session: Any, event: Any, notify: NotifyRequest, message: Message,
                             targets: list[Recipient]) -> list[str]:

@@ -105,26 +105,29 @@ class DeliveryRepository:
             .returning(NotificationDelivery.target))
         return list(marked)
 
-    async def claim(self, delivery_id: int, lease: timedelta) -> bool:
-        """Take one open row for an attempt: count it and hold a lease, so a concurrent attempt of
-        the same activity (a timed-out one still running) leaves it alone. False: not open, or
-        another attempt holds it."""
-        claimed = await self.session.scalar(update(NotificationDelivery).where(
-            NotificationDelivery.id == delivery_id, NotificationDelivery.status.in_(OPEN_STATUSES),
+    async def claim(self, delivery_ids: Sequence[int], lease: timedelta) -> set[int]:
+        """Take the open rows for an attempt: count it and hold a lease, so a concurrent attempt of
+        the same activity (a timed-out one still running) leaves them alone. The ids taken (not
+        those already sent, failed for good, or leased by another attempt)."""
+        if not delivery_ids:
+            return set()
+        claimed = await self.session.scalars(update(NotificationDelivery).where(
+            NotificationDelivery.id.in_(list(delivery_ids)), NotificationDelivery.status.in_(OPEN_STATUSES),
             NotificationDelivery.retryable.is_(True),
             (NotificationDelivery.locked_until.is_(None)) | (NotificationDelivery.locked_until < func.now()),
         ).values(attempts=NotificationDelivery.attempts + 1, locked_until=func.now() + lease)
-            .returning(NotificationDelivery.id))
-        return claimed is not None
+            .returning(NotificationDelivery.id).execution_options(synchronize_session=False))
+        return set(claimed)
 
     async def mark_sent(self, delivery_id: int) -> None:
         await self.session.execute(update(NotificationDelivery).where(NotificationDelivery.id == delivery_id)
-                                   .values(status="sent", sent_at=func.now(), locked_until=None))
+                                   .values(status="sent", sent_at=func.now(), locked_until=None)
+                                   .execution_options(synchronize_session=False))
 
     async def mark_failed(self, delivery_id: int, error: str, *, retryable: bool) -> None:
         await self.session.execute(update(NotificationDelivery).where(NotificationDelivery.id == delivery_id)
                                    .values(status="failed", last_error=error[:2000], retryable=retryable,
-                                           locked_until=None))
+                                           locked_until=None).execution_options(synchronize_session=False))
 
     async def list(self, account_id: int, *, ticket_id: int | None, channel: str | None, status: str | None,
                    page: int, page_size: int) -> tuple[list[NotificationDelivery], int]:
