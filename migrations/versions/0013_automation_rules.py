@@ -1,4 +1,5 @@
-"""Automation rules and the audit trail of their evaluations
+"""Automation rules and the audit trail of their evaluations; tickets remember when they entered
+their status (``time_in_status`` rules count from it)
 
 Revision ID: 0013
 Revises: 0012
@@ -14,6 +15,9 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.add_column("tickets", sa.Column("status_changed_at", sa.DateTime(timezone=True)))
+    op.execute("UPDATE tickets SET status_changed_at = CASE status WHEN 'resolved' THEN resolved_at "
+               "WHEN 'closed' THEN closed_at ELSE updated_at END")  # not known before: never earlier than it was
     op.create_table(
         "automation_rules",
         sa.Column("id", sa.BigInteger(), primary_key=True),
@@ -58,3 +62,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("automation_executions")
     op.drop_table("automation_rules")
+    op.drop_column("tickets", "status_changed_at")

@@ -22,7 +22,7 @@ from typing import Callable
 
 from pydantic import BaseModel, ConfigDict
 
-from pulse.domain import escalation, records, sla
+from pulse.domain import automation, escalation, records, sla
 from pulse.domain.tickets import TicketStatus
 
 # A due instant within this of ``now`` counts as reached (the server keeps milliseconds).
@@ -109,6 +109,7 @@ class TicketRules(BaseModel):
     generation: int = 0
     probes: list[AgendaProbe] = []
     escalations: list[escalation.EscalationRule] = []
+    automations: list[automation.AutomationRule] = []  # enabled, by executionOrder then id
 
     def escalation_rule(self, rule_id: int) -> escalation.EscalationRule | None:
         return next((rule for rule in self.escalations if rule.id == rule_id), None)
@@ -181,8 +182,30 @@ def escalation_items(facts: AgendaFacts) -> list[DueItem]:
     ]
 
 
+AUTOMATION_KIND = automation.AUTOMATION_KIND
+
+
+def automation_items(facts: AgendaFacts) -> list[DueItem]:
+    """Each enabled ``time_in_status`` rule for the ticket's status, due ``afterMinutes`` after the
+    ticket entered it. The key names the rule, the status and the instant it was entered, so a
+    ticket that leaves and re-enters the status has a new item (the rule is re-armed)."""
+    ticket = facts.ticket
+    if ticket is None or facts.status == TicketStatus.CLOSED:
+        return []
+    entered = ticket.status_changed_at or ticket.created_at
+    items = []
+    for rule in facts.rules.automations:
+        config = rule.trigger_config
+        if rule.trigger != automation.Trigger.TIME_IN_STATUS or config is None or config.status != facts.status:
+            continue
+        items.append(DueItem(kind=AUTOMATION_KIND, key=f"{rule.id}:{config.status.value}@{entered.isoformat()}",
+                             at=entered + timedelta(minutes=config.after_minutes),
+                             summary=f"automation {rule.id}: {config.after_minutes} min in {config.status.value}"))
+    return items
+
+
 Source = Callable[[AgendaFacts], list[DueItem]]
-SOURCES: tuple[Source, ...] = (sla_items, probe_items, escalation_items)
+SOURCES: tuple[Source, ...] = (sla_items, probe_items, escalation_items, automation_items)
 
 
 def agenda_of(facts: AgendaFacts) -> list[DueItem]:

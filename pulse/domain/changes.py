@@ -155,6 +155,7 @@ def create(ticket_id: int, account_id: int, number: int, new: NewTicket, actor: 
         id=ticket_id, account_id=account_id, number=number, status=status, priority=priority, version=1,
         tags=normalise_tags(new.tags or []), custom_fields=new.custom_fields or {},
         source=new.source or TicketSource.API, created_at=now, updated_at=now, created_by=actor.user_id,
+        status_changed_at=now,
         resolved_at=now if status == TicketStatus.RESOLVED else None,
         closed_at=now if status == TicketStatus.CLOSED else None,
         **fields,
@@ -194,6 +195,7 @@ def _status(ticket: records.Ticket, target: TicketStatus, actor: Actor, now: dat
     if target == TicketStatus.CLOSED:
         ticket.closed_at = now
     ticket.status = target
+    ticket.status_changed_at = now
     return [TicketEvent(type="status_changed", occurred_at=now, actor=actor, field="status",
                         from_value=current.value, to_value=target.value)]
 

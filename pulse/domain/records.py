@@ -70,6 +70,7 @@ class Ticket(Record):
     deleted_at: datetime | None = None
     last_reopened_at: datetime | None = None  # the start of the current SLA cycle, after a reopen
     write_sequence: int = 0  # every committed write of the ticket, SLA moves included (internal)
+    status_changed_at: datetime | None = None  # when it entered its status (time_in_status rules; internal)
 
     @property
     def ticket_number(self) -> str:
@@ -77,7 +78,7 @@ class Ticket(Record):
 
     def to_api(self) -> dict[str, Any]:
         body = super().to_api()
-        for internal in ("accountId", "number", "deletedAt", "writeSequence"):
+        for internal in ("accountId", "number", "deletedAt", "writeSequence", "statusChangedAt"):
             body.pop(internal)
         body["ticketNumber"] = self.ticket_number
         return body

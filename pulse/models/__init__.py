@@ -1,5 +1,6 @@
 """SQLAlchemy ORM tables (no behaviour). Queries live in ``pulse.repositories``."""
 
+from pulse.models.automation import AutomationExecution, AutomationRule
 from pulse.models.base import Base
 from pulse.models.escalations import EscalationRule, TicketEscalation
 from pulse.models.engine import AgendaProbe, Notification, OutboxDelivery, TicketSlaClock
@@ -24,6 +25,8 @@ from pulse.models.tables import (
 )
 
 __all__ = [
+    "AutomationExecution",
+    "AutomationRule",
     "EscalationRule",
     "TicketEscalation",
     "AgendaProbe",

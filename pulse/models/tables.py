@@ -210,6 +210,7 @@ class Ticket(Base):
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_reopened_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     write_sequence: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    status_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Full-text documents: subject (weight A), description (B), public comments (C), internal notes
     # (D, only in search_vector; search_public is what callers without writeSupport search). Kept
     # current by TicketWriter (TicketSearchIndex); deferred so ticket reads never load them.

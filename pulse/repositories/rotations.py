@@ -117,7 +117,11 @@ class RotationRepository:
             return None
         members = (await self.members([rotation_id]))[rotation_id]
         picked = pick_next(members)
-        changed = picked.changed(members)
+        await self.set_currents(rotation_id, picked.changed(members))
+        return picked.user_id
+
+    async def set_currents(self, rotation_id: int, changed: dict[int, int]) -> None:
+        """Store members' round-robin state (by user id) after picks made under the rotation's lock."""
         if changed:
             await self.session.execute(
                 update(RotationMember)
@@ -125,4 +129,3 @@ class RotationRepository:
                 .values(current=case(changed, value=RotationMember.user_id))
                 .execution_options(synchronize_session=False)
             )
-        return picked.user_id

@@ -16,6 +16,7 @@ from pulse.domain.agenda import AgendaProbe as ProbeRule
 from pulse.domain.agenda import TicketRules
 from pulse.domain.changes import TicketEvent
 from pulse.domain.commands import TicketWrite
+from pulse.repositories.automation import AutomationRuleRepository
 from pulse.repositories.escalations import EscalationRuleRepository
 from pulse.models import (
     Account,
@@ -204,7 +205,8 @@ class TicketStore:
         )
         rules = TicketRules(generation=generation,
                             probes=[ProbeRule(id=row.id, after_minutes=row.after_minutes) for row in probes],
-                            escalations=await EscalationRuleRepository(self.session).enabled(account_id))
+                            escalations=await EscalationRuleRepository(self.session).enabled(account_id),
+                            automations=await AutomationRuleRepository(self.session).enabled(account_id))
         if len(_RULES_CACHE) >= _RULES_CACHE_SIZE:
             _RULES_CACHE.pop(next(iter(_RULES_CACHE)))
         _RULES_CACHE[account_id] = rules

@@ -13,6 +13,7 @@ and the search document.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Callable
 
 from pydantic import ValidationError
@@ -46,6 +47,7 @@ from pulse.repositories.escalations import EscalationRuleRepository, escalation_
 from pulse.repositories.ticket_lists import TicketSearchIndex
 from pulse.repositories.ticket_merges import TicketMergeRepository
 from pulse.repositories.ticket_store import LockedTicket, TicketStore
+from pulse.services.automation_hook import AutomationHook
 from pulse.services.escalations import EscalationTargets
 from pulse.services.sla import SlaPolicyResolver, policy_set_from_json
 
@@ -76,8 +78,7 @@ class TicketEngine:
         """The policy for the ticket's facts (from the policies read with the lock; the first
         ticket of an account seeds the defaults); None (the clock keeps its targets) when a stored
         policy no longer validates — the change itself must not fail for it."""
-        facts = sla.TicketFacts(priority=ticket.priority, tags=ticket.tags, type_id=ticket.type_id,
-                                category_id=ticket.category_id, team_id=ticket.assigned_to_team_id)
+        facts = _policy_facts(ticket)
         try:
             policy_set = policy_set_from_json(locked.policies_json, locked.calendars_json)
             if policy_set.has_priority_policies:
@@ -100,7 +101,18 @@ class TicketEngine:
             # The policy follows the ticket's facts after the change (re-read: it may have been edited).
             preview, _ = change(before)
             clock = clock.model_copy(update={"policy": await self._policy(command.account_id, preview, locked)})
-        result = pipeline.run(before, change, actor=actor, now=command.now, ledger=ledger, rules=rules, clock=clock)
+        # The rules hook (automation) runs inside pipeline.run; a rule that picks from a rotation
+        # makes it run again with that rotation's state, locked (AutomationHook).
+        hook, context = AutomationHook(self.session, command.account_id), pipeline.RulesContext(comment=comment)
+
+        def run() -> pipeline.PipelineResult:
+            return pipeline.run(before, change, actor=actor, now=command.now, ledger=ledger, rules=rules, clock=clock,
+                                context=context, policy_for=_stored_policy_for(locked), timer=time.perf_counter)
+
+        result = run()
+        while result.rotations_needed:
+            context = context.model_copy(update={"rotations": await hook.rotations(result.rotations_needed)})
+            result = run()
         ticket = result.ticket.model_copy(update={"write_sequence": (before.write_sequence if before else 0) + 1})
         if before is None:
             await self.store.insert(ticket, changes.priority_rank(ticket))
@@ -113,9 +125,10 @@ class TicketEngine:
             await self.store.store_ledger(ticket.id, result.ledger)
         if search is not None:
             await search(ticket)
-        event_ids = await self.store.add_events(ticket, result.events)
+        events = await hook.store(ticket, result) if rules.automations else result.events
+        event_ids = await self.store.add_events(ticket, events)
         deliveries = [Delivery(event_id=event_id, consumer=consumer, event_type=event.type)
-                      for event_id, event in zip(event_ids, result.events) for consumer in consumers_for(event)]
+                      for event_id, event in zip(event_ids, events) for consumer in consumers_for(event)]
         running, by_status, by_hand = pipeline.sla_flags(result.ledger, ticket.status)
         outcome = TicketWrite(ticket=ticket, comment=comment, deliveries=deliveries, agenda=result.agenda,
                               cycle=ticket.reopen_count, rules_generation=generation, sla_running=running,
@@ -330,6 +343,23 @@ class TicketEngine:
         agenda: list[DueItem] = pipeline.agenda_of_ticket(ticket, ledger, rules)
         return TicketWrite(ticket=ticket, agenda=agenda, cycle=ticket.reopen_count, rules_generation=generation,
                            sla_running=running, sla_paused_by_status=by_status, sla_paused_manually=by_hand)
+
+
+def _policy_facts(ticket: records.Ticket) -> sla.TicketFacts:
+    return sla.TicketFacts(priority=ticket.priority, tags=ticket.tags, type_id=ticket.type_id,
+                           category_id=ticket.category_id, team_id=ticket.assigned_to_team_id)
+
+
+def _stored_policy_for(locked: LockedTicket) -> pipeline.PolicyFor:
+    """The policy for a ticket as automation rules left it, from the policies read with the lock
+    (None: keep the clock's policy — none stored yet, or they no longer validate)."""
+    def policy_for(ticket: records.Ticket) -> sla.SlaPolicy | None:
+        try:
+            policy_set = policy_set_from_json(locked.policies_json, locked.calendars_json)
+            return policy_set.for_ticket(_policy_facts(ticket)) if policy_set.has_priority_policies else None
+        except (ValidationError, ValueError):
+            return None
+    return policy_for
 
 
 def _api_name(field: str) -> str:

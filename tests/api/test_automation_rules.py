@@ -1,0 +1,194 @@
+"""Automation rules through the API: validation naming the exact part, isolation, statistics, the
+brief's auto-assignment, ordering, a failed rule rolled back alone, the loop guard, the audit
+trail and timeline, dry runs that write nothing and equal the real run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+from tests.conftest import AccountContext
+
+RULES = "/api/tickets/automation-rules"
+
+
+def rule(**overrides: Any) -> dict[str, Any]:
+    return {"name": "Urgent to the on-call team", "trigger": "ticket_created",
+            "conditions": [{"field": "priority", "operator": "equals", "value": "urgent"}],
+            "actions": [{"type": "add_tags", "tags": ["hot"]}], **overrides}
+
+
+def rows(database_url: str, query: str, *params: Any) -> list[tuple[Any, ...]]:
+    with psycopg.connect(database_url, autocommit=True) as db:
+        return db.execute(query, params).fetchall()
+
+
+async def make_team(account: AccountContext, name: str = "On call") -> int:
+    response = await account.post("/api/teams", json={"name": name})
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+async def create_rule(account: AccountContext, **overrides: Any) -> dict[str, Any]:
+    response = await account.post(RULES, json=rule(**overrides))
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def test_an_invalid_rule_is_refused_naming_the_exact_part(account: AccountContext,
+                                                               other_account: AccountContext) -> None:
+    foreign_team = await make_team(other_account, "Elsewhere")
+    foreign_user = other_account.admin_user_id
+    foreign_rotation = (await other_account.post("/api/rotations", json={"name": "Theirs", "members": []})).json()["id"]
+    cases = [
+        (rule(trigger="ticket_exploded"), "trigger"),
+        (rule(conditions=[{"field": "priority", "operator": "equals", "value": "urgent"},
+                          {"field": "priority", "operator": "resembles", "value": "x"}]), "conditions[1].operator"),
+        (rule(conditions=[{"field": "customFields.plan", "operator": "equals", "value": "gold"},
+                          {"field": "priority", "operator": "equals", "value": 3}]), "conditions[1].value"),
+        (rule(actions=[{"type": "assign_to_team"}]), "actions[0].teamId"),
+        (rule(actions=[{"type": "teleport"}]), "actions[0].type"),
+        (rule(actions=[{"type": "assign_to_team", "teamId": foreign_team}]), "actions[0].teamId"),
+        (rule(actions=[{"type": "assign_to_user", "userId": foreign_user}]), "actions[0].userId"),
+        (rule(actions=[{"type": "assign_to_rotation", "rotationId": foreign_rotation}]), "actions[0].rotationId"),
+        (rule(trigger="time_in_status", triggerConfig={"status": "resolved", "afterMinutes": "soon"}),
+         "triggerConfig.afterMinutes"),
+    ]
+    for body, field in cases:
+        response = await account.post(RULES, json=body)
+        assert response.status_code == 422, (body, response.text)
+        assert [d["field"] for d in response.json()["details"]] == [field], (body, response.json())
+    assert (await account.post(RULES, json=rule(), token=account.tokens["write"])).status_code == 403
+    assert (await account.get(RULES)).json()["data"] == []
+
+
+async def test_rules_are_listed_filtered_read_replaced_and_deleted_within_their_account(
+        account: AccountContext, other_account: AccountContext) -> None:
+    created = await create_rule(account, description="page the on-call team")
+    closer = await create_rule(account, name="Auto-close", trigger={"type": "time_in_status", "status": "resolved",
+                                                                     "afterMinutes": 10080},
+                               conditions=[], actions=[{"type": "change_status", "status": "closed"}], enabled=False)
+    assert closer["trigger"] == "time_in_status"
+    assert closer["triggerConfig"] == {"status": "resolved", "afterMinutes": 10080}
+    assert (await other_account.get(f"{RULES}/{created['id']}")).status_code == 404
+    by_trigger = (await account.get(f"{RULES}?trigger=time_in_status")).json()["data"]
+    assert [r["id"] for r in by_trigger] == [closer["id"]]
+    assert [r["id"] for r in (await account.get(f"{RULES}?enabled=true")).json()["data"]] == [created["id"]]
+    assert [r["id"] for r in (await account.get(f"{RULES}?search=ON-CALL")).json()["data"]] == [created["id"]]
+    assert (await account.get(f"{RULES}?trigger=nonsense")).status_code == 422
+    replaced = await account.request("PUT", f"{RULES}/{created['id']}", json=rule(executionOrder=4),
+                                     headers={"If-Match": "1"})
+    assert replaced.status_code == 200 and replaced.json()["executionOrder"] == 4 and replaced.json()["version"] == 2
+    assert (await account.request("PUT", f"{RULES}/{created['id']}", json=rule(),
+                                  headers={"If-Match": "1"})).status_code == 409
+    fetched = (await account.get(f"{RULES}/{created['id']}")).json()
+    assert fetched["statistics"] == {"totalExecutions": 0, "successfulExecutions": 0, "failedExecutions": 0,
+                                     "lastExecutedAt": None, "averageExecutionTime": 0.0}
+    assert (await account.delete(f"{RULES}/{created['id']}")).status_code == 204
+    assert (await account.get(f"{RULES}/{created['id']}")).status_code == 404
+
+
+async def test_an_urgent_ticket_is_assigned_to_a_team_on_creation_and_the_audit_trail_shows_it(
+        account: AccountContext) -> None:
+    team = await make_team(account)
+    created = await create_rule(account, actions=[{"type": "assign_to_team", "teamId": team}])
+    ticket = await account.create_ticket(subject="Payment processing error", priority="urgent")
+    assert ticket["assignedToTeamId"] == team and ticket["version"] == 1
+    quiet = await account.create_ticket(subject="Question", priority="low")
+    assert quiet["assignedToTeamId"] is None
+
+    timeline = (await account.get(f"/api/tickets/{ticket['id']}/timeline")).json()["data"]
+    by_rule = [(e["eventType"], e.get("field")) for e in timeline if e["actor"] == f"automation:{created['id']}"]
+    assert by_rule == [("automation_executed", None), ("field_changed", "assignedToTeamId")]
+    executions = (await account.get(f"{RULES}/{created['id']}/executions")).json()
+    assert [(e["ticketId"], e["executionStatus"]) for e in executions["data"]] == [
+        (quiet["id"], "skipped"), (ticket["id"], "success")]
+    success = executions["data"][1]
+    assert success["before"] == {"assignedToTeamId": None} and success["after"] == {"assignedToTeamId": team}
+    assert success["causedBy"]["event"] == "ticket_created" and success["conditionResults"][0]["actualValue"] == "urgent"
+    only_skipped = (await account.get(f"{RULES}/{created['id']}/executions?executionStatus=skipped")).json()
+    assert [e["ticketId"] for e in only_skipped["data"]] == [quiet["id"]]
+    stats = (await account.get(f"{RULES}/{created['id']}")).json()["statistics"]
+    assert (stats["totalExecutions"], stats["successfulExecutions"], stats["failedExecutions"]) == (1, 1, 0)
+    assert stats["lastExecutedAt"] is not None
+
+
+async def test_rules_run_in_order_and_a_failed_rule_is_rolled_back_alone(account: AccountContext) -> None:
+    failing = await create_rule(account, name="Reopen (cannot)", trigger="status_changed", conditions=[],
+                                actions=[{"type": "add_tags", "tags": ["half-done"]},
+                                         {"type": "change_status", "status": "open"}], executionOrder=1)
+    tagging = await create_rule(account, name="Tag resolved", trigger="status_changed", executionOrder=2,
+                                conditions=[{"field": "status", "operator": "changed_to", "value": "resolved"}],
+                                actions=[{"type": "add_tags", "tags": ["done"]},
+                                         {"type": "set_custom_field", "key": "closedBy", "value": "automation"}])
+    ticket = await account.create_ticket()
+    patched = await account.patch(f"/api/tickets/{ticket['id']}", json={"status": "resolved"})
+    assert patched.status_code == 200, patched.text
+    body = patched.json()
+    assert body["status"] == "resolved" and body["tags"] == ["done"] and body["customFields"] == {"closedBy": "automation"}
+    assert body["version"] == ticket["version"] + 1
+    failed = (await account.get(f"{RULES}/{failing['id']}/executions?executionStatus=failed")).json()["data"]
+    assert len(failed) == 1 and "resolved" in failed[0]["errorMessage"]
+    stats = (await account.get(f"{RULES}/{failing['id']}")).json()["statistics"]
+    assert (stats["totalExecutions"], stats["failedExecutions"]) == (1, 1)
+    assert (await account.get(f"{RULES}/{tagging['id']}/executions")).json()["data"][0]["executionStatus"] == "success"
+
+
+async def test_a_cascade_of_rules_stops_at_depth_ten_with_loop_stopped(account: AccountContext) -> None:
+    chain = []
+    for link in range(12):  # tag t<n> → tag t<n+1>, the last links first so each fires one step later
+        chain.append(await create_rule(account, name=f"link {link}", trigger="ticket_updated", executionOrder=-link,
+                                       conditions=[{"field": "tags", "operator": "contains", "value": f"t{link}"}],
+                                       actions=[{"type": "add_tags", "tags": [f"t{link + 1}"]}]))
+    ticket = await account.create_ticket()
+    patched = (await account.patch(f"/api/tickets/{ticket['id']}", json={"tags": ["t0"]})).json()
+    assert patched["tags"] == [f"t{n}" for n in range(11)]
+    stopped = (await account.get(f"{RULES}/{chain[10]['id']}/executions?executionStatus=loop_stopped")).json()["data"]
+    assert len(stopped) == 1 and stopped[0]["depth"] == 11
+    assert (await account.get(f"{RULES}/{chain[11]['id']}/executions")).json()["data"][0]["executionStatus"] == "skipped"
+
+
+async def test_a_dry_run_writes_nothing_and_equals_the_real_run(account: AccountContext, database_url: str) -> None:
+    team = await make_team(account)
+    tested = await create_rule(account, name="Escalate VIP", trigger="ticket_updated",
+                               conditions=[{"field": "tags", "operator": "contains", "value": "vip"}],
+                               actions=[{"type": "change_priority", "priority": "increase"},
+                                        {"type": "add_internal_note", "body": "VIP: priority raised"},
+                                        {"type": "send_notification", "channels": ["in_app"], "to": "user",
+                                         "userId": account.admin_user_id}])
+    follower = await create_rule(account, name="High to team", trigger="priority_changed",
+                                 conditions=[{"field": "priority", "operator": "in", "value": ["high", "urgent"]}],
+                                 actions=[{"type": "assign_to_team", "teamId": team}])
+    ticket = await account.create_ticket(priority="medium", tags=["vip"])
+    counts = ("SELECT (SELECT count(*) FROM automation_executions WHERE ticket_id = %(t)s),"
+              " (SELECT count(*) FROM ticket_events WHERE ticket_id = %(t)s),"
+              " (SELECT count(*) FROM notifications WHERE ticket_id = %(t)s),"
+              " (SELECT count(*) FROM ticket_comments WHERE ticket_id = %(t)s)")
+    before = rows(database_url, counts.replace("%(t)s", str(ticket["id"])))
+
+    dry = await account.post(f"{RULES}/{tested['id']}/test", json={"ticketId": ticket["id"]})
+    assert dry.status_code == 200, dry.text
+    result = dry.json()
+    assert result["wouldExecute"] is True and result["conditionsMatched"] is True
+    assert result["conditionResults"] == [{"field": "tags", "operator": "contains", "value": "vip",
+                                           "actualValue": ["vip"], "matched": True}]
+    assert [a["type"] for a in result["actionsToPerform"]] == ["change_priority", "add_internal_note",
+                                                                "send_notification"]
+    assert [(c["ruleId"], c["executionStatus"]) for c in result["cascade"]] == [(follower["id"], "success")]
+    assert rows(database_url, counts.replace("%(t)s", str(ticket["id"]))) == before
+    assert (await account.get(f"/api/tickets/{ticket['id']}")).json()["version"] == ticket["version"]
+
+    unsaved = await account.post(f"{RULES}/test", json={"ticketId": ticket["id"], "rule": {
+        "trigger": "ticket_updated", "actions": [{"type": "add_tags", "tags": ["seen"]}],
+        "conditions": [{"field": "priority", "operator": "bogus"}]}})
+    assert unsaved.status_code == 422 and unsaved.json()["details"][0]["field"] == "rule.conditions[0].operator"
+
+    real = (await account.patch(f"/api/tickets/{ticket['id']}", json={"description": "any update"})).json()
+    # The dry run shows what the rules change; the SLA clock's moves (a new policy for the new
+    # priority) are the write's, not the rules'.
+    same = [k for k in result["resultingTicket"] if not k.startswith("sla") and k not in ("updatedAt", "description")]
+    assert {k: real[k] for k in same} == {k: result["resultingTicket"][k] for k in same}
+    assert real["priority"] == "high" and real["assignedToTeamId"] == team and real["internalNoteCount"] == 1
+    notes = rows(database_url, "SELECT body, author_type FROM ticket_comments WHERE ticket_id = %s", ticket["id"])
+    assert notes == [("VIP: priority raised", "system")]
