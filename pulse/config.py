@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -35,6 +35,13 @@ class Settings(BaseSettings):
     # sandboxed (pulse.worker.build_worker's default), so the sandbox's determinism checks guard
     # every change; deployed workers run without it unless this is set (docs/decisions.md).
     worker_sandboxed: bool = False
+    # Integration secrets (Maverick's apiKey, webhookSecret) are encrypted with this key
+    # (pulse.secretbox); `pulse dev` makes one in the data dir when it is not set.
+    secrets_key: SecretStr | None = None
+    # The address Maverick reaches this API at, for the webhook URL the config shows (else the
+    # request's own base URL).
+    public_url: str | None = None
+    attachment_max_bytes: int = 25 * 1024 * 1024
 
     @property
     def temporal_target(self) -> str:

@@ -13,6 +13,7 @@ from pulse.api.errors import install_error_handlers
 from pulse.api.routers import accounts, health, reference, sla, ticket_ops, tickets, views
 from pulse.api.routers import escalations, rotations
 from pulse.api.routers import notifications
+from pulse.api.routers import maverick
 from pulse.config import Settings, get_settings
 from pulse.db import SessionFactory, make_engine, make_sessionmaker
 from pulse.notifications.stream import NotificationHub, sessions_url
@@ -68,4 +69,5 @@ def create_app(settings: Settings | None = None, *, sessions: SessionFactory | N
     app.include_router(views.router)
     app.include_router(notifications.settings_router)
     app.include_router(notifications.router)
+    app.include_router(maverick.router)
     return app

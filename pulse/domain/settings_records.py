@@ -4,7 +4,8 @@ types and categories) and SLA policies and calendars. Services return them; rout
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Mapping
+from urllib.parse import urlsplit
 
 from pulse.domain.records import Record
 from pulse.domain.sla import PolicyConditions
@@ -35,11 +36,34 @@ class UserRecord(Record):
     updated_at: datetime
 
 
+MASK = "****"
+
+
 def mask_secret(secret: str | None) -> str | None:
     """``****`` + the last four characters; only ``****`` for a secret too short to spare four."""
     if not secret:
         return None
-    return "****" + secret[-4:] if len(secret) >= 8 else "****"
+    return MASK + secret[-4:] if len(secret) >= 8 else MASK
+
+
+def write_only_secret(sent: Mapping[str, Any], field: str, stored: str | None) -> str | None:
+    """The secret a settings write leaves: the stored one when ``field`` is left out or sent back
+    as the masked value a GET showed; else what was sent (``None`` clears it). Notification
+    settings and the Maverick config keep their secrets by this one rule."""
+    if field not in sent:
+        return stored
+    value = sent[field]
+    if stored is not None and value in (mask_secret(stored), MASK):
+        return stored
+    return value
+
+
+def http_url(value: str) -> str:
+    """A settings field that must be an http(s) URL (a ValueError otherwise, for pydantic)."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in value):
+        raise ValueError("must be an http:// or https:// URL")
+    return value
 
 
 class TeamRecord(Record):

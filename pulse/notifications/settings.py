@@ -9,30 +9,21 @@ the stored one.
 from __future__ import annotations
 
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
 from pulse.domain.errors import ValidationFailed
-from pulse.domain.settings_records import mask_secret
+from pulse.domain.settings_records import http_url, mask_secret, write_only_secret
 from pulse.domain.ticket_fields import plausible_email
 
 Channel = Literal["email", "sms", "slack", "in_app"]
 CHANNELS: tuple[str, ...] = ("email", "sms", "slack", "in_app")
 CONFIGURED_CHANNELS: tuple[str, ...] = ("email", "sms", "slack")
 SECRETS = {"email": "password", "sms": "auth_token", "slack": "webhook_url"}
-MASK = "****"
 
 
 mask = mask_secret
-
-
-def _http_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in value):
-        raise ValueError("must be an http:// or https:// URL")
-    return value
 
 
 class ChannelSettings(BaseModel):
@@ -68,7 +59,7 @@ class SmsSettings(ChannelSettings):
     auth_token: SecretStr = Field(min_length=1, max_length=500)
     from_number: str = Field(min_length=1, max_length=50)
 
-    _url = field_validator("gateway_url")(_http_url)
+    _url = field_validator("gateway_url")(http_url)
 
 
 class SlackSettings(ChannelSettings):
@@ -76,8 +67,8 @@ class SlackSettings(ChannelSettings):
 
     @field_validator("webhook_url")
     @classmethod
-    def http_url(cls, value: SecretStr) -> SecretStr:
-        _http_url(value.get_secret_value())
+    def webhook_url_is_http(cls, value: SecretStr) -> SecretStr:
+        http_url(value.get_secret_value())
         return value
 
 
@@ -111,13 +102,11 @@ def merge_channel(channel: str, sent: dict[str, Any] | None, stored: dict[str, A
         return None
     secret = SECRETS[channel]
     merged = dict(sent)
-    stored_secret = (stored or {}).get(secret)
-    shown_secret = mask(stored_secret)
-    if secret not in merged or (shown_secret is not None and merged[secret] in (shown_secret, MASK)):
-        if stored_secret is not None:
-            merged[secret] = stored_secret
-        else:
-            merged.pop(secret, None)
+    kept = write_only_secret(sent, secret, (stored or {}).get(secret))
+    if kept is None and secret not in sent:
+        merged.pop(secret, None)
+    else:
+        merged[secret] = kept
     if channel == "email" and merged.get("password") is not None and not merged.get("username"):
         raise ValidationFailed("email.username: a password needs a username",
                                details=[{"field": "email.username", "message": "a password needs a username"}])

@@ -1,0 +1,69 @@
+"""An app whose settings hold a secrets key (the Maverick config encrypts its secrets with it),
+served in process and, for webhooks from the simulator, over real HTTP."""
+
+from __future__ import annotations
+
+from typing import AsyncIterator
+
+import httpx
+import pytest_asyncio
+from asgi_lifespan import LifespanManager
+from pydantic import SecretStr
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from pulse.api.app import create_app
+from pulse.config import Settings
+from pulse.db import SessionFactory
+from pulse.secretbox import new_key
+from tests.conftest import AccountContext, make_account
+
+PUBLIC_URL = "https://pulse.example"
+
+
+@pytest_asyncio.fixture(scope="session")
+async def maverick_settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"secrets_key": SecretStr(new_key()), "public_url": PUBLIC_URL,
+                                       "attachment_max_bytes": 64 * 1024})
+
+
+@pytest_asyncio.fixture(scope="session")
+async def maverick_http(maverick_settings: Settings, sessions: SessionFactory, temporal_client: Client,
+                        worker: Worker) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(maverick_settings, sessions=sessions, temporal=temporal_client)
+    async with LifespanManager(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://pulse.test", timeout=60) as client:
+            yield client
+
+
+@pytest_asyncio.fixture
+async def tenant(maverick_http: httpx.AsyncClient, sessions: SessionFactory) -> AccountContext:
+    return await make_account(maverick_http, sessions, "Merchant Desk")
+
+
+@pytest_asyncio.fixture
+async def other_tenant(maverick_http: httpx.AsyncClient, sessions: SessionFactory) -> AccountContext:
+    return await make_account(maverick_http, sessions, "Other Desk")
+
+
+@pytest_asyncio.fixture(scope="session")
+async def pulse_server(maverick_settings: Settings, sessions: SessionFactory, temporal_client: Client,
+                       worker: Worker) -> AsyncIterator[str]:
+    """The same app over real HTTP on a free port (the simulator's webhooks come in here)."""
+    import asyncio
+
+    import uvicorn
+
+    from pulse.devstack import free_port
+
+    port = free_port()
+    app = create_app(maverick_settings, sessions=sessions, temporal=temporal_client)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    async with asyncio.timeout(20):
+        while not server.started:
+            await asyncio.sleep(0.01)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    await task
