@@ -11,7 +11,7 @@ from temporalio.client import Client
 from pulse.api.deps import reject_unknown_write_params
 from pulse.api.errors import install_error_handlers
 from pulse.api.routers import accounts, health, reference, sla, ticket_ops, tickets, views
-from pulse.api.routers import escalations, rotations
+from pulse.api.routers import automation, escalations, rotations
 from pulse.api.routers import notifications
 from pulse.api.routers import maverick
 from pulse.config import Settings, get_settings
@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None, *, sessions: SessionFactory | N
     app.include_router(sla.ticket_router)  # /api/tickets/{id}/sla/...: before the tickets router
     app.include_router(ticket_ops.router)  # /api/tickets/bulk, /merge: before /api/tickets/{ticket_ref}
     app.include_router(escalations.router)  # /api/tickets/escalation-rules: before /api/tickets/{ticket_ref}
+    app.include_router(automation.router)  # /api/tickets/automation-rules: before /api/tickets/{ticket_ref}
     app.include_router(escalations.ticket_router)
     app.include_router(tickets.router)
     app.include_router(views.router)
