@@ -22,7 +22,12 @@ tickets by the ticket number in the Subject / the Slack text. Goal: p99 <= 1 s p
 lateness as in bench/sla_timers.py), missing and duplicate deliveries, and the worker's RSS
 (goal <= 1 GiB for ``--tickets 20000``).
 
-    .venv/bin/python bench/escalation.py [--tickets 2000] [--after 3] [--check] [--keep]
+    .venv/bin/python bench/escalation.py [--tickets 2000] [--after 3] [--rate R] [--background N] [--check] [--keep]
+
+``--rate`` paces the creation (R tickets/s), so the thresholds fall due at that rate over
+tickets / R seconds; ``--background N`` first creates N high-priority tickets whose SLA and
+escalation timers fall due after the run (``BACKGROUND_MINUTES``): open tickets the worker holds
+while the measured ones escalate (the 20,000-ticket memory goal).
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ from bench.common import wait_healthy  # noqa: E402
 DATABASE = "pulse_bench_escalation"
 TASK_QUEUE = "bench-escalation"
 TARGET_EMAIL = "escalations@bench.example"
+BACKGROUND_MINUTES = 600
 NUMBER = re.compile(r"\b([A-Z][A-Z0-9]*-\d+)\b")
 
 
@@ -200,9 +206,40 @@ async def setup_account(database_url: str, args: argparse.Namespace) -> str:
             await SlaSettingsService(session).put_policy(
                 account_id, "urgent", {"first_response_minutes": args.first_response,
                                        "resolution_minutes": args.resolution, "at_risk_percent": 50}, None)
+            if args.background:  # held timers that do not fall due during the run
+                await SlaSettingsService(session).put_policy(
+                    account_id, "high", {"first_response_minutes": BACKGROUND_MINUTES,
+                                         "resolution_minutes": 2 * BACKGROUND_MINUTES, "at_risk_percent": 80}, None)
         return token
     finally:
         await engine.dispose()
+
+
+async def create_background(args: argparse.Namespace, call: Any) -> None:
+    """``--background`` high-priority tickets, as fast as ``--concurrency`` clients go: each holds
+    SLA timers and an escalation timer due in ``BACKGROUND_MINUTES`` (after the run)."""
+    print(f"\n{args.background} background tickets (high: SLA and escalation timers due in {BACKGROUND_MINUTES} min), "
+          f"{args.concurrency} clients (load {load()})", flush=True)
+    counter = iter(range(args.background))
+    errors = 0
+    started = time.time()
+
+    async def client() -> None:
+        nonlocal errors
+        for index in counter:
+            try:
+                await call("POST", "/api/tickets", {"subject": f"Background {index}", "priority": "high"})
+            except Exception as error:  # noqa: BLE001 - counted and reported
+                errors += 1
+                if errors <= 3:
+                    print(f"    background create error: {type(error).__name__}: {str(error)[:200]}", flush=True)
+            if index and index % 2000 == 0:
+                print(f"    {index} background tickets, {index / (time.time() - started):.1f}/s", flush=True)
+
+    await asyncio.gather(*(client() for _ in range(args.concurrency)))
+    seconds = time.time() - started
+    print(f"  created {args.background} background tickets in {seconds:.0f} s ({args.background / seconds:.1f}/s), "
+          f"{errors} errors", flush=True)
 
 
 def table(title: str, rows: dict[str, list[float]]) -> None:
@@ -273,8 +310,15 @@ async def measure(args: argparse.Namespace, stack: Stack, http: httpx.AsyncClien
     await call("POST", "/api/tickets/escalation-rules", {
         "name": "Bench level 1", "priority": "urgent", "level": 1, "when": {"afterMinutes": args.after},
         "escalateTo": "specific_user", "escalateToUserId": agent["id"], "notificationChannels": ["email", "slack"]})
+    if args.background:
+        await call("POST", "/api/tickets/escalation-rules", {
+            "name": "Bench background", "priority": "high", "level": 1, "when": {"afterMinutes": BACKGROUND_MINUTES},
+            "escalateTo": "specific_user", "escalateToUserId": agent["id"], "notificationChannels": ["email", "slack"]})
     await asyncio.sleep(1)
     rss = {"idle worker": rss_mb(worker.pid)}
+    if args.background:
+        await create_background(args, call)
+        rss[f"{args.background} background tickets"] = rss_mb(worker.pid)
 
     # create --------------------------------------------------------------------------------------
     pace = f"paced at {args.rate:g}/s" if args.rate else f"{args.concurrency} clients"
@@ -384,7 +428,7 @@ async def measure(args: argparse.Namespace, stack: Stack, http: httpx.AsyncClien
     goal_rss = max(rss.values()) <= 1024
     met = all(values and percentile(values, 99) <= 1.0 for values in lateness.values())
     print(f"\ngoal p99 <= 1 s on both channels: {'met' if met else 'MISSED'}"
-          + (f"; worker RSS <= 1 GiB: {'met' if goal_rss else 'MISSED'}" if args.tickets >= 20000 else ""), flush=True)
+          + (f"; worker RSS <= 1 GiB: {'met' if goal_rss else 'MISSED'}" if args.tickets + args.background >= 20000 else ""), flush=True)
     if problems:
         print("DELIVERY PROBLEMS: " + "; ".join(problems), flush=True)
     if args.check and not (met and not problems):
@@ -399,6 +443,8 @@ def main() -> int:
     parser.add_argument("--first-response", type=int, default=6, help="urgent SLA minutes")
     parser.add_argument("--resolution", type=int, default=8, help="urgent SLA minutes")
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--background", type=int, default=0,
+                        help="open tickets created first whose SLA and escalation timers fall due after the run")
     parser.add_argument("--rate", type=float, default=0.0,
                         help="creates per second (0: as fast as --concurrency clients go); the thresholds follow")
     parser.add_argument("--grace", type=int, default=120, help="seconds to wait after the last threshold")
