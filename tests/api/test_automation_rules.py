@@ -192,3 +192,67 @@ async def test_a_dry_run_writes_nothing_and_equals_the_real_run(account: Account
     assert real["priority"] == "high" and real["assignedToTeamId"] == team and real["internalNoteCount"] == 1
     notes = rows(database_url, "SELECT body, author_type FROM ticket_comments WHERE ticket_id = %s", ticket["id"])
     assert notes == [("VIP: priority raised", "system")]
+
+
+async def eventually(check: Any, timeout: float = 20) -> Any:
+    import asyncio
+    import time
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        await asyncio.sleep(0.1)
+
+
+async def test_a_customer_comment_rule_sees_the_comment_and_notifies_the_team_manager(
+        account: AccountContext, database_url: str) -> None:
+    manager = (await account.post("/api/users", json={"name": "Mia", "email": "mia@example.com"})).json()["id"]
+    team = (await account.post("/api/teams", json={"name": "Billing", "managerUserId": manager})).json()["id"]
+    created = await create_rule(account, name="Refund requests", trigger="comment_added", conditions=[
+        {"field": "comment.authorType", "operator": "equals", "value": "customer"},
+        {"field": "comment.body", "operator": "contains", "value": "refund"}],
+        actions=[{"type": "add_tags", "tags": ["refund"]},
+                 {"type": "send_notification", "channels": ["in_app"], "to": "manager",
+                  "subject": "Refund requested"}])
+    ticket = await account.create_ticket(assignedToTeamId=team)
+    path = f"/api/tickets/{ticket['id']}"
+    await account.post(f"{path}/comments", json={"body": "A refund? Let me check"})
+    assert (await account.get(path)).json()["tags"] == []  # an agent's comment: the rule is skipped
+    customer = await account.post(f"{path}/comments", json={"body": "I want a REFUND please", "authorType": "customer"})
+    assert customer.status_code == 201 and (await account.get(path)).json()["tags"] == ["refund"]
+
+    def notified() -> list[tuple[Any, ...]]:
+        return rows(database_url, "SELECT user_id, kind, title FROM notifications WHERE ticket_id = %s", ticket["id"])
+
+    assert await eventually(notified) == [(manager, "automation", f"[{ticket['ticketNumber']}] Refund requested")]
+    statuses = [e["executionStatus"] for e in (await account.get(f"{RULES}/{created['id']}/executions")).json()["data"]]
+    assert statuses == ["success", "skipped"]
+
+
+async def test_a_rule_assigns_from_a_rotation_which_moves_on_and_a_dry_run_does_not_move_it(
+        account: AccountContext) -> None:
+    first = (await account.post("/api/users", json={"name": "Ann", "email": "ann@example.com"})).json()["id"]
+    second = (await account.post("/api/users", json={"name": "Bob", "email": "bob@example.com"})).json()["id"]
+    rotation = (await account.post("/api/rotations", json={"name": "Tier 1", "members": [
+        {"userId": first}, {"userId": second}]})).json()["id"]
+    created = await create_rule(account, name="Round robin", conditions=[],
+                                actions=[{"type": "assign_to_rotation", "rotationId": rotation}])
+    assigned = [(await account.create_ticket())["assignedToUserId"] for _ in range(3)]
+    assert assigned == [first, second, first]
+    upcoming = (await account.get(f"/api/rotations/{rotation}/next")).json()["userId"]
+    ticket = await account.create_ticket(assignedToUserId=None)
+    after_create = (await account.get(f"/api/rotations/{rotation}/next")).json()["userId"]
+    dry = (await account.post(f"{RULES}/{created['id']}/test", json={"ticketId": ticket["id"]})).json()
+    assert dry["resultingTicket"]["assignedToUserId"] == after_create == upcoming ^ first ^ second
+    assert (await account.get(f"/api/rotations/{rotation}/next")).json()["userId"] == after_create
+
+
+async def test_a_rule_pauses_the_sla_clock(account: AccountContext) -> None:
+    await create_rule(account, name="On hold", trigger="ticket_updated", conditions=[
+        {"field": "tags", "operator": "contains", "value": "on-hold"}],
+        actions=[{"type": "pause_sla", "reason": "waiting on a supplier"}])
+    ticket = await account.create_ticket(priority="high")
+    assert ticket["slaStatus"] == "on_time"
+    patched = (await account.patch(f"/api/tickets/{ticket['id']}", json={"tags": ["on-hold"]})).json()
+    assert patched["slaStatus"] == "paused" and patched["slaPausedAt"] is not None

@@ -139,3 +139,50 @@ async def test_on_sla_breach_the_priority_goes_up_and_an_executive_is_emailed(
             assert "SLA breached" in mail["Subject"] and ticket.ticket_number in mail["Subject"]
         finally:
             await _terminate(handle)
+
+
+async def test_a_time_rule_created_later_reaches_open_tickets_and_a_disabled_one_stops(
+    time_skipping_env, time_skipping_worker, sessions
+) -> None:
+    from pulse.workflows.ticket import TicketWorkflow
+
+    env, queue = time_skipping_env, time_skipping_worker.task_queue
+    account_id, admin_id = await _account(sessions, "Later rules")
+    actor = Actor(user_id=admin_id)
+    handle, ticket = await create_ticket(env.client, queue, sessions, account_id, actor, subject="Waiting forever")
+    gateway = TicketGateway(env.client, queue)
+    rules = AutomationRuleService(sessions, env.client, queue)
+    try:
+        await gateway.update(account_id, ticket.id, UpdateTicketInput(
+            actor=actor, changes=TicketChanges(status=TicketStatus.WAITING_CUSTOMER)))
+        nudge = {"name": "Nudge after a day", "trigger": "time_in_status", "conditions": [],
+                 "trigger_config": {"status": "waiting_customer", "afterMinutes": 1440},
+                 "actions": [{"type": "add_tags", "tags": ["nudged"]}]}
+        close = {"name": "Close after two days", "trigger": "time_in_status", "conditions": [],
+                 "trigger_config": {"status": "waiting_customer", "afterMinutes": 2880},
+                 "actions": [{"type": "change_status", "status": "closed"}]}
+        await rules.create(account_id, nudge)
+        closer = await rules.create(account_id, close)
+
+        async def armed() -> bool:
+            state = await handle.query(TicketWorkflow.current_state)
+            return len([i for i in state.agenda if i.kind == "automation"]) == 2
+
+        assert await _until(armed), "the fan-out did not reach the open ticket"
+        await rules.replace(account_id, closer["id"], {**close, "enabled": False}, None)
+
+        async def disarmed() -> bool:
+            state = await handle.query(TicketWorkflow.current_state)
+            return len([i for i in state.agenda if i.kind == "automation"]) == 1
+
+        assert await _until(disarmed), "the disabled rule stayed on the agenda"
+        await env.sleep(timedelta(days=3))
+
+        async def nudged() -> Ticket | None:
+            row = await _row(sessions, account_id, ticket.id)
+            return row if "nudged" in row.tags else None
+
+        row = await _until(nudged)
+        assert row is not None and row.status == TicketStatus.WAITING_CUSTOMER.value
+    finally:
+        await _terminate(handle)
