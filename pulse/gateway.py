@@ -40,7 +40,9 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from pulse.domain import records
+from pulse.domain.attachments import AttachmentResult
 from pulse.domain.commands import (
+    AddAttachmentInput,
     AddCommentInput,
     CreateTicketInput,
     DeleteTicketInput,
@@ -171,6 +173,11 @@ class TicketGateway:
     async def comment(self, account_id: int, ticket_id: int, input: AddCommentInput, *,
                       resume: bool = False) -> records.CommentResult:
         return await self._send(account_id, ticket_id, "add_comment", input, records.CommentResult, resume=resume)
+
+    async def add_attachment(self, account_id: int, ticket_id: int, input: AddAttachmentInput, *,
+                             resume: bool = False) -> AttachmentResult:
+        return await self._send(account_id, ticket_id, "add_attachment", input, AttachmentResult, resume=resume,
+                                update_id=input.command_id)
 
     async def delete(self, account_id: int, ticket_id: int, input: DeleteTicketInput, *,
                      resume: bool = False, update_id: str | None = None) -> records.Ticket:

@@ -17,6 +17,7 @@ from temporalio.exceptions import ApplicationError
 
 from pulse.db import SessionFactory
 from pulse.domain.commands import (
+    AttachmentCommand,
     CommentCommand,
     CreateCommand,
     DeleteCommand,
@@ -67,6 +68,10 @@ class TicketActivities:
         return await self._once(command, TicketEngine.comment)
 
     @activity.defn
+    async def add_attachment(self, command: AttachmentCommand) -> TicketWrite:
+        return await self._once(command, TicketEngine.add_attachment)
+
+    @activity.defn
     async def delete_ticket(self, command: DeleteCommand) -> TicketWrite:
         return await self._once(command, TicketEngine.delete)
 
@@ -96,4 +101,4 @@ class TicketActivities:
 
     def all(self) -> list[Callable[..., Any]]:
         return [self.create_ticket, self.update_ticket, self.add_comment, self.delete_ticket, self.pause_or_resume_sla,
-                self.act_on_due, self.merge_into, self.merge_in, self.load_ticket]
+                self.act_on_due, self.merge_into, self.merge_in, self.load_ticket, self.add_attachment]

@@ -13,7 +13,7 @@ from pulse.api.errors import install_error_handlers
 from pulse.api.routers import accounts, health, reference, sla, ticket_ops, tickets, views
 from pulse.api.routers import automation, escalations, rotations
 from pulse.api.routers import notifications
-from pulse.api.routers import maverick
+from pulse.api.routers import attachments, maverick
 from pulse.config import Settings, get_settings
 from pulse.db import SessionFactory, make_engine, make_sessionmaker
 from pulse.notifications.stream import NotificationHub, sessions_url
@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None, *, sessions: SessionFactory | N
     app.include_router(escalations.router)  # /api/tickets/escalation-rules: before /api/tickets/{ticket_ref}
     app.include_router(automation.router)  # /api/tickets/automation-rules: before /api/tickets/{ticket_ref}
     app.include_router(escalations.ticket_router)
+    app.include_router(attachments.router)
     app.include_router(tickets.router)
     app.include_router(views.router)
     app.include_router(notifications.settings_router)

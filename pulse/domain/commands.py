@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from pulse.domain import records
 from pulse.domain.agenda import AgendaMemory, DueItem
+from pulse.domain.attachments import Attachment, NewAttachment
 from pulse.domain.changes import Actor, NewTicket, TagEdit, TicketChanges
 from pulse.domain.tickets import AuthorType, Priority, TicketStatus
 
@@ -46,6 +47,15 @@ class AddCommentInput(BaseModel):
     author_type: AuthorType = AuthorType.AGENT
     mentions: list[int] = []
     command_id: str | None = None  # from the request's Idempotency-Key
+
+
+class AddAttachmentInput(BaseModel):
+    """An attachment whose content is stored already; ``command_id`` from an Idempotency-Key or a
+    Maverick document id, so a retried upload or import adds it once."""
+
+    actor: Actor
+    attachment: NewAttachment
+    command_id: str | None = None
 
 
 class DeleteTicketInput(BaseModel):
@@ -164,6 +174,10 @@ class CommentCommand(TicketCommand):
     input: AddCommentInput
 
 
+class AttachmentCommand(TicketCommand):
+    input: AddAttachmentInput
+
+
 class DeleteCommand(TicketCommand):
     input: DeleteTicketInput
 
@@ -231,6 +245,7 @@ class TicketWrite(BaseModel):
     sla_paused_by_status: bool = False
     sla_paused_manually: bool = False
     comments_merged: int = 0
+    attachment: Attachment | None = None
     replayed: bool = False  # the stored outcome of a command applied before (an activity retry or a repeat)
 
 

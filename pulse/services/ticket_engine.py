@@ -22,7 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pulse.domain import changes, escalation, pipeline, records, sla
 from pulse.domain.agenda import DueItem
 from pulse.domain.changes import REFERENCE_FIELDS, SEARCH_DOCUMENT_FIELDS, Actor, TicketEvent, check_custom_fields_size
+from pulse.domain.attachments import Attachment, attachment_added
 from pulse.domain.commands import (
+    AttachmentCommand,
     CommentCommand,
     CreateCommand,
     Delivery,
@@ -42,6 +44,7 @@ from pulse.domain.merge import check_mergeable
 from pulse.domain.tickets import AuthorType
 from pulse.domain.outbox import consumers_for
 from pulse.domain.tickets import format_ticket_number
+from pulse.repositories.attachments import AttachmentRepository
 from pulse.repositories.rotations import RotationRepository
 from pulse.repositories.escalations import EscalationRuleRepository, escalation_row_values
 from pulse.repositories.ticket_lists import TicketSearchIndex
@@ -93,7 +96,7 @@ class TicketEngine:
                             *, actor: Actor, generation: int, clock: pipeline.ClockChange | None = None,
                             reload_policy: bool = False, comment: records.Comment | None = None,
                             search: Callable[[records.Ticket], Any] | None = None,
-                            comments_merged: int = 0) -> TicketWrite:
+                            comments_merged: int = 0, attachment: Attachment | None = None) -> TicketWrite:
         before, ledger = locked.ticket, locked.ledger
         rules = await self.store.rules(command.account_id, generation)
         clock = clock or pipeline.ClockChange()
@@ -133,7 +136,7 @@ class TicketEngine:
         outcome = TicketWrite(ticket=ticket, comment=comment, deliveries=deliveries, agenda=result.agenda,
                               cycle=ticket.reopen_count, rules_generation=generation, sla_running=running,
                               sla_paused_by_status=by_status, sla_paused_manually=by_hand,
-                              comments_merged=comments_merged)
+                              comments_merged=comments_merged, attachment=attachment)
         await self.store.record_outcome(command.command_id, command.ticket_id, outcome)
         return outcome
 
@@ -222,6 +225,30 @@ class TicketEngine:
         return await self._commit_write(
             command, locked, comment, actor=request.actor, generation=generation, comment=stored,
             search=lambda ticket: search_index.append_comment(ticket.id, request.body, internal=request.is_internal))
+
+    async def add_attachment(self, command: AttachmentCommand) -> TicketWrite:
+        """An attachment whose content is stored already; one from Maverick (``external_id``) is
+        added once per ticket, however often it is imported."""
+        request, new = command.input, command.input.attachment
+        locked, before, generation = await self._locked(command)
+        changes.check_open(before)
+        attachments = AttachmentRepository(self.session)
+        if new.external_id is not None:
+            known = await attachments.by_external_id(command.ticket_id, new.external_id)
+            if known is not None:
+                return await self._commit_write(command, locked, lambda ticket: (ticket, []),  # type: ignore[arg-type,return-value]
+                                                actor=request.actor, generation=generation, attachment=known)
+        stored = await attachments.insert({
+            "account_id": command.account_id, "ticket_id": command.ticket_id, **new.model_dump(mode="json"),
+            "created_by_user_id": request.actor.user_id, "created_at": command.now,
+        })
+
+        def attach(ticket: records.Ticket | None) -> tuple[records.Ticket, list[TicketEvent]]:
+            assert ticket is not None
+            return attachment_added(ticket, stored, request.actor, command.now)
+
+        return await self._commit_write(command, locked, attach, actor=request.actor, generation=generation,
+                                        attachment=stored)
 
     async def delete(self, command: DeleteCommand) -> TicketWrite:
         locked, before, generation = await self._locked(command)

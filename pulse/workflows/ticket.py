@@ -32,9 +32,12 @@ with workflow.unsafe.imports_passed_through():
     from pulse.activities.tickets import TicketActivities
     from pulse.domain import agenda, records
     from pulse.domain.agenda import DueItem
+    from pulse.domain.attachments import AttachmentResult
     from pulse.domain.commands import (
         Actor,
+        AddAttachmentInput,
         AddCommentInput,
+        AttachmentCommand,
         CommentCommand,
         CreateCommand,
         CreateTicketInput,
@@ -272,6 +275,25 @@ class TicketWorkflow:
         self._check_exists()
         if self.state.status == TicketStatus.CLOSED and not input.is_internal:
             raise Conflict("the ticket is closed; it takes internal notes only", code="ticket_closed")
+
+    # -- attachments ----------------------------------------------------------------------------
+
+    @workflow.update
+    async def add_attachment(self, input: AddAttachmentInput) -> AttachmentResult:
+        """An attachment (its content is stored already, by hash); closed tickets take none."""
+        async with self._turn():
+            self._check(lambda: self._check_writable(None))
+            outcome = await self._write(TicketActivities.add_attachment,
+                                        AttachmentCommand(**self._envelope(command_id=input.command_id), input=input),
+                                        f"attach {input.attachment.file_name[:80]} to {self._label()}")
+            ticket = self._committed(outcome)
+            if outcome.attachment is None:
+                raise to_application_error(NotFound(f"ticket {self.state.ticket_id} not found"))
+            return AttachmentResult(attachment=outcome.attachment, ticket=ticket)
+
+    @add_attachment.validator
+    def validate_add_attachment(self, input: AddAttachmentInput) -> None:
+        self._validate(lambda: self._check_writable(None))
 
     # -- SLA pause / resume -----------------------------------------------------------------------
 
