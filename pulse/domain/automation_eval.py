@@ -53,30 +53,34 @@ NOTIFICATION_EVENT = "automation_notification"
 Status = Literal["success", "failed", "skipped", "loop_stopped"]
 
 
-class ConditionResult(BaseModel):
+@dataclasses.dataclass(slots=True)
+class ConditionResult:
     field: str
     operator: str
-    value: Any = None
-    actual_value: Any = None
+    value: Any
+    actual_value: Any
     matched: bool
 
 
-class Execution(BaseModel):
+# Plain dataclasses, not pydantic models: a write with 50 rules makes 100 of them, and validating
+# them was a measurable part of a PATCH (bench/automation.py).
+@dataclasses.dataclass(slots=True)
+class Execution:
     """One evaluation of one rule (the audit trail's row)."""
 
     rule_id: int
-    rule_name: str = ""
     trigger: str
     status: Status
     conditions_matched: bool
-    condition_results: list[ConditionResult] = []
-    actions_performed: list[dict[str, Any]] = []
-    before: dict[str, Any] = {}
-    after: dict[str, Any] = {}
-    error_message: str | None = None
     caused_by: dict[str, Any]
     depth: int
     executed_at: datetime
+    rule_name: str = ""
+    condition_results: list[ConditionResult] = dataclasses.field(default_factory=list)
+    actions_performed: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    before: dict[str, Any] = dataclasses.field(default_factory=dict)
+    after: dict[str, Any] = dataclasses.field(default_factory=dict)
+    error_message: str | None = None
     execution_time_ms: float = 0.0
 
 
@@ -286,6 +290,10 @@ def _perform(rule: AutomationRule, ticket: records.Ticket, now: datetime, rotati
     return outcome
 
 
+def _execution(base: dict[str, Any], **fields: Any) -> Execution:
+    return Execution(**base, **fields)
+
+
 def _no_timer() -> float:
     return 0.0
 
@@ -324,13 +332,13 @@ def evaluate(before: records.Ticket | None, ticket: records.Ticket, events: list
             matched = not outcomes or (all(outcomes) if rule.conditions_match == "all" else any(outcomes))
             base["condition_results"] = checked
             if not matched:
-                result.executions.append(Execution(**base, status="skipped", conditions_matched=False,
+                result.executions.append(_execution(base, status="skipped", conditions_matched=False,
                                                    execution_time_ms=(timer() - began) * 1000))
                 continue
             fired.add(rule.id)
             actor = Actor(kind=f"automation:{rule.id}")
             if step.depth > MAX_DEPTH:  # it would fire, but the cascade is too deep: stop here
-                result.executions.append(Execution(**base, status="loop_stopped", conditions_matched=True,
+                result.executions.append(_execution(base, status="loop_stopped", conditions_matched=True,
                                                    error_message=f"cascade deeper than {MAX_DEPTH} steps: stopped",
                                                    execution_time_ms=(timer() - began) * 1000))
                 result.events.append(TicketEvent(type=EXECUTED_EVENT, occurred_at=now, actor=actor, data={
@@ -339,7 +347,7 @@ def evaluate(before: records.Ticket | None, ticket: records.Ticket, events: list
             try:
                 outcome = _perform(rule, result.ticket, now, result.rotations, needed)
             except DomainError as error:
-                result.executions.append(Execution(**base, status="failed", conditions_matched=True,
+                result.executions.append(_execution(base, status="failed", conditions_matched=True,
                                                    error_message=error.message,
                                                    execution_time_ms=(timer() - began) * 1000))
                 result.events.append(TicketEvent(type=EXECUTED_EVENT, occurred_at=now, actor=actor, data={
@@ -349,7 +357,7 @@ def evaluate(before: records.Ticket | None, ticket: records.Ticket, events: list
             result.ticket, result.rotations = outcome.ticket, outcome.rotations
             if outcome.clock_pause is not None:
                 result.clock_pause, result.pause_reason = outcome.clock_pause, outcome.pause_reason
-            execution = Execution(**base, status="success", conditions_matched=True, actions_performed=outcome.performed,
+            execution = _execution(base, status="success", conditions_matched=True, actions_performed=outcome.performed,
                                   before=before_values, after=after_values, execution_time_ms=(timer() - began) * 1000)
             result.executions.append(execution)
             result.events.append(TicketEvent(type=EXECUTED_EVENT, occurred_at=now, actor=actor, data={

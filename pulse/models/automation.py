@@ -35,12 +35,11 @@ class AutomationExecution(Base):
     """One evaluation of one rule on one ticket (written in the evaluating write's transaction)."""
 
     __tablename__ = "automation_executions"
-    __table_args__ = (Index("ix_automation_executions_rule", "rule_id", "executed_at", "id"),
-                      Index("ix_automation_executions_ticket", "ticket_id", "id"))
+    __table_args__ = (Index("ix_automation_executions_rule", "rule_id", "executed_at", "id"),)
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    account_id: Mapped[int] = mapped_column(BigInteger)  # no foreign keys: see migration 0013
     rule_id: Mapped[int] = mapped_column(BigInteger)
-    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
+    ticket_id: Mapped[int] = mapped_column(BigInteger)
     trigger: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16))
     conditions_matched: Mapped[bool] = mapped_column(Boolean)
