@@ -12,22 +12,26 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from pulse.activities.bulk import BulkActivities
 from pulse.activities.fanout import FanOutActivities
+from pulse.activities.maverick import MaverickSyncActivities
 from pulse.activities.merge import MergeActivities
 from pulse.activities.outbox import OutboxActivities
 from pulse.activities.tickets import TicketActivities
 from pulse.config import Settings, get_settings
 from pulse.db import SessionFactory, make_engine, make_sessionmaker
+from pulse.secretbox import SecretBox
 from pulse.temporal import connect
 from pulse.workflows.bulk import BulkOperationWorkflow
 from pulse.workflows.fanout import RulesFanOutWorkflow
+from pulse.workflows.maverick_sync import MaverickSyncWorkflow, MaverickTicketFetchWorkflow
 from pulse.workflows.ticket import TicketWorkflow
 
-WORKFLOWS = [TicketWorkflow, BulkOperationWorkflow, RulesFanOutWorkflow]
+WORKFLOWS = [TicketWorkflow, BulkOperationWorkflow, RulesFanOutWorkflow, MaverickSyncWorkflow,
+             MaverickTicketFetchWorkflow]
 
 
 def build_worker(client: Client, sessions: SessionFactory, task_queue: str, *,
                  max_concurrent_workflow_tasks: int = 10, max_cached_workflows: int = 4000,
-                 sandboxed: bool = True) -> Worker:
+                 sandboxed: bool = True, secrets_key: str | None = None) -> Worker:
     """The worker is one Python process, so CPU-bound: a few concurrent workflow tasks keep each
     one short (with 100, tasks shared the core until they passed the 10 s workflow-task timeout
     and were redone, see bench/sla_timers.py), and a cache as large as the number of tickets with
@@ -43,6 +47,8 @@ def build_worker(client: Client, sessions: SessionFactory, task_queue: str, *,
         *MergeActivities(client, task_queue).all(),
         *BulkActivities(sessions, client, task_queue).all(),
         *FanOutActivities(sessions, client, task_queue).all(),
+        # ``secrets_key`` opens the integration secrets (PULSE_SECRETS_KEY).
+        *MaverickSyncActivities(sessions, client, task_queue, SecretBox(secrets_key)).all(),
     ]
     return Worker(
         client,
@@ -65,7 +71,8 @@ async def run_worker(settings: Settings | None = None) -> None:
     worker = build_worker(client, make_sessionmaker(engine), settings.task_queue,
                           max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
                           max_cached_workflows=settings.worker_max_cached_workflows,
-                          sandboxed=settings.worker_sandboxed)
+                          sandboxed=settings.worker_sandboxed,
+                          secrets_key=settings.secrets_key.get_secret_value() if settings.secrets_key else None)
     logging.getLogger("pulse.worker").info("worker polling %s on %s", settings.task_queue, settings.temporal_target)
     try:
         await worker.run()

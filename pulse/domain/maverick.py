@@ -179,3 +179,18 @@ class CategoryMappingRecord(Record):
     version: int
     created_at: datetime
     updated_at: datetime
+
+
+class SyncRunRecord(Record):
+    id: int
+    direction: str
+    trigger: str
+    status: str  # running | succeeded | partial | failed | skipped
+    started_at: datetime
+    finished_at: datetime | None
+    pulled: int
+    pushed: int
+    created: int
+    updated: int
+    skipped: list[dict[str, Any]]
+    errors: list[dict[str, Any]]

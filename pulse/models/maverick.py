@@ -80,3 +80,20 @@ class MaverickSyncRun(Base):
     updated: Mapped[int] = mapped_column(Integer, server_default="0")
     skipped: Mapped[list[Any]] = mapped_column(JSONB, server_default="[]")
     errors: Mapped[list[Any]] = mapped_column(JSONB, server_default="[]")
+
+
+class MaverickTicketLink(Base):
+    """A Maverick ticket's Pulse ticket: its id and number are reserved here before the ticket's
+    workflow creates it, once per Maverick id. ``remote_fields`` are the remote values last applied
+    (a later pull changes only what changed remotely since)."""
+
+    __tablename__ = "maverick_ticket_links"
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    maverick_ticket_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    number: Mapped[int] = mapped_column(Integer)
+    remote_version: Mapped[int] = mapped_column(Integer, server_default="0")
+    remote_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    remote_fields: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    created_at: Mapped[datetime] = created_at_column()
+    updated_at: Mapped[datetime] = created_at_column()

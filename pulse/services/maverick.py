@@ -11,19 +11,21 @@ from pydantic import ValidationError
 from pydantic.alias_generators import to_camel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pulse.domain.errors import NotFound, ValidationFailed, VersionConflict, field_error
+from pulse.domain.errors import Conflict, NotFound, ValidationFailed, VersionConflict, field_error
 from pulse.domain.maverick import (
     DEFAULT_SETTINGS,
     SECRET_FIELDS,
     CategoryMappingRecord,
     MaverickConfigRecord,
     MaverickSettings,
+    SyncRunRecord,
     check_status_mapping,
 )
 from pulse.domain.settings_records import write_only_secret
 from pulse.models import Team, TicketCategory, TicketType, User
 from pulse.models.maverick import MaverickCategoryMapping, MaverickConfig
 from pulse.repositories.maverick import MaverickConfigRepository, MaverickMappingRepository
+from pulse.repositories.maverick_sync import SyncRunRepository
 from pulse.repositories.reference import ReferenceRepository
 from pulse.secretbox import SecretBox
 
@@ -191,3 +193,27 @@ class MaverickMappingService:
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+class SyncRunService:
+    def __init__(self, session: AsyncSession) -> None:
+        self.runs = SyncRunRepository(session)
+
+    async def start_manual(self, account_id: int, settings: MaverickSettings | None) -> SyncRunRecord:
+        """A run row for "sync now"; 409 when the integration would pull nothing."""
+        if settings is None or not settings.enabled:
+            raise Conflict("the Maverick integration is not enabled; PUT its config with enabled: true first",
+                           code="integration_disabled")
+        if not settings.sync_direction.pulls:
+            raise Conflict("syncDirection is outbound: a sync pulls nothing", code="integration_outbound_only")
+        return SyncRunRecord.model_validate(await self.runs.start(account_id, settings.sync_direction.value, "manual"))
+
+    async def list(self, account_id: int, *, page: int, page_size: int) -> tuple[list[SyncRunRecord], int]:
+        rows, total = await self.runs.list(account_id, page=page, page_size=page_size)
+        return [SyncRunRecord.model_validate(row) for row in rows], total
+
+    async def get(self, account_id: int, run_id: int) -> SyncRunRecord:
+        row = await self.runs.get(account_id, run_id)
+        if row is None:
+            raise NotFound(f"sync run {run_id} not found")
+        return SyncRunRecord.model_validate(row)

@@ -25,6 +25,7 @@ class InvalidSignature(Unauthorized):
 class ReceivedEvent:
     event: WebhookEvent
     duplicate: bool
+    fetch_ticket_id: str | None  # the Maverick ticket to read now (None: a repeat, or nothing to pull)
 
 
 class MaverickWebhookService:
@@ -52,4 +53,7 @@ class MaverickWebhookService:
             raise ValidationFailed(f"{problem}; expected {{id, type, occurredAt, data}}",
                                    details=[{"field": "body", "message": "not a Maverick event"}]) from None
         new = await self.events.record(account_id, event.id, event.type, event.occurred_at, event.data)
-        return ReceivedEvent(event=event, duplicate=not new)
+        settings = stored_settings(row, self.box)
+        pulls = settings.enabled and settings.sync_direction.pulls
+        return ReceivedEvent(event=event, duplicate=not new,
+                             fetch_ticket_id=event.ticket_id() if new and pulls else None)

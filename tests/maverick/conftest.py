@@ -1,5 +1,6 @@
 """An app whose settings hold a secrets key (the Maverick config encrypts its secrets with it),
-served in process and, for webhooks from the simulator, over real HTTP."""
+served in process and, for webhooks from the simulator, over real HTTP, with its own worker (on
+its own task queue) whose sync activities hold the same key."""
 
 from __future__ import annotations
 
@@ -16,20 +17,32 @@ from pulse.api.app import create_app
 from pulse.config import Settings
 from pulse.db import SessionFactory
 from pulse.secretbox import new_key
+from pulse.worker import build_worker
 from tests.conftest import AccountContext, make_account
 
 PUBLIC_URL = "https://pulse.example"
+MAVERICK_TASK_QUEUE = "pulse-tests-maverick"
 
 
 @pytest_asyncio.fixture(scope="session")
 async def maverick_settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"secrets_key": SecretStr(new_key()), "public_url": PUBLIC_URL,
-                                       "attachment_max_bytes": 64 * 1024})
+                                       "attachment_max_bytes": 64 * 1024, "task_queue": MAVERICK_TASK_QUEUE})
+
+
+@pytest_asyncio.fixture(scope="session")
+async def maverick_worker(maverick_settings: Settings, sessions: SessionFactory,
+                          temporal_client: Client) -> AsyncIterator[Worker]:
+    assert maverick_settings.secrets_key is not None
+    running = build_worker(temporal_client, sessions, MAVERICK_TASK_QUEUE,
+                           secrets_key=maverick_settings.secrets_key.get_secret_value())
+    async with running:
+        yield running
 
 
 @pytest_asyncio.fixture(scope="session")
 async def maverick_http(maverick_settings: Settings, sessions: SessionFactory, temporal_client: Client,
-                        worker: Worker) -> AsyncIterator[httpx.AsyncClient]:
+                        maverick_worker: Worker) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(maverick_settings, sessions=sessions, temporal=temporal_client)
     async with LifespanManager(app):
         transport = httpx.ASGITransport(app=app)
@@ -49,7 +62,7 @@ async def other_tenant(maverick_http: httpx.AsyncClient, sessions: SessionFactor
 
 @pytest_asyncio.fixture(scope="session")
 async def pulse_server(maverick_settings: Settings, sessions: SessionFactory, temporal_client: Client,
-                       worker: Worker) -> AsyncIterator[str]:
+                       maverick_worker: Worker) -> AsyncIterator[str]:
     """The same app over real HTTP on a free port (the simulator's webhooks come in here)."""
     import asyncio
 

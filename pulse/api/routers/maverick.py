@@ -9,8 +9,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import Field
+from temporalio.service import RPCError
 
-from pulse.api.deps import Manager, Session, get_settings
+from pulse.api.deps import Manager, Session, Sessions, Temporal
+from pulse.api.pagination import Page, page_params, paginated
 from pulse.api.routers.tickets import expected_version
 from pulse.api.schemas import Body, Id
 from pulse.config import Settings
@@ -18,7 +20,9 @@ from pulse.domain.errors import DomainError
 from pulse.domain.maverick import SyncDirection, webhook_path
 from pulse.integrations.maverick import SIGNATURE_HEADER
 from pulse.secretbox import SecretBox
-from pulse.services.maverick import MaverickConfigService, MaverickMappingService
+from pulse.gateway import TemporalUnavailable
+from pulse.services.maverick import MaverickConfigService, MaverickMappingService, SyncRunService
+from pulse.services.maverick_schedules import MaverickSyncScheduler
 from pulse.services.maverick_webhooks import MaverickWebhookService
 
 router = APIRouter(prefix="/api/integrations/maverick", tags=["maverick"])
@@ -79,11 +83,51 @@ async def get_config(request: Request, principal: Manager, session: Session, box
 
 @router.put("/config")
 async def put_config(body: ConfigBody, request: Request, principal: Manager, session: Session, box: Box,
-                     if_match: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+                     temporal: Temporal, if_match: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+    """Saved, then the account's sync schedule made to match (a Temporal that cannot be reached
+    is a 503 and nothing is saved)."""
     sent = body.changes()
     version = expected_version(if_match, sent.pop("version", None))
-    record = await MaverickConfigService(session, box).put(principal.account_id, sent, version)
+    configs = MaverickConfigService(session, box)
+    record = await configs.put(principal.account_id, sent, version)
+    settings = await configs.settings(principal.account_id)
+    assert settings is not None
+    try:
+        await MaverickSyncScheduler(temporal, _task_queue(request)).apply(principal.account_id, settings)
+    except RPCError as error:
+        raise TemporalUnavailable(f"the sync schedule could not be set: {error.message}") from None
     return {**record.to_api(), "webhookUrl": _webhook_url(request, principal.account_id)}
+
+
+@router.post("/sync", status_code=202)
+async def sync_now(request: Request, principal: Manager, sessions: Sessions, box: Box,
+                   temporal: Temporal) -> dict[str, Any]:
+    """Start an inbound sync now → 202 ``{syncRunId}``; follow it at ``/sync-runs/{id}``."""
+    async with sessions() as session, session.begin():  # committed before the run looks for it
+        settings = await MaverickConfigService(session, box).settings(principal.account_id)
+        run = await SyncRunService(session).start_manual(principal.account_id, settings)
+    try:
+        await MaverickSyncScheduler(temporal, _task_queue(request)).start_now(principal.account_id, run.id)
+    except RPCError as error:
+        raise TemporalUnavailable(f"the sync could not be started: {error.message}") from None
+    return {"syncRunId": run.id}
+
+
+@router.get("/sync-runs")
+async def list_sync_runs(principal: Manager, session: Session,
+                         page: Annotated[Page, Depends(page_params)]) -> dict[str, Any]:
+    rows, total = await SyncRunService(session).list(principal.account_id, page=page.page, page_size=page.page_size)
+    return paginated([row.to_api() for row in rows], page, total)
+
+
+@router.get("/sync-runs/{run_id}")
+async def get_sync_run(run_id: int, principal: Manager, session: Session) -> dict[str, Any]:
+    return (await SyncRunService(session).get(principal.account_id, run_id)).to_api()
+
+
+def _task_queue(request: Request) -> str:
+    settings: Settings = request.app.state.settings
+    return settings.task_queue
 
 
 @router.get("/ticket-type-mappings")
@@ -119,13 +163,20 @@ async def delete_mapping(mapping_id: int, principal: Manager, session: Session) 
 
 
 @router.post("/webhook/{account_ref}")
-async def receive_webhook(account_ref: str, request: Request, session: Session, box: Box,
+async def receive_webhook(account_ref: str, request: Request, session: Session, box: Box, temporal: Temporal,
                           signature: Annotated[str | None, Header(alias=SIGNATURE_HEADER)] = None) -> dict[str, Any]:
     """Signed by Maverick instead of a token: a bad or missing signature is a 401; a repeated
-    event id is a 200 that changes nothing."""
+    event id is a 200 that changes nothing. A new event starts (or signals) the fetch of the
+    ticket it names, which reads the current remote object and applies it."""
     body = await request.body()
     if len(body) > MAX_WEBHOOK_BYTES:
         raise DomainError("a Maverick event is at most 1 MiB", code="payload_too_large", status=413)
     received = await MaverickWebhookService(session, box).receive(account_ref, body, signature,
                                                                   datetime.now(timezone.utc))
+    if received.fetch_ticket_id is not None:
+        try:
+            await MaverickSyncScheduler(temporal, _task_queue(request)).fetch(
+                int(account_ref), received.fetch_ticket_id, received.event.id)
+        except RPCError as error:  # not recorded either (rolled back): Maverick sends it again
+            raise TemporalUnavailable(f"the change could not be taken now: {error.message}") from None
     return {"received": True, "eventId": received.event.id, "duplicate": received.duplicate}

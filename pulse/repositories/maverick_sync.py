@@ -1,0 +1,108 @@
+"""Every query of the inbound sync: the links from Maverick tickets to Pulse tickets, the sync
+runs, and the account's stored cursor."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, literal, select, update
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pulse.domain.ids import is_storable_id
+from pulse.models.maverick import MaverickConfig, MaverickSyncRun, MaverickTicketLink
+from pulse.repositories.tickets import TicketRepository
+
+
+class MaverickLinkRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, account_id: int, maverick_ticket_id: str) -> MaverickTicketLink | None:
+        return await self.session.scalar(select(MaverickTicketLink).where(
+            MaverickTicketLink.account_id == account_id, MaverickTicketLink.maverick_ticket_id == maverick_ticket_id,
+        ).execution_options(populate_existing=True))
+
+    async def reserve(self, account_id: int, maverick_ticket_id: str) -> MaverickTicketLink:
+        """The link of a Maverick ticket, reserving a Pulse ticket id and number for it the first
+        time: concurrent first sightings agree on one (the loser's reservation leaves a gap in
+        the numbers, as any refused create does)."""
+        found = await self.get(account_id, maverick_ticket_id)
+        if found is not None:
+            return found
+        ticket_id, number = await TicketRepository(self.session).allocate(account_id)
+        await self.session.execute(pg_insert(MaverickTicketLink).values(
+            account_id=account_id, maverick_ticket_id=maverick_ticket_id, ticket_id=ticket_id, number=number,
+        ).on_conflict_do_nothing(index_elements=[MaverickTicketLink.account_id, MaverickTicketLink.maverick_ticket_id]))
+        link = await self.get(account_id, maverick_ticket_id)
+        assert link is not None
+        return link
+
+    async def mark_applied(self, account_id: int, maverick_ticket_id: str, version: int, updated_at: datetime,
+                           fields: dict[str, Any]) -> None:
+        """Remember the remote version applied (never going back to an older one)."""
+        await self.session.execute(update(MaverickTicketLink).where(
+            MaverickTicketLink.account_id == account_id, MaverickTicketLink.maverick_ticket_id == maverick_ticket_id,
+            MaverickTicketLink.remote_version < version,
+        ).values(remote_version=version, remote_updated_at=updated_at, remote_fields=fields, updated_at=func.now()))
+
+
+class SyncRunRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def start(self, account_id: int, direction: str, trigger: str) -> MaverickSyncRun:
+        row = MaverickSyncRun(account_id=account_id, direction=direction, trigger=trigger)
+        self.session.add(row)
+        await self.session.flush()
+        await self.session.refresh(row)
+        return row
+
+    async def get(self, account_id: int, run_id: int) -> MaverickSyncRun | None:
+        if not is_storable_id(run_id):
+            return None
+        return await self.session.scalar(select(MaverickSyncRun).where(
+            MaverickSyncRun.account_id == account_id, MaverickSyncRun.id == run_id)
+            .execution_options(populate_existing=True))
+
+    async def add_counts(self, run_id: int, *, pulled: int, created: int, updated: int,
+                         skipped: list[dict[str, Any]], errors: list[dict[str, Any]]) -> None:
+        await self.session.execute(update(MaverickSyncRun).where(MaverickSyncRun.id == run_id).values(
+            pulled=MaverickSyncRun.pulled + pulled, created=MaverickSyncRun.created + created,
+            updated=MaverickSyncRun.updated + updated,
+            skipped=_appended(MaverickSyncRun.skipped, skipped), errors=_appended(MaverickSyncRun.errors, errors),
+        ))
+
+    async def finish(self, run_id: int, status: str, errors: list[dict[str, Any]]) -> None:
+        values: dict[str, Any] = {"status": status, "finished_at": func.now()}
+        if errors:
+            values["errors"] = _appended(MaverickSyncRun.errors, errors)
+        await self.session.execute(update(MaverickSyncRun).where(MaverickSyncRun.id == run_id,
+                                                                 MaverickSyncRun.finished_at.is_(None)).values(**values))
+
+    async def list(self, account_id: int, *, page: int, page_size: int) -> tuple[list[MaverickSyncRun], int]:
+        """Newest first."""
+        statement = select(MaverickSyncRun).where(MaverickSyncRun.account_id == account_id)
+        rows = list(await self.session.scalars(statement.order_by(MaverickSyncRun.id.desc())
+                                               .limit(page_size).offset((page - 1) * page_size)))
+        total = int(await self.session.scalar(select(func.count()).select_from(statement.subquery())) or 0)
+        return rows, total
+
+
+class SyncCursorRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def advance(self, account_id: int, cursor: datetime) -> None:
+        """The newest remote change applied; never moves back."""
+        await self.session.execute(update(MaverickConfig).where(
+            MaverickConfig.account_id == account_id,
+            (MaverickConfig.sync_cursor.is_(None)) | (MaverickConfig.sync_cursor < cursor),
+        ).values(sync_cursor=cursor))
+
+
+def _appended(column: Any, items: list[dict[str, Any]]) -> Any:
+    """``column || items`` (JSONB arrays)."""
+    return column.op("||")(literal(items, JSONB))

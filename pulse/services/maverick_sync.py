@@ -1,0 +1,188 @@
+"""The inbound sync: Maverick tickets become Pulse tickets, and their later changes reach them,
+always through the ticket's own workflow (the gateway). Keyed by the Maverick id: the link
+reserves one Pulse ticket id per Maverick ticket, whose create is idempotent by ticket id, and
+each remote version is applied once (its command id names it) — so neither two syncs nor a sync
+racing a webhook create a ticket twice or apply a change twice."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Awaitable, Callable
+
+from pulse.db import SessionFactory
+from pulse.domain.changes import TicketChanges
+from pulse.domain.commands import CreateTicketInput, UpdateTicketInput
+from pulse.domain.errors import DomainError
+from pulse.domain.maverick import MaverickSettings
+from pulse.domain.maverick_sync import MAVERICK_ACTOR, PageResult, Placement, RemoteTicket, new_ticket, remote_changes
+from pulse.domain.tickets import TicketStatus
+from pulse.gateway import NoRunningWorkflow, TicketGateway
+from pulse.integrations.maverick import MaverickClient, MaverickTicket, RetryPolicy
+from pulse.repositories.maverick_sync import MaverickLinkRepository, SyncCursorRepository, SyncRunRepository
+from pulse.repositories.ticket_store import TicketStore
+from pulse.services.maverick import MaverickMappingService
+
+log = logging.getLogger("pulse.maverick")
+
+PAGE_SIZE = 100
+CONCURRENT_TICKETS = 8
+# The client's own retries are short; a longer outage is the activity's retries (with backoff).
+CLIENT_RETRY = RetryPolicy(max_attempts=3, initial_backoff=0.5, max_backoff=5.0)
+
+
+def remote_of(ticket: MaverickTicket) -> RemoteTicket:
+    return RemoteTicket(id=ticket.id, version=ticket.version, updated_at=ticket.updated_at, subject=ticket.subject,
+                        body=ticket.body, status=ticket.status, priority=ticket.priority,
+                        category_id=ticket.category_id, merchant_name=ticket.merchant_name,
+                        contact_email=ticket.contact_email, contact_phone=ticket.contact_phone)
+
+
+def client_for(settings: MaverickSettings) -> MaverickClient:
+    assert settings.api_url is not None
+    return MaverickClient(settings.api_url, settings.secret("api_key") or "", retry=CLIENT_RETRY)
+
+
+@dataclass
+class Applied:
+    kind: str  # created | updated | unchanged | skipped | failed
+    reasons: list[str] = field(default_factory=list)
+
+
+class MaverickImporter:
+    """Applies Maverick tickets. Within one process, one Maverick ticket is applied by one caller
+    at a time (two syncs, or a sync and a webhook, take turns), so each remote version is applied
+    and counted once; across processes the link and the command ids still keep it to one ticket
+    and one change per version."""
+
+    def __init__(self, sessions: SessionFactory, gateway: TicketGateway) -> None:
+        self.sessions = sessions
+        self.gateway = gateway
+        self._turns: dict[tuple[int, str], tuple[asyncio.Lock, int]] = {}
+
+    async def apply(self, account_id: int, settings: MaverickSettings, remote: RemoteTicket) -> Applied:
+        key = (account_id, remote.id)
+        lock, waiting = self._turns.get(key) or (asyncio.Lock(), 0)
+        self._turns[key] = (lock, waiting + 1)
+        try:
+            async with lock:
+                return await self._apply(account_id, settings, remote)
+        finally:
+            lock, waiting = self._turns[key]
+            if waiting == 1:
+                del self._turns[key]
+            else:
+                self._turns[key] = (lock, waiting - 1)
+
+    async def _apply(self, account_id: int, settings: MaverickSettings, remote: RemoteTicket) -> Applied:
+        async with self.sessions() as session:
+            link = await MaverickLinkRepository(session).get(account_id, remote.id)
+        if link is not None and remote.version <= link.remote_version:
+            return Applied("unchanged")  # seen already (a repeat, or an older version arriving late)
+        if link is None:
+            async with self.sessions() as session, session.begin():
+                link = await MaverickLinkRepository(session).reserve(account_id, remote.id)
+        async with self.sessions() as session:
+            ticket = await TicketStore(session).read(account_id, link.ticket_id)
+        applied_fields: dict[str, Any] = link.remote_fields or {}
+        if ticket is None:
+            new = new_ticket(remote, settings.status_mapping, await self._placement(account_id, settings, remote))
+            outcome = await self._send(lambda: self.gateway.create(CreateTicketInput(
+                account_id=account_id, ticket_id=link.ticket_id, number=link.number, actor=MAVERICK_ACTOR, ticket=new)),
+                Applied("created"))
+        elif ticket.deleted_at is not None:
+            outcome = Applied("skipped", ["the linked Pulse ticket was deleted"])
+        else:
+            placement = (await self._placement(account_id, settings, remote)
+                         if applied_fields.get("category_id") != remote.category_id else None)
+            changes, reasons = remote_changes(applied_fields, remote, settings.status_mapping, ticket.status, placement)
+            outcome = Applied("unchanged", reasons)
+            if changes.given():
+                outcome = await self._update(account_id, ticket.id, ticket.status, remote, changes, reasons)
+        if outcome.kind != "failed":
+            async with self.sessions() as session, session.begin():
+                await MaverickLinkRepository(session).mark_applied(account_id, remote.id, remote.version,
+                                                                   remote.updated_at, remote.snapshot())
+        return outcome
+
+    async def _placement(self, account_id: int, settings: MaverickSettings, remote: RemoteTicket) -> Placement:
+        async with self.sessions() as session, session.begin():
+            type_id, category_id = await MaverickMappingService(session).resolve(account_id, remote.category_id)
+        return Placement(type_id=type_id, category_id=category_id, assigned_to_user_id=settings.default_assignee_id,
+                         assigned_to_team_id=settings.default_team_id)
+
+    async def _update(self, account_id: int, ticket_id: int, status: TicketStatus, remote: RemoteTicket,
+                      changes: TicketChanges, reasons: list[str]) -> Applied:
+        command = UpdateTicketInput(actor=MAVERICK_ACTOR, changes=changes,
+                                    command_id=f"maverick/{account_id}/{remote.id}/v{remote.version}")
+
+        async def send() -> Any:
+            try:
+                return await self.gateway.update(account_id, ticket_id, command, resume=status == TicketStatus.CLOSED)
+            except NoRunningWorkflow:
+                return await self.gateway.update(account_id, ticket_id, command, resume=True)
+
+        return await self._send(send, Applied("updated", reasons))
+
+    @staticmethod
+    async def _send(call: Any, success: Applied) -> Applied:
+        """A refusal (4xx: closed, invalid) is the ticket's answer: skipped with its reason. An
+        engine that could not be reached (5xx) fails the ticket for this run."""
+        try:
+            await call()
+        except DomainError as error:
+            if error.status >= 500:
+                return Applied("failed", [f"{error.code}: {error.message}"])
+            return Applied("skipped", [*success.reasons, f"{error.code}: {error.message}"])
+        return success
+
+
+class MaverickPuller:
+    """One page of "tickets changed since" per call, applied ticket by ticket (a few at a time)."""
+
+    def __init__(self, sessions: SessionFactory, importer: MaverickImporter,
+                 settings_of: Callable[[int], Awaitable[MaverickSettings | None]]) -> None:
+        self.sessions = sessions
+        self.importer = importer
+        self.settings_of = settings_of
+
+    async def pull_page(self, account_id: int, run_id: int, since: datetime | None, cursor: str | None,
+                        cursor_frozen: bool) -> PageResult:
+        settings = await self.settings_of(account_id)
+        if settings is None or not settings.enabled or not settings.sync_direction.pulls:
+            return PageResult()
+        async with client_for(settings) as client:
+            page = await anext(client.tickets_updated_since(since, page_size=PAGE_SIZE, cursor=cursor))
+        gate = asyncio.Semaphore(CONCURRENT_TICKETS)
+
+        async def one(ticket: MaverickTicket) -> Applied:
+            async with gate:
+                try:
+                    return await self.importer.apply(account_id, settings, remote_of(ticket))
+                except Exception as error:  # noqa: BLE001 - one ticket's failure stops no other
+                    log.exception("Maverick ticket %s of account %s not applied", ticket.id, account_id)
+                    return Applied("failed", [f"{type(error).__name__}: {str(error)[:300]}"])
+
+        outcomes = await asyncio.gather(*(one(ticket) for ticket in page.data))
+        high_water: datetime | None = None
+        failed = cursor_frozen
+        for ticket, outcome in zip(page.data, outcomes):
+            if outcome.kind == "failed":
+                failed = True
+            if not failed:
+                high_water = max(high_water or ticket.updated_at, ticket.updated_at)
+        skipped = [{"maverickTicketId": t.id, "reason": "; ".join(o.reasons)}
+                   for t, o in zip(page.data, outcomes) if o.kind == "skipped" or (o.reasons and o.kind != "failed")]
+        errors = [{"maverickTicketId": t.id, "error": "; ".join(o.reasons)}
+                  for t, o in zip(page.data, outcomes) if o.kind == "failed"]
+        result = PageResult(next_cursor=page.next_cursor, pulled=len(page.data),
+                            created=sum(o.kind == "created" for o in outcomes),
+                            updated=sum(o.kind == "updated" for o in outcomes), failed=failed)
+        async with self.sessions() as session, session.begin():
+            await SyncRunRepository(session).add_counts(run_id, pulled=result.pulled, created=result.created,
+                                                        updated=result.updated, skipped=skipped, errors=errors)
+            if high_water is not None:
+                await SyncCursorRepository(session).advance(account_id, high_water)
+        return result

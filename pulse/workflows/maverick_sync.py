@@ -1,0 +1,99 @@
+"""MaverickSyncWorkflow: one inbound sync run of an account — started by the account's Temporal
+Schedule every ``syncIntervalMinutes`` (``maverick-sync-<account>``) or by the manual sync
+endpoint. It pages "tickets changed since" the stored cursor, one activity per page (each page's
+tickets are created or updated through their own workflows), and records the run."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from pulse.activities.maverick import MaverickSyncActivities
+    from pulse.domain.maverick_sync import FetchRequested, FetchTicketInput, FinishSync, PullPage, StartSync, SyncInput
+
+STEP_TIMEOUT = timedelta(seconds=30)
+PAGE_TIMEOUT = timedelta(minutes=10)
+# Maverick down for a while: a page is retried with backoff for about half an hour, then the run
+# ends failed; the next scheduled run starts again from the stored cursor.
+PAGE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=2),
+                         maximum_attempts=20, non_retryable_error_types=["maverick_refused"])
+STEP_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10))
+
+
+@workflow.defn
+class MaverickSyncWorkflow:
+    @workflow.run
+    async def run(self, input: SyncInput) -> None:
+        if not input.started:
+            started = await workflow.execute_activity(
+                MaverickSyncActivities.start_sync_run,
+                StartSync(account_id=input.account_id, trigger=input.trigger, run_id=input.run_id),
+                start_to_close_timeout=STEP_TIMEOUT, retry_policy=STEP_RETRY, summary="open the sync run")
+            if started.skip_reason is not None:
+                return
+            input = input.model_copy(update={"run_id": started.run_id, "since": started.since, "started": True})
+        assert input.run_id is not None
+        status, error = "succeeded", None
+        while True:
+            try:
+                page = await workflow.execute_activity(
+                    MaverickSyncActivities.pull_sync_page,
+                    PullPage(account_id=input.account_id, run_id=input.run_id, since=input.since, cursor=input.cursor,
+                             cursor_frozen=input.cursor_frozen),
+                    start_to_close_timeout=PAGE_TIMEOUT, retry_policy=PAGE_RETRY,
+                    summary=f"pull a page of tickets changed since {input.since}")
+            except ActivityError as failure:
+                status, error = "failed", str(failure.cause or failure)
+                break
+            if page.failed:
+                input.cursor_frozen = True
+                status = "partial"
+            if page.next_cursor is None:
+                break
+            input.cursor = page.next_cursor
+            if workflow.info().is_continue_as_new_suggested():
+                workflow.continue_as_new(input)
+        if input.cursor_frozen and status == "succeeded":
+            status = "partial"
+        await workflow.execute_activity(
+            MaverickSyncActivities.finish_sync_run,
+            FinishSync(account_id=input.account_id, run_id=input.run_id, status=status, error=error),
+            start_to_close_timeout=STEP_TIMEOUT, retry_policy=STEP_RETRY, summary=f"close the sync run ({status})")
+
+
+FETCH_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1),
+                          maximum_attempts=30, non_retryable_error_types=["maverick_refused"])
+
+
+@workflow.defn
+class MaverickTicketFetchWorkflow:
+    """``maverick-fetch-<account>-<maverickTicketId>``: webhooks about one Maverick ticket, as
+    signals; each round reads the ticket as it is now and applies it, and a signal that arrives
+    meanwhile makes one more round (so the last change announced is the last one read)."""
+
+    def __init__(self) -> None:
+        self._wanted = 0
+
+    @workflow.signal
+    def changed(self, _: FetchRequested) -> None:
+        self._wanted += 1
+
+    @workflow.run
+    async def run(self, input: FetchTicketInput) -> None:
+        while True:
+            asked = self._wanted
+            try:
+                await workflow.execute_activity(
+                    MaverickSyncActivities.fetch_and_apply, input, start_to_close_timeout=PAGE_TIMEOUT,
+                    retry_policy=FETCH_RETRY, summary=f"read Maverick ticket {input.maverick_ticket_id[:60]}")
+            except ActivityError as failure:
+                workflow.logger.warning("Maverick ticket %s not applied: %s", input.maverick_ticket_id, failure.cause)
+                return
+            if self._wanted <= asked:
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                if self._wanted <= asked:
+                    return
