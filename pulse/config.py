@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     # request's own base URL).
     public_url: str | None = None
     attachment_max_bytes: int = 25 * 1024 * 1024
+    # `make run` with PULSE_DEMO_MAVERICK=1 also starts a Maverick simulator on this port and
+    # connects the Dev account to it (pulse.devstack_maverick).
+    demo_maverick: bool = False
+    maverick_sim_port: int = 8090
 
     @property
     def temporal_target(self) -> str:

@@ -21,6 +21,7 @@ from alembic.config import Config
 from sqlalchemy import select
 
 from pulse.config import Settings, sync_database_url
+from pulse.devstack_maverick import secrets_key, start_demo_maverick
 from pulse.db import make_engine, make_sessionmaker
 from pulse.models import ApiToken, Team, TicketCategory, TicketType
 from pulse.services.auth import create_account_with_admin, hash_token
@@ -194,7 +195,8 @@ def run_dev(settings: Settings) -> int:
                                            data_dir / "temporal.db", data_dir / "temporal.log"))
             temporal_target = f"127.0.0.1:{settings.temporal_port}"
 
-        env = {**os.environ, "DATABASE_URL": database_url, "TEMPORAL_ADDRESS": temporal_target}
+        env = {**os.environ, "DATABASE_URL": database_url, "TEMPORAL_ADDRESS": temporal_target,
+               "PULSE_SECRETS_KEY": secrets_key(settings)}
         pulse = [sys.executable, "-m", "pulse.cli"]
         children.append(subprocess.Popen([*pulse, "worker"], env=env, start_new_session=True))
         api = subprocess.Popen([*pulse, "api"], env=env, start_new_session=True)
@@ -202,6 +204,11 @@ def run_dev(settings: Settings) -> int:
         wait_for_port(settings.api_host, settings.api_port, timeout=60, process=api)
 
         api_url = f"http://{settings.api_host}:{settings.api_port}"
+        if settings.demo_maverick:
+            print("starting the Maverick simulator with demo data …", flush=True)
+            children.append(start_demo_maverick(settings, api_url, token, env))
+        maverick_line = (f"  Maverick (sim):  http://127.0.0.1:{settings.maverick_sim_port}/_admin/docs\n"
+                         if settings.demo_maverick else "")
         ui = (f"http://127.0.0.1:{settings.temporal_ui_port}" if not settings.temporal_address
               else f"(external Temporal at {temporal_target})")
         print(
@@ -210,6 +217,7 @@ def run_dev(settings: Settings) -> int:
             f"  OpenAPI docs:    {api_url}/docs\n"
             f"  Temporal UI:     {ui}\n"
             f"  Dev admin token: {token}\n"
+            f"{maverick_line}"
             f"  Data:            {data_dir}\n"
             f"\n  curl -H 'Authorization: Bearer {token}' {api_url}/api/tickets\n"
             "\nCtrl-C stops everything.",
