@@ -41,7 +41,7 @@ async def current_principal(
     authorization: Annotated[str | None, Header()] = None,
     x_account_id: Annotated[str | None, Header()] = None,
 ) -> Principal:
-    async with sessions() as session:
+    async with sessions() as session, session.begin():  # commits the token's lastUsedAt, when due
         return await authenticate(session, authorization, x_account_id)
 
 

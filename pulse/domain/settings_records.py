@@ -24,6 +24,19 @@ class TokenRecord(Record):
     last_used_at: datetime | None
 
 
+class AuditRecord(Record):
+    """One audit-log entry: who (user and token), what (action on a target), when."""
+
+    id: int
+    actor_user_id: int | None
+    actor_token_id: int | None
+    action: str
+    target_type: str
+    target_id: int | None
+    details: dict[str, Any]
+    created_at: datetime
+
+
 class UserRecord(Record):
     id: int
     name: str

@@ -1,5 +1,6 @@
 """SQLAlchemy ORM tables (no behaviour). Queries live in ``pulse.repositories``."""
 
+from pulse.models.audit import AuditEntry
 from pulse.models.automation import AutomationExecution, AutomationRule
 from pulse.models.base import Base
 from pulse.models.escalations import EscalationRule, TicketEscalation
@@ -25,6 +26,7 @@ from pulse.models.tables import (
 )
 
 __all__ = [
+    "AuditEntry",
     "AutomationExecution",
     "AutomationRule",
     "EscalationRule",

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pulse.domain.ids import is_storable_id
@@ -36,8 +36,21 @@ class TokenRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def by_hash(self, token_hash: str) -> ApiToken | None:
-        return await self.session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash))
+    async def by_hash(self, token_hash: str) -> tuple[ApiToken, str | None, int | None] | None:
+        """The token with its user's role and account (one query)."""
+        row = (await self.session.execute(
+            select(ApiToken, User.role, User.account_id).outerjoin(User, User.id == ApiToken.user_id)
+            .where(ApiToken.token_hash == token_hash))).first()
+        return (row[0], row[1], row[2]) if row is not None else None
+
+    async def touch(self, token_id: int, *, every_seconds: int) -> None:
+        """``last_used_at`` = now, unless it was set less than ``every_seconds`` ago."""
+        await self.session.execute(
+            update(ApiToken).where(
+                ApiToken.id == token_id,
+                ApiToken.last_used_at.is_(None)
+                | (ApiToken.last_used_at < func.now() - text(f"interval '{int(every_seconds)} seconds'")),
+            ).values(last_used_at=func.now()).execution_options(synchronize_session=False))
 
     async def add(self, token: ApiToken) -> ApiToken:
         self.session.add(token)

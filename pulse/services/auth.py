@@ -11,13 +11,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pulse.domain.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
 from pulse.domain.ids import is_storable_id
-from pulse.domain.settings_records import TokenRecord
+from pulse.domain.settings_records import AuditRecord, TokenRecord
 from pulse.domain.tickets import Permission
 from pulse.models import ApiToken, User
 from pulse.repositories.accounts import AccountRepository, TokenRepository
+from pulse.repositories.audit import AuditRepository
 from pulse.repositories.reference import ReferenceRepository
 
 ALL_PERMISSIONS = [p.value for p in Permission]
+ACCOUNT_ADMIN_ROLE = "admin"
+# ``lastUsedAt`` is written at most this often per token (one conditional UPDATE, not one per request).
+LAST_USED_EVERY_SECONDS = 60
 
 
 def hash_token(token: str) -> str:
@@ -35,6 +39,8 @@ class Principal:
     account_id: int
     permissions: frozenset[str]
     is_platform_admin: bool
+    # The account's admin user (role "admin" in the account acted in), or a platform admin.
+    is_account_admin: bool = False
 
     def has(self, permission: Permission) -> bool:
         return permission.value in self.permissions
@@ -47,10 +53,16 @@ class Principal:
 async def authenticate(session: AsyncSession, authorization: str | None, account_header: str | None) -> Principal:
     if not authorization or not authorization.lower().startswith("bearer "):
         raise Unauthorized("send Authorization: Bearer <token>")
-    token = await TokenRepository(session).by_hash(hash_token(authorization[7:].strip()))
+    tokens = TokenRepository(session)
+    found = await tokens.by_hash(hash_token(authorization[7:].strip()))
     now = datetime.now(timezone.utc)
-    if token is None or token.revoked_at is not None or (token.expires_at is not None and token.expires_at <= now):
+    if found is None:
         raise Unauthorized("the token is invalid, revoked or expired")
+    token, role, user_account_id = found
+    if token.revoked_at is not None or (token.expires_at is not None and token.expires_at <= now):
+        raise Unauthorized("the token is invalid, revoked or expired")
+    if token.last_used_at is None or (now - token.last_used_at).total_seconds() >= LAST_USED_EVERY_SECONDS:
+        await tokens.touch(token.id, every_seconds=LAST_USED_EVERY_SECONDS)
     account_id = token.account_id
     if account_header:
         try:
@@ -72,6 +84,7 @@ async def authenticate(session: AsyncSession, authorization: str | None, account
         account_id=account_id,
         permissions=frozenset(token.permissions),
         is_platform_admin=token.is_platform_admin,
+        is_account_admin=token.is_platform_admin or (role == ACCOUNT_ADMIN_ROLE and user_account_id == account_id),
     )
 
 
@@ -120,21 +133,34 @@ async def create_account_with_admin(session: AsyncSession, name: str, *, admin_t
 
 
 class TokenService:
-    """The API tokens of one account (``/api/tokens``): listed without their secret."""
+    """The API tokens of one account (``/api/tokens``): listed without their secret. Least
+    privilege: a token mints only tokens with a subset of its own permissions, for its own user
+    unless it is the account admin's; revoking another user's token takes the account admin.
+    Every change is on the audit log, in the change's transaction."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         self.tokens = TokenRepository(session)
+        self.audit = AuditRepository(session)
 
-    async def create(self, account_id: int, *, user_id: int | None, name: str,
+    async def create(self, principal: Principal, *, user_id: int | None, name: str,
                      permissions: list[str]) -> tuple[TokenRecord, str]:
         """A new token of a user of the account; the plain value is returned once."""
+        beyond = [permission for permission in permissions if permission not in principal.permissions]
+        if beyond:
+            raise Forbidden(f"a token cannot grant what it does not hold: {', '.join(beyond)}",
+                            code="permission_escalation")
+        if user_id != principal.user_id and not principal.is_account_admin:
+            raise Forbidden("only the account admin mints tokens for another user", code="not_account_admin")
+        account_id = principal.account_id
         if user_id is not None and await ReferenceRepository(self.session, User).get(account_id, user_id) is None:
             raise ValidationFailed("unknown user",
                                    details=[{"field": "userId", "message": f"no user {user_id} in this account"}])
         token, plain = await issue_token(self.session, account_id=account_id, user_id=user_id, name=name,
                                          permissions=permissions)
         await self.session.refresh(token)
+        await self._audit(principal, "token.created", token,
+                          {"name": name, "permissions": token.permissions, "userId": user_id})
         return TokenRecord.model_validate(token), plain
 
     async def list(self, account_id: int) -> list[TokenRecord]:
@@ -143,11 +169,29 @@ class TokenService:
     async def get(self, account_id: int, token_id: int) -> TokenRecord:
         return TokenRecord.model_validate(await self._token(account_id, token_id))
 
-    async def revoke(self, account_id: int, token_id: int) -> None:
-        (await self._token(account_id, token_id)).revoked_at = datetime.now(timezone.utc)
+    async def revoke(self, principal: Principal, token_id: int) -> None:
+        token = await self._token(principal.account_id, token_id)
+        if token.user_id != principal.user_id and not principal.is_account_admin:
+            raise Forbidden("only the account admin revokes another user's token", code="not_account_admin")
+        token.revoked_at = datetime.now(timezone.utc)
+        await self._audit(principal, "token.revoked", token, {"name": token.name, "userId": token.user_id})
+
+    async def _audit(self, principal: Principal, action: str, token: ApiToken, details: dict[str, object]) -> None:
+        await self.audit.add(account_id=principal.account_id, actor_user_id=principal.user_id,
+                             actor_token_id=principal.token_id, action=action, target_type="token",
+                             target_id=token.id, details=details)
 
     async def _token(self, account_id: int, token_id: int) -> ApiToken:
         token = await self.tokens.get(account_id, token_id)
         if token is None:
             raise NotFound(f"token {token_id} not found")
         return token
+
+
+class AuditLogService:
+    def __init__(self, session: AsyncSession) -> None:
+        self.audit = AuditRepository(session)
+
+    async def page(self, account_id: int, *, page: int, page_size: int) -> tuple[list[AuditRecord], int]:
+        rows, total = await self.audit.page(account_id, page=page, page_size=page_size)
+        return [AuditRecord.model_validate(row) for row in rows], total

@@ -1,9 +1,9 @@
 """Authentication, permissions and tenant isolation, proved on every endpoint of the app.
 
-The walk is built from the app's own route table, so an endpoint added later is covered without
-touching this file: each route is classified by method + path prefix (``required_permission``)
-and must answer 401 without a valid token, 403 to a token that lacks exactly the permission it
-needs, and 404 (never 403/200/409) when another account's token names this account's resource.
+The walk is built from the app's own route table and checked against ``WHO_MAY``, the table of
+who may do what, which must have a row for every operation: each must answer 401 to a missing,
+garbage, revoked or expired token, 403 to a token that lacks exactly the permission it needs,
+and 404 (never 403/200/409) when another account's admin names this account's resource.
 """
 
 from __future__ import annotations
@@ -32,36 +32,113 @@ ALL = frozenset({READ, WRITE, MANAGE})
 # Routes that do not take a bearer token at all (health checks; webhooks are signed instead).
 UNAUTHENTICATED = re.compile(r"^/api/health|webhook", re.IGNORECASE)
 
-# Settings whose reads are reads like any other but whose every write needs manageSettings.
-SETTINGS_PREFIXES = (
-    "/api/users", "/api/teams", "/api/ticket-types", "/api/ticket-categories", "/api/rotations",
-    "/api/sla", "/api/calendars", "/api/business-hours", "/api/automation", "/api/escalation",
-    "/api/integrations", "/api/notification",
-)
-# Tickets and what hangs off them: reads need readSupport, every other method writeSupport.
-TICKET_PREFIXES = ("/api/tickets",)
+# Who may do what: every operation the app serves has a row, so a new route cannot ship without
+# one (``test_every_operation_has_a_row_in_the_permission_table``). Settings are read with
+# readSupport and changed with manageSettings; tickets are changed with writeSupport; credentials,
+# channel secrets, the audit log, deliveries and the Maverick integration are settings matters
+# even to read; saved views are personal (whoever may read tickets keeps their own).
+WHO_MAY: dict[tuple[str, str], str] = {
+    ("POST", "/api/accounts"): PLATFORM_ADMIN,
+    ("GET", "/api/audit-log"): MANAGE,
+    ("GET", "/api/integrations/maverick/config"): MANAGE,
+    ("PUT", "/api/integrations/maverick/config"): MANAGE,
+    ("POST", "/api/integrations/maverick/sync"): MANAGE,
+    ("GET", "/api/integrations/maverick/sync-runs"): MANAGE,
+    ("GET", "/api/integrations/maverick/sync-runs/{run_id}"): MANAGE,
+    ("GET", "/api/integrations/maverick/ticket-type-mappings"): MANAGE,
+    ("POST", "/api/integrations/maverick/ticket-type-mappings"): MANAGE,
+    ("DELETE", "/api/integrations/maverick/ticket-type-mappings/{mapping_id}"): MANAGE,
+    ("GET", "/api/integrations/maverick/ticket-type-mappings/{mapping_id}"): MANAGE,
+    ("PUT", "/api/integrations/maverick/ticket-type-mappings/{mapping_id}"): MANAGE,
+    ("GET", "/api/notifications"): READ,
+    ("GET", "/api/notifications/deliveries"): MANAGE,
+    ("GET", "/api/notifications/stream"): READ,
+    ("POST", "/api/notifications/{notification_id}/read"): READ,
+    ("GET", "/api/rotations"): READ,
+    ("POST", "/api/rotations"): MANAGE,
+    ("DELETE", "/api/rotations/{rotation_id}"): MANAGE,
+    ("GET", "/api/rotations/{rotation_id}"): READ,
+    ("PATCH", "/api/rotations/{rotation_id}"): MANAGE,
+    ("GET", "/api/rotations/{rotation_id}/next"): READ,
+    ("GET", "/api/settings/notifications"): MANAGE,
+    ("PUT", "/api/settings/notifications"): MANAGE,
+    ("GET", "/api/sla/calendars"): READ,
+    ("POST", "/api/sla/calendars"): MANAGE,
+    ("DELETE", "/api/sla/calendars/{calendar_id}"): MANAGE,
+    ("GET", "/api/sla/calendars/{calendar_id}"): READ,
+    ("PUT", "/api/sla/calendars/{calendar_id}"): MANAGE,
+    ("GET", "/api/sla/compliance"): READ,
+    ("GET", "/api/sla/policies"): READ,
+    ("POST", "/api/sla/policies"): MANAGE,
+    ("PUT", "/api/sla/policies"): MANAGE,
+    ("DELETE", "/api/sla/policies/{reference}"): MANAGE,
+    ("GET", "/api/sla/policies/{reference}"): READ,
+    ("PUT", "/api/sla/policies/{reference}"): MANAGE,
+    ("GET", "/api/teams"): READ,
+    ("POST", "/api/teams"): MANAGE,
+    ("DELETE", "/api/teams/{row_id}"): MANAGE,
+    ("GET", "/api/teams/{row_id}"): READ,
+    ("PATCH", "/api/teams/{row_id}"): MANAGE,
+    ("GET", "/api/ticket-categories"): READ,
+    ("POST", "/api/ticket-categories"): MANAGE,
+    ("DELETE", "/api/ticket-categories/{row_id}"): MANAGE,
+    ("GET", "/api/ticket-categories/{row_id}"): READ,
+    ("PATCH", "/api/ticket-categories/{row_id}"): MANAGE,
+    ("GET", "/api/ticket-types"): READ,
+    ("POST", "/api/ticket-types"): MANAGE,
+    ("DELETE", "/api/ticket-types/{row_id}"): MANAGE,
+    ("GET", "/api/ticket-types/{row_id}"): READ,
+    ("PATCH", "/api/ticket-types/{row_id}"): MANAGE,
+    ("GET", "/api/tickets"): READ,
+    ("POST", "/api/tickets"): WRITE,
+    ("GET", "/api/tickets/automation-rules"): READ,
+    ("POST", "/api/tickets/automation-rules"): MANAGE,
+    ("POST", "/api/tickets/automation-rules/test"): MANAGE,
+    ("DELETE", "/api/tickets/automation-rules/{rule_id}"): MANAGE,
+    ("GET", "/api/tickets/automation-rules/{rule_id}"): READ,
+    ("PUT", "/api/tickets/automation-rules/{rule_id}"): MANAGE,
+    ("GET", "/api/tickets/automation-rules/{rule_id}/executions"): READ,
+    ("POST", "/api/tickets/automation-rules/{rule_id}/test"): MANAGE,
+    ("POST", "/api/tickets/bulk"): WRITE,
+    ("GET", "/api/tickets/bulk/{bulk_id}"): READ,
+    ("GET", "/api/tickets/escalation-rules"): READ,
+    ("POST", "/api/tickets/escalation-rules"): MANAGE,
+    ("DELETE", "/api/tickets/escalation-rules/{rule_id}"): MANAGE,
+    ("GET", "/api/tickets/escalation-rules/{rule_id}"): READ,
+    ("PUT", "/api/tickets/escalation-rules/{rule_id}"): MANAGE,
+    ("POST", "/api/tickets/merge"): WRITE,
+    ("DELETE", "/api/tickets/{ticket_ref}"): WRITE,
+    ("GET", "/api/tickets/{ticket_ref}"): READ,
+    ("PATCH", "/api/tickets/{ticket_ref}"): WRITE,
+    ("GET", "/api/tickets/{ticket_ref}/attachments"): READ,
+    ("POST", "/api/tickets/{ticket_ref}/attachments"): WRITE,
+    ("GET", "/api/tickets/{ticket_ref}/attachments/{attachment_id}/content"): READ,
+    ("GET", "/api/tickets/{ticket_ref}/comments"): READ,
+    ("POST", "/api/tickets/{ticket_ref}/comments"): WRITE,
+    ("GET", "/api/tickets/{ticket_ref}/escalations"): READ,
+    ("POST", "/api/tickets/{ticket_ref}/sla/pause"): WRITE,
+    ("POST", "/api/tickets/{ticket_ref}/sla/resume"): WRITE,
+    ("GET", "/api/tickets/{ticket_ref}/timeline"): READ,
+    ("GET", "/api/tokens"): MANAGE,
+    ("POST", "/api/tokens"): MANAGE,
+    ("DELETE", "/api/tokens/{token_id}"): MANAGE,
+    ("GET", "/api/tokens/{token_id}"): MANAGE,
+    ("GET", "/api/users"): READ,
+    ("POST", "/api/users"): MANAGE,
+    ("DELETE", "/api/users/{row_id}"): MANAGE,
+    ("GET", "/api/users/{row_id}"): READ,
+    ("PATCH", "/api/users/{row_id}"): MANAGE,
+    ("GET", "/api/views"): READ,
+    ("POST", "/api/views"): READ,
+    ("DELETE", "/api/views/{view_id}"): READ,
+    ("GET", "/api/views/{view_id}"): READ,
+    ("PUT", "/api/views/{view_id}"): READ,
+    ("GET", "/api/views/{view_id}/tickets"): READ,
+}
 
 
 def required_permission(method: str, path: str) -> str:
-    """What a route needs, by method + path prefix. New routes fall under a sensible default:
-    reads need readSupport; writes on tickets writeSupport; any other write manageSettings."""
-    if path == "/api/accounts" and method == "POST":
-        return PLATFORM_ADMIN
-    if path.startswith("/api/tokens"):
-        return MANAGE  # tokens are credentials: even listing them is a settings matter
-    if path.startswith("/api/views"):
-        return READ  # saved views are personal: whoever may read tickets keeps their own
-    if path.startswith(("/api/settings", "/api/notifications/deliveries")):
-        return MANAGE  # channel secrets and who was sent what are settings matters
-    if path.startswith("/api/notifications"):
-        return READ  # one's own in-app notifications (reading them, marking them read)
-    if path.startswith("/api/tickets/escalation-rules") and method != "GET":
-        return MANAGE
-    if method == "GET":
-        return READ
-    if path.startswith(TICKET_PREFIXES):
-        return WRITE
-    return MANAGE
+    return WHO_MAY[(method, path)]
 
 
 def lacking(permission: str) -> frozenset[str]:
@@ -101,10 +178,11 @@ def api_endpoints(settings: Settings) -> list[Endpoint]:
     return sorted(found, key=lambda e: (e.path, e.method))
 
 
-async def token_with(sessions: SessionFactory, ctx: AccountContext, permissions: frozenset[str]) -> str:
+async def token_with(sessions: SessionFactory, ctx: AccountContext, permissions: frozenset[str], *,
+                     name: str | None = None) -> str:
     async with sessions() as session, session.begin():
         _, plain = await issue_token(session, account_id=ctx.account_id, user_id=ctx.admin_user_id,
-                                     name="+".join(sorted(permissions)), permissions=sorted(permissions))
+                                     name=name or "+".join(sorted(permissions)), permissions=sorted(permissions))
     return plain
 
 
@@ -128,6 +206,8 @@ def placeholder_body(endpoint: Endpoint) -> dict[str, Any] | None:
 
 
 async def call(http: httpx.AsyncClient, endpoint: Endpoint, url: str, headers: dict[str, str]) -> httpx.Response:
+    if endpoint.method == "POST" and endpoint.path.endswith("/attachments"):  # a multipart upload
+        return await http.post(url, headers=headers, files={"file": ("probe.txt", b"probe", "text/plain")})
     body = placeholder_body(endpoint)
     return await http.request(endpoint.method, url, headers=headers, json=body)
 
@@ -143,28 +223,32 @@ def assert_error_body(response: httpx.Response, status: int) -> None:
     assert body["message"]
 
 
-async def test_the_walk_covers_the_core_endpoints(settings: Settings) -> None:
-    walked = {(e.method, e.path) for e in api_endpoints(settings)}
-    for expected in [
-        ("POST", "/api/tickets"), ("GET", "/api/tickets"), ("GET", "/api/tickets/{ticket_ref}"),
-        ("PATCH", "/api/tickets/{ticket_ref}"), ("DELETE", "/api/tickets/{ticket_ref}"),
-        ("POST", "/api/tickets/{ticket_ref}/comments"), ("GET", "/api/tickets/{ticket_ref}/comments"),
-        ("GET", "/api/tickets/{ticket_ref}/timeline"), ("POST", "/api/accounts"), ("POST", "/api/tokens"),
-        ("GET", "/api/tokens"), ("DELETE", "/api/tokens/{token_id}"),
-        ("GET", "/api/users"), ("POST", "/api/users"), ("PATCH", "/api/users/{row_id}"),
-        ("GET", "/api/teams/{row_id}"), ("DELETE", "/api/ticket-types/{row_id}"),
-        ("POST", "/api/ticket-categories"),
-    ]:
-        assert expected in walked, f"{expected} missing from the route table"
+async def test_every_operation_has_a_row_in_the_permission_table(settings: Settings) -> None:
+    served = {(e.method, e.path) for e in api_endpoints(settings)}
+    assert ("POST", "/api/tickets") in served and ("DELETE", "/api/tokens/{token_id}") in served
+    without_row = sorted(served - set(WHO_MAY))
+    assert not without_row, f"operations without a row in WHO_MAY (say who may call them): {without_row}"
+    stale = sorted(set(WHO_MAY) - served)
+    assert not stale, f"rows in WHO_MAY for operations the app no longer serves: {stale}"
 
 
-async def test_every_endpoint_refuses_a_missing_or_invalid_token_with_401(
-    account: AccountContext, settings: Settings
+async def test_every_endpoint_refuses_a_missing_garbage_revoked_or_expired_token_with_401(
+    account: AccountContext, settings: Settings, sessions: SessionFactory
 ) -> None:
     http = account.http
+    revoked = await token_with(sessions, account, ALL, name="revoked")
+    expired = await token_with(sessions, account, ALL, name="expired")
+    async with sessions() as session, session.begin():
+        now = datetime.now(timezone.utc)
+        await session.execute(update(ApiToken).where(ApiToken.account_id == account.account_id,
+                                                     ApiToken.name == "revoked").values(revoked_at=now))
+        await session.execute(update(ApiToken).where(ApiToken.account_id == account.account_id,
+                                                     ApiToken.name == "expired")
+                              .values(expires_at=now - timedelta(seconds=1)))
     for endpoint in api_endpoints(settings):
         url = endpoint.url({name: "1" for name in endpoint.params})
-        for headers in ({}, {"Authorization": "Bearer pulse_not-a-real-token"}):
+        for headers in ({}, {"Authorization": "Bearer pulse_not-a-real-token"},
+                        {"Authorization": f"Bearer {revoked}"}, {"Authorization": f"Bearer {expired}"}):
             response = await call(http, endpoint, url, headers)
             assert response.status_code == 401, describe(endpoint, response)
             assert_error_body(response, 401)
