@@ -136,3 +136,83 @@ async def test_an_escalation_and_a_reply_to_the_customer_reach_a_real_smtp_recei
     sent = (await account.get(f"/api/notifications/deliveries?ticketId={ticket['id']}")).json()["data"]
     assert sorted((d["channel"], d["status"], d["reason"].split(":")[0]) for d in sent) == [
         ("email", "sent", "comment"), ("email", "sent", "escalation"), ("in_app", "sent", "escalation")]
+
+
+async def escalations_of(account: AccountContext, ticket_id: int, count: int, seconds: float = 20) -> list[dict]:
+    """The ticket's escalation history once it has ``count`` rows (or whatever it has at the deadline)."""
+    deadline = time.monotonic() + seconds
+    history: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        history = (await account.get(f"/api/tickets/{ticket_id}/escalations")).json()["data"]
+        if len(history) >= count:
+            break
+        await asyncio.sleep(0.2)
+    return history
+
+
+async def test_targets_resolve_to_the_team_manager_the_team_a_user_or_the_rotations_next_member(
+    account: AccountContext
+) -> None:
+    ids = []
+    for name in ("Manager Mo", "Member Ann", "Member Bob", "On call Cy"):
+        created = await account.post("/api/users", json={"name": name})
+        assert created.status_code == 201, created.text
+        ids.append(created.json()["id"])
+    manager, ann, bob, cy = ids
+    team = await account.post("/api/teams", json={"name": "Payments", "managerUserId": manager,
+                                                   "memberIds": [ann, bob]})
+    assert team.status_code == 201, team.text
+    team_id = team.json()["id"]
+    rotation = await account.post("/api/rotations", json={"name": "On call", "members": [{"userId": cy}]})
+    assert rotation.status_code == 201, rotation.text
+
+    levels = [
+        rule(name="to the manager", level=1, when={"afterMinutes": 0}, escalateTo="manager"),
+        rule(name="to the team", level=2, when={"afterMinutes": 0}, escalateTo="team", escalateToTeamId=team_id),
+        rule(name="to a user", level=3, when={"afterMinutes": 0}, escalateTo="specific_user",
+             escalateToUserId=bob),
+        rule(name="to the rotation", level=4, when={"afterMinutes": 0}, escalateTo="rotation",
+             escalateToRotationId=rotation.json()["id"]),
+    ]
+    rule_ids = []
+    for body in levels:
+        created = await account.post(RULES, json=body)
+        assert created.status_code == 201, created.text
+        rule_ids.append(created.json()["id"])
+
+    ticket = await account.create_ticket(priority="urgent", assignedToTeamId=team_id)
+    history = await escalations_of(account, ticket["id"], 4)
+    by_rule = {row["ruleId"]: (row["escalateTo"], row["targetUserIds"], row["targetTeamId"]) for row in history}
+    assert by_rule == {
+        rule_ids[0]: ("manager", [manager], None),
+        rule_ids[1]: ("team", [ann, bob], team_id),
+        rule_ids[2]: ("specific_user", [bob], None),
+        rule_ids[3]: ("rotation", [cy], None),
+    }
+    shown = (await account.get(f"/api/tickets/{ticket['id']}")).json()
+    assert shown["escalationCount"] == 4 and shown["escalationLevel"] == 4
+
+    # Without an assigned team, "manager" means the account's admins.
+    unassigned = await account.create_ticket(priority="urgent")
+    manager_rows = [row for row in await escalations_of(account, unassigned["id"], 4) if row["ruleId"] == rule_ids[0]]
+    assert [row["targetUserIds"] for row in manager_rows] == [[account.admin_user_id]]
+
+
+async def test_conditions_are_checked_when_the_threshold_is_reached_and_disabled_rules_never_fire(
+    account: AccountContext
+) -> None:
+    vip_only = await account.post(RULES, json=rule(
+        name="VIP", when={"afterMinutes": 0}, escalateTo="specific_user", escalateToUserId=account.admin_user_id,
+        conditions=[{"field": "tags", "operator": "contains", "value": "vip"}]))
+    off = await account.post(RULES, json=rule(name="Off", enabled=False, level=2, when={"afterMinutes": 0},
+                                              escalateTo="specific_user", escalateToUserId=account.admin_user_id))
+    assert vip_only.status_code == 201 and off.status_code == 201, (vip_only.text, off.text)
+
+    vip = await account.create_ticket(priority="urgent", tags=["vip"])
+    plain = await account.create_ticket(priority="urgent", tags=["retail"])
+    assert [row["ruleId"] for row in await escalations_of(account, vip["id"], 1)] == [vip_only.json()["id"]]
+    await asyncio.sleep(1)  # the plain ticket's threshold passed too: its condition did not hold
+    assert (await account.get(f"/api/tickets/{plain['id']}/escalations")).json()["data"] == []
+    assert [row["ruleId"] for row in (await account.get(f"/api/tickets/{vip['id']}/escalations")).json()["data"]] \
+        == [vip_only.json()["id"]]
+    assert (await account.get(f"{RULES}/{off.json()['id']}")).json()["statistics"]["totalEscalations"] == 0
