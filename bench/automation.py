@@ -141,18 +141,18 @@ async def lateness_part(args: argparse.Namespace, http: httpx.AsyncClient, datab
     done = asyncio.Event()
 
     async def poll() -> None:
-        last = 0
+        # Every row of the rule each time, not "ids after the last seen": writes commit out of id
+        # order, so an id watermark skips rows committed late.
         async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as db:
             while not done.is_set():
-                cursor = await db.execute("SELECT id, ticket_id, executed_at FROM automation_executions "
-                                          "WHERE rule_id = %s AND id > %s AND status = 'success' ORDER BY id",
-                                          (rule["id"], last))
+                cursor = await db.execute("SELECT ticket_id, executed_at FROM automation_executions "
+                                          "WHERE rule_id = %s AND status = 'success'", (rule["id"],))
                 found = await cursor.fetchall()
                 now = time.time()
-                for row_id, ticket_id, executed_at in found:
-                    seen.setdefault(ticket_id, now)
-                    acted.setdefault(ticket_id, executed_at)
-                    last = max(last, row_id)
+                for ticket_id, executed_at in found:
+                    if ticket_id not in seen:
+                        seen[ticket_id] = now
+                        acted[ticket_id] = executed_at
                 await asyncio.sleep(0.05)
 
     poller = asyncio.create_task(poll())

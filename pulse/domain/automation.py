@@ -12,7 +12,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
 from pulse.domain.conditions import Condition, Operator, condition_problem
@@ -55,6 +55,13 @@ class TimeInStatus(_Part):
 
     status: TicketStatus
     after_minutes: int = Field(ge=1, le=5_256_000)  # ten years
+
+    @field_validator("status")
+    @classmethod
+    def _not_closed(cls, status: TicketStatus) -> TicketStatus:
+        if status == TicketStatus.CLOSED:
+            raise ValueError("a closed ticket has nothing left to do: time_in_status takes another status")
+        return status
 
 
 # -- actions ------------------------------------------------------------------------------------

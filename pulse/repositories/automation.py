@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from datetime import datetime
 from typing import Any, Sequence
@@ -28,7 +27,8 @@ def execution_rows(account_id: int, ticket_id: int, executions: list[Execution])
     return [{
         "account_id": account_id, "rule_id": e.rule_id, "ticket_id": ticket_id, "trigger": e.trigger,
         "status": e.status, "conditions_matched": e.conditions_matched,
-        "condition_results": [dataclasses.asdict(r) for r in e.condition_results],
+        "condition_results": [{"field": r.field, "operator": r.operator, "value": r.value,  # not asdict: it deep-copies
+                               "actual_value": r.actual_value, "matched": r.matched} for r in e.condition_results],
         "actions_performed": e.actions_performed, "before_values": e.before, "after_values": e.after,
         "error_message": e.error_message, "caused_by": e.caused_by, "depth": e.depth,
         "executed_at": e.executed_at.isoformat(), "execution_time_ms": e.execution_time_ms,

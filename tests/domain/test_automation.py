@@ -60,6 +60,8 @@ def details(error: pytest.ExceptionInfo[ValidationFailed]) -> list[str]:
     ({"actions": [{"type": "send_notification", "channels": ["pigeon"], "to": "team"}]}, "actions[0].channels[0]"),
     ({"actions": []}, "actions"),
     ({"trigger": "time_in_status", "config": {"status": "resolved"}}, "triggerConfig.afterMinutes"),
+    ({"trigger": "time_in_status", "config": {"status": "closed", "afterMinutes": 5}}, "triggerConfig.status"),
+    ({"trigger": "ticket_created", "config": {"status": "open", "afterMinutes": 5}}, "triggerConfig"),
 ])
 def test_an_invalid_rule_names_the_exact_part(parts: dict[str, Any], path: str) -> None:
     arguments = {"trigger": "ticket_updated", "config": None, "conditions": [],
@@ -178,6 +180,17 @@ def test_a_failed_action_rolls_back_that_rule_only_and_the_next_rules_run() -> N
     assert [e.status for e in result.executions] == ["failed", "success"]
     assert "resolved" in (result.executions[0].error_message or "")
     assert result.ticket.tags == ["done"]
+
+
+def test_an_escalation_triggers_escalated_rules() -> None:
+    ticket, _ = new_ticket(priority=Priority.HIGH)
+    escalated = changes.TicketEvent(type="escalated", occurred_at=NOW, actor=Actor(kind="escalation:3"))
+    rules = [rule(1, "escalated", [{"type": "change_priority", "priority": "increase"}]),
+             rule(2, "ticket_updated", [{"type": "add_tags", "tags": ["raised"]}])]
+    result = evaluate(ticket, ticket, [escalated], rules, NOW)
+    assert result.ticket.priority == Priority.URGENT and result.ticket.tags == ["raised"]
+    assert [e.rule_id for e in result.executions] == [1, 2]  # the priority change raised ticket_updated
+    assert result.executions[1].status == "success"  # … whose rule then ran (no condition)
 
 
 def test_comment_fields_are_seen_on_comment_added() -> None:
