@@ -90,12 +90,12 @@ class MaverickSyncActivities:
         try:
             async with client_for(settings) as client:
                 remote = await client.ticket(input.maverick_ticket_id)
+                applied = await self.importer.apply(input.account_id, settings, remote_of(remote), client)
         except NotFoundAtMaverick:
             return "skipped: Maverick has no such ticket"
         except MaverickError as error:
             raise ApplicationError(str(error), type="maverick_refused", non_retryable=True) from None
-        applied = await self.importer.apply(input.account_id, settings, remote_of(remote))
-        if applied.kind == "failed":
+        if applied.kind == "failed" or applied.unfinished:
             raise ApplicationError("; ".join(applied.reasons), type="apply_failed")  # retried
         return applied.kind
 

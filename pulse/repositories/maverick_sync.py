@@ -40,13 +40,18 @@ class MaverickLinkRepository:
         assert link is not None
         return link
 
-    async def mark_applied(self, account_id: int, maverick_ticket_id: str, version: int, updated_at: datetime,
+    async def mark_applied(self, account_id: int, maverick_ticket_id: str, version: int | None, updated_at: datetime,
                            fields: dict[str, Any]) -> None:
-        """Remember the remote version applied (never going back to an older one)."""
-        await self.session.execute(update(MaverickTicketLink).where(
-            MaverickTicketLink.account_id == account_id, MaverickTicketLink.maverick_ticket_id == maverick_ticket_id,
-            MaverickTicketLink.remote_version < version,
-        ).values(remote_version=version, remote_updated_at=updated_at, remote_fields=fields, updated_at=func.now()))
+        """Remember what was applied: the fields (and comment and document ids) always, the
+        remote version only when all of it was (``None``: some is left for the next pull). Never
+        goes back to an older version."""
+        values: dict[str, Any] = {"remote_fields": fields, "updated_at": func.now()}
+        statement = update(MaverickTicketLink).where(
+            MaverickTicketLink.account_id == account_id, MaverickTicketLink.maverick_ticket_id == maverick_ticket_id)
+        if version is not None:
+            values |= {"remote_version": version, "remote_updated_at": updated_at}
+            statement = statement.where(MaverickTicketLink.remote_version < version)
+        await self.session.execute(statement.values(**values))
 
 
 class SyncRunRepository:

@@ -20,14 +20,16 @@ from pulse.domain.maverick import MaverickSettings
 from pulse.domain.maverick_sync import MAVERICK_ACTOR, PageResult, Placement, RemoteTicket, new_ticket, remote_changes
 from pulse.domain.tickets import TicketStatus
 from pulse.gateway import NoRunningWorkflow, TicketGateway
-from pulse.integrations.maverick import MaverickClient, MaverickTicket, RetryPolicy
+from pulse.integrations.maverick import MaverickClient, MaverickTicket, MaverickUnavailable, RetryPolicy
 from pulse.repositories.maverick_sync import MaverickLinkRepository, SyncCursorRepository, SyncRunRepository
 from pulse.repositories.ticket_store import TicketStore
 from pulse.services.maverick import MaverickMappingService
+from pulse.services.maverick_content import ContentOutcome, MaverickContent
 
 log = logging.getLogger("pulse.maverick")
 
 PAGE_SIZE = 100
+DEFAULT_ATTACHMENT_MAX_BYTES = 25 * 1024 * 1024
 CONCURRENT_TICKETS = 8
 # The client's own retries are short; a longer outage is the activity's retries (with backoff).
 CLIENT_RETRY = RetryPolicy(max_attempts=3, initial_backoff=0.5, max_backoff=5.0)
@@ -49,6 +51,9 @@ def client_for(settings: MaverickSettings) -> MaverickClient:
 class Applied:
     kind: str  # created | updated | unchanged | skipped | failed
     reasons: list[str] = field(default_factory=list)
+    # Maverick could not be reached for the ticket's comments or documents: what was applied
+    # counts, the rest comes when the page is tried again.
+    unfinished: bool = False
 
 
 class MaverickImporter:
@@ -57,18 +62,22 @@ class MaverickImporter:
     and counted once; across processes the link and the command ids still keep it to one ticket
     and one change per version."""
 
-    def __init__(self, sessions: SessionFactory, gateway: TicketGateway) -> None:
+    def __init__(self, sessions: SessionFactory, gateway: TicketGateway,
+                 attachment_max_bytes: int = DEFAULT_ATTACHMENT_MAX_BYTES) -> None:
         self.sessions = sessions
         self.gateway = gateway
+        self.content = MaverickContent(sessions, gateway, attachment_max_bytes)
         self._turns: dict[tuple[int, str], tuple[asyncio.Lock, int]] = {}
 
-    async def apply(self, account_id: int, settings: MaverickSettings, remote: RemoteTicket) -> Applied:
+    async def apply(self, account_id: int, settings: MaverickSettings, remote: RemoteTicket,
+                    client: MaverickClient | None = None) -> Applied:
+        """Apply one Maverick ticket as read; with ``client``, also its new comments and documents."""
         key = (account_id, remote.id)
         lock, waiting = self._turns.get(key) or (asyncio.Lock(), 0)
         self._turns[key] = (lock, waiting + 1)
         try:
             async with lock:
-                return await self._apply(account_id, settings, remote)
+                return await self._apply(account_id, settings, remote, client)
         finally:
             lock, waiting = self._turns[key]
             if waiting == 1:
@@ -76,7 +85,8 @@ class MaverickImporter:
             else:
                 self._turns[key] = (lock, waiting - 1)
 
-    async def _apply(self, account_id: int, settings: MaverickSettings, remote: RemoteTicket) -> Applied:
+    async def _apply(self, account_id: int, settings: MaverickSettings, remote: RemoteTicket,
+                     client: MaverickClient | None) -> Applied:
         async with self.sessions() as session:
             link = await MaverickLinkRepository(session).get(account_id, remote.id)
         if link is not None and remote.version <= link.remote_version:
@@ -87,11 +97,13 @@ class MaverickImporter:
         async with self.sessions() as session:
             ticket = await TicketStore(session).read(account_id, link.ticket_id)
         applied_fields: dict[str, Any] = link.remote_fields or {}
+        status_after: TicketStatus | None = None  # None: no ticket to bring content to
         if ticket is None:
             new = new_ticket(remote, settings.status_mapping, await self._placement(account_id, settings, remote))
             outcome = await self._send(lambda: self.gateway.create(CreateTicketInput(
                 account_id=account_id, ticket_id=link.ticket_id, number=link.number, actor=MAVERICK_ACTOR, ticket=new)),
                 Applied("created"))
+            status_after = (new.status or TicketStatus.OPEN) if outcome.kind == "created" else None
         elif ticket.deleted_at is not None:
             outcome = Applied("skipped", ["the linked Pulse ticket was deleted"])
         else:
@@ -101,10 +113,32 @@ class MaverickImporter:
             outcome = Applied("unchanged", reasons)
             if changes.given():
                 outcome = await self._update(account_id, ticket.id, ticket.status, remote, changes, reasons)
-        if outcome.kind != "failed":
-            async with self.sessions() as session, session.begin():
-                await MaverickLinkRepository(session).mark_applied(account_id, remote.id, remote.version,
-                                                                   remote.updated_at, remote.snapshot())
+            status_after = changes.status if outcome.kind == "updated" and changes.status else ticket.status
+        if outcome.kind == "failed":
+            return outcome
+        seen = {kind: set(applied_fields.get(kind) or []) for kind in ("comments", "documents")}
+        complete = True
+        if client is not None and status_after is not None:
+            content = ContentOutcome()
+            try:
+                await self.content.bring(client, account_id, link.ticket_id, status_after == TicketStatus.CLOSED,
+                                         remote.id, seen["comments"], seen["documents"], content)
+            except MaverickUnavailable as error:
+                outcome.unfinished = True
+                outcome.reasons.append(f"comments and documents not read yet: {error}")
+            seen["comments"].update(content.comments)
+            seen["documents"].update(content.documents)
+            outcome.reasons += content.skipped + content.failed
+            # Not all of it: the version stays unapplied, so the next pull brings the rest.
+            complete = not content.failed and not outcome.unfinished
+            if outcome.kind == "unchanged" and (content.comments or content.documents):
+                outcome.kind = "updated"
+        async with self.sessions() as session, session.begin():
+            await MaverickLinkRepository(session).mark_applied(
+                account_id, remote.id, remote.version if complete else None, remote.updated_at,
+                {**remote.snapshot(), **{kind: sorted(ids) for kind, ids in seen.items()}})
+        if not complete and not outcome.unfinished:  # the run's cursor stops before it
+            return Applied("failed", outcome.reasons)
         return outcome
 
     async def _placement(self, account_id: int, settings: MaverickSettings, remote: RemoteTicket) -> Placement:
@@ -153,31 +187,32 @@ class MaverickPuller:
         settings = await self.settings_of(account_id)
         if settings is None or not settings.enabled or not settings.sync_direction.pulls:
             return PageResult()
+        gate = asyncio.Semaphore(CONCURRENT_TICKETS)
         async with client_for(settings) as client:
             page = await anext(client.tickets_updated_since(since, page_size=PAGE_SIZE, cursor=cursor))
-        gate = asyncio.Semaphore(CONCURRENT_TICKETS)
 
-        async def one(ticket: MaverickTicket) -> Applied:
-            async with gate:
-                try:
-                    return await self.importer.apply(account_id, settings, remote_of(ticket))
-                except Exception as error:  # noqa: BLE001 - one ticket's failure stops no other
-                    log.exception("Maverick ticket %s of account %s not applied", ticket.id, account_id)
-                    return Applied("failed", [f"{type(error).__name__}: {str(error)[:300]}"])
+            async def one(ticket: MaverickTicket) -> Applied:
+                async with gate:
+                    try:
+                        return await self.importer.apply(account_id, settings, remote_of(ticket), client)
+                    except Exception as error:  # noqa: BLE001 - one ticket's failure stops no other
+                        log.exception("Maverick ticket %s of account %s not applied", ticket.id, account_id)
+                        return Applied("failed", [f"{type(error).__name__}: {str(error)[:300]}"])
 
-        outcomes = await asyncio.gather(*(one(ticket) for ticket in page.data))
+            outcomes = await asyncio.gather(*(one(ticket) for ticket in page.data))
         high_water: datetime | None = None
-        failed = cursor_frozen
+        failed = stopped = cursor_frozen
         for ticket, outcome in zip(page.data, outcomes):
-            if outcome.kind == "failed":
-                failed = True
-            if not failed:
+            failed = failed or outcome.kind == "failed"
+            stopped = stopped or outcome.kind == "failed" or outcome.unfinished
+            if not stopped:
                 high_water = max(high_water or ticket.updated_at, ticket.updated_at)
-        skipped = [{"maverickTicketId": t.id, "reason": "; ".join(o.reasons)}
-                   for t, o in zip(page.data, outcomes) if o.kind == "skipped" or (o.reasons and o.kind != "failed")]
+        unfinished = [t.id for t, o in zip(page.data, outcomes) if o.unfinished]
+        skipped = [{"maverickTicketId": t.id, "reason": "; ".join(o.reasons)} for t, o in zip(page.data, outcomes)
+                   if o.kind == "skipped" or (o.reasons and o.kind != "failed" and not o.unfinished)]
         errors = [{"maverickTicketId": t.id, "error": "; ".join(o.reasons)}
                   for t, o in zip(page.data, outcomes) if o.kind == "failed"]
-        result = PageResult(next_cursor=page.next_cursor, pulled=len(page.data),
+        result = PageResult(next_cursor=page.next_cursor, pulled=len(page.data) - len(unfinished),
                             created=sum(o.kind == "created" for o in outcomes),
                             updated=sum(o.kind == "updated" for o in outcomes), failed=failed)
         async with self.sessions() as session, session.begin():
@@ -185,4 +220,6 @@ class MaverickPuller:
                                                         updated=result.updated, skipped=skipped, errors=errors)
             if high_water is not None:
                 await SyncCursorRepository(session).advance(account_id, high_water)
+        if unfinished:  # Maverick failed us mid-page: the page is tried again (the applied are skipped)
+            raise MaverickUnavailable(f"{len(unfinished)} tickets' comments or documents could not be read")
         return result

@@ -157,12 +157,14 @@ async def test_maverick_failing_for_a_while_then_back_converges_with_nothing_dup
     seed_tickets(maverick.sim.state, 40, seed=11)
     await connect(tenant, maverick)
     maverick.sim.faults.fail_next = 5  # more than one activity attempt's worth of client retries
-    maverick.sim.faults.fail_rate = 0.3
-    run = await sync(tenant, timeout=180)
-    assert run["status"] == "succeeded" and run["created"] == 40, run
+    maverick.sim.faults.fail_rate = 0.3  # and then 30 % of all calls
+    run = await sync(tenant, timeout=240)
+    assert run["status"] == "succeeded" and run["created"] == 40 and run["errors"] == [], run
     assert maverick.sim.faults.failed_calls >= 5
     maverick.sim.faults.fail_rate = 0.0
     assert len(await maverick_tickets(tenant)) == 40
+    again = await sync(tenant)
+    assert (again["created"], len(await maverick_tickets(tenant))) == (0, 40)
 
 
 async def test_the_sync_schedule_follows_the_config(tenant: AccountContext, maverick: RunningSimulator,
