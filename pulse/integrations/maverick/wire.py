@@ -8,12 +8,14 @@ may add some); ids are strings and cursors opaque, whatever they look like.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 T = TypeVar("T")
+# Ids are opaque strings; a server that sends a number means the same id as its digits.
+Id = Annotated[str, BeforeValidator(lambda value: str(value) if isinstance(value, int) and not isinstance(value, bool) else value)]
 
 AuthorType = Literal["merchant", "agent", "system", "integration"]
 MAVERICK_STATUSES = ("new", "assigned", "in_review", "pending_merchant", "resolved", "closed", "cancelled")
@@ -42,8 +44,8 @@ class Category(Wire):
 
 
 class MaverickTicket(Wire):
-    id: str
-    merchant_id: str | None = None
+    id: Id
+    merchant_id: Id | None = None
     merchant_name: str | None = None
     subject: str
     body: str | None = None
@@ -59,7 +61,7 @@ class MaverickTicket(Wire):
 
 
 class MaverickComment(Wire):
-    id: str
+    id: Id
     body: str
     internal: bool = False
     author: Author | None = None
@@ -67,11 +69,11 @@ class MaverickComment(Wire):
     # Not in the listing contract's field list, but every object has them; optional here.
     updated_at: datetime | None = None
     version: int | None = None
-    external_id: str | None = None
+    external_id: Id | None = None
 
 
 class MaverickDocument(Wire):
-    id: str
+    id: Id
     file_name: str
     content_type: str = "application/octet-stream"
     size: int
@@ -79,7 +81,7 @@ class MaverickDocument(Wire):
     created_at: datetime
     updated_at: datetime | None = None
     version: int | None = None
-    external_id: str | None = None
+    external_id: Id | None = None
 
 
 class Page(Wire, Generic[T]):
@@ -88,7 +90,7 @@ class Page(Wire, Generic[T]):
 
 
 class WebhookEvent(Wire):
-    id: str = Field(min_length=1, max_length=200)
+    id: Annotated[Id, Field(min_length=1, max_length=200)]
     type: str = Field(min_length=1, max_length=64)
     occurred_at: datetime | None = None
     data: dict[str, Any] = {}
