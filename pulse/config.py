@@ -42,6 +42,17 @@ class Settings(BaseSettings):
     # request's own base URL).
     public_url: str | None = None
     attachment_max_bytes: int = 25 * 1024 * 1024
+    # Request limits (pulse.api.limits), per API process: a body over max_body_bytes is a 413
+    # before anything reads it (attachment uploads may carry attachment_max_bytes plus 64 KiB);
+    # requests per credential and per client address are token buckets (rate per second, burst);
+    # failed authentications per client address are limited hardest. 0 turns a limit off.
+    max_body_bytes: int = 1024 * 1024
+    rate_per_token: float = 200.0
+    burst_per_token: int = 1000
+    rate_per_address: float = 500.0
+    burst_per_address: int = 2000
+    auth_failures_per_minute: float = 30.0
+    auth_failure_burst: int = 20
     # `make run` with PULSE_DEMO_MAVERICK=1 also starts a Maverick simulator on this port and
     # connects the Dev account to it (pulse.devstack_maverick).
     demo_maverick: bool = False

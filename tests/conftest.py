@@ -90,7 +90,11 @@ async def worker(temporal_client: Client, sessions: SessionFactory) -> AsyncIter
 
 @pytest.fixture(scope="session")
 def settings(database_url: str, temporal_address: str) -> Settings:
-    return Settings(database_url=database_url, temporal_address=temporal_address, task_queue=TEST_TASK_QUEUE)
+    """The suite's app: every request comes from one address, and the auth walk fails hundreds of
+    authentications on purpose, so the per-address limits are off here (tests/api/test_limits.py
+    proves them with the defaults)."""
+    return Settings(database_url=database_url, temporal_address=temporal_address, task_queue=TEST_TASK_QUEUE,
+                    rate_per_address=0, auth_failures_per_minute=0)
 
 
 @pytest_asyncio.fixture(scope="session")

@@ -10,6 +10,7 @@ from temporalio.client import Client
 
 from pulse.api.deps import reject_unknown_write_params
 from pulse.api.errors import install_error_handlers
+from pulse.api.limits import RequestLimits
 from pulse.api.routers import accounts, health, reference, sla, ticket_ops, tickets, views
 from pulse.api.routers import automation, escalations, rotations
 from pulse.api.routers import notifications
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None, *, sessions: SessionFactory | N
         dependencies=[Depends(reject_unknown_write_params)],
     )
     install_error_handlers(app)
+    app.add_middleware(RequestLimits, settings=settings)
     app.include_router(health.router)
     app.include_router(accounts.router)
     app.include_router(reference.router)

@@ -62,6 +62,9 @@ def _rename_aliases(data: Any, aliases: dict[str, str]) -> Any:
 
 # The ticket fields' other names (assignedTo → assignedToUserId …), from the field registry.
 TICKET_ALIASES = INPUT_ALIASES
+# Bounded lists: ids named in one request are checked in one query, but not without end.
+MAX_MENTIONS = 100
+MAX_TEAM_MEMBERS = 1000
 
 
 class TicketFieldsBody(Body, TicketChanges):
@@ -93,7 +96,7 @@ class CommentBody(Body):
     is_internal: bool = False
     notify_customer: bool = False
     author_type: AuthorType = AuthorType.AGENT
-    mentions: list[Id] = []
+    mentions: list[Id] = Field(default=[], max_length=MAX_MENTIONS)
 
     @model_validator(mode="before")
     @classmethod
@@ -137,7 +140,7 @@ class TeamBody(Body):
     name: str = Field(min_length=1, max_length=200)
     description: str | None = None
     manager_user_id: Id | None = None
-    member_ids: list[Id] = []
+    member_ids: list[Id] = Field(default=[], max_length=MAX_TEAM_MEMBERS)
     slack_webhook_url: str | None = None
 
     @model_validator(mode="before")
@@ -150,7 +153,7 @@ class TeamPatch(Body):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = None
     manager_user_id: Id | None = None
-    member_ids: list[Id] | None = None
+    member_ids: list[Id] | None = Field(default=None, max_length=MAX_TEAM_MEMBERS)
     slack_webhook_url: str | None = None
     version: int | None = None
 

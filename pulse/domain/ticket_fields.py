@@ -139,8 +139,13 @@ def plausible_email(value: str | None) -> str | None:
     return value
 
 
+MAX_TAGS = 50  # tags on one ticket
+
+
 def tags_are_short(value: list[str] | None) -> list[str] | None:
     limit = FIELDS["tags"].max_length
+    if value is not None and len(value) > MAX_TAGS:
+        raise ValueError(f"a ticket has at most {MAX_TAGS} tags")
     if value is not None and limit is not None and any(len(tag) > limit for tag in value):
         raise ValueError(f"a tag is at most {limit} characters")
     return value

@@ -29,6 +29,15 @@ class ReferenceRepository(Generic[Row]):
         model: Any = self.model
         return await self.session.scalar(select(model).where(model.account_id == account_id, model.id == row_id))
 
+    async def existing_ids(self, account_id: int, row_ids: Sequence[int]) -> set[int]:
+        """Which of ``row_ids`` are rows of the account: one query, however many ids."""
+        wanted = sorted({row_id for row_id in row_ids if is_storable_id(row_id)})
+        if not wanted:
+            return set()
+        model: Any = self.model
+        return set(await self.session.scalars(select(model.id).where(model.account_id == account_id,
+                                                                    model.id.in_(wanted))))
+
     async def find_by_name(self, account_id: int, name: str) -> Row | None:
         model: Any = self.model
         return await self.session.scalar(

@@ -19,8 +19,8 @@ from pulse.repositories.rotations import RotationRepository
 
 
 async def _check_users(session: AsyncSession, account_id: int, field: str, user_ids: list[int]) -> None:
-    users = ReferenceRepository(session, User)
-    missing = [uid for uid in user_ids if await users.get(account_id, uid) is None]
+    found = await ReferenceRepository(session, User).existing_ids(account_id, user_ids)
+    missing = [uid for uid in dict.fromkeys(user_ids) if uid not in found]
     if missing:
         raise ValidationFailed("unknown users", details=[{"field": field, "message": f"no user with id {uid} in this account"} for uid in missing])
 

@@ -242,12 +242,12 @@ class TicketService:
                                                                                  resume=resume))
 
     async def _check_mentions(self, account_id: int, user_ids: list[int]) -> None:
-        """Mentioned users are notified: they must be users of this account (one lookup each)."""
+        """Mentioned users are notified: they must be users of this account (one query)."""
         if not user_ids:
             return
         async with self.sessions() as session:
-            users = ReferenceRepository(session, User)
-            missing = [uid for uid in dict.fromkeys(user_ids) if await users.get(account_id, uid) is None]
+            found = await ReferenceRepository(session, User).existing_ids(account_id, user_ids)
+        missing = [uid for uid in dict.fromkeys(user_ids) if uid not in found]
         if missing:
             raise ValidationFailed("unknown mentioned users", details=[
                 {"field": "mentions", "message": f"no user with id {uid} in this account"} for uid in missing])
