@@ -245,6 +245,9 @@ class TicketWrite(BaseModel):
     sla_paused_by_status: bool = False
     sla_paused_manually: bool = False
     comments_merged: int = 0
+    # What automation rules did in this write ("automation:7 success: assign_to_team"; skipped
+    # evaluations are in the audit trail only): readable in the write's result in the Temporal UI.
+    automation: list[str] = []
     attachment: Attachment | None = None
     replayed: bool = False  # the stored outcome of a command applied before (an activity retry or a repeat)
 

@@ -131,12 +131,15 @@ class TicketEngine:
         events = await hook.store(ticket, result) if rules.automations else result.events
         event_ids = await self.store.add_events(ticket, events)
         deliveries = [Delivery(event_id=event_id, consumer=consumer, event_type=event.type)
-                      for event_id, event in zip(event_ids, events) for consumer in consumers_for(event)]
+                      for event_id, event in zip(event_ids, events) for consumer in consumers_for(event, ticket)]
         running, by_status, by_hand = pipeline.sla_flags(result.ledger, ticket.status)
         outcome = TicketWrite(ticket=ticket, comment=comment, deliveries=deliveries, agenda=result.agenda,
                               cycle=ticket.reopen_count, rules_generation=generation, sla_running=running,
                               sla_paused_by_status=by_status, sla_paused_manually=by_hand,
-                              comments_merged=comments_merged, attachment=attachment)
+                              comments_merged=comments_merged, attachment=attachment,
+                              automation=[f"automation:{e.rule_id} {e.status}: "
+                                          + ", ".join(a["type"] for a in e.actions_performed)
+                                          for e in result.executions if e.status != "skipped"])
         await self.store.record_outcome(command.command_id, command.ticket_id, outcome)
         return outcome
 

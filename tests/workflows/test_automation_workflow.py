@@ -96,6 +96,11 @@ async def test_a_resolved_ticket_is_closed_seven_days_later_unless_the_customer_
             page=1, page_size=50)
         assert [(e["ticketId"], e["executionStatus"], e["causedBy"]["event"]) for e in executions] == [
             (quiet.id, "success", "time_in_status")]
+        # The write's result in the workflow's history (what the Temporal UI shows) names the rule.
+        history = await quiet_handle.fetch_history()
+        results = [payload.data for event in history.events if event.HasField("marker_recorded_event_attributes")
+                   for payload in event.marker_recorded_event_attributes.details["result"].payloads]
+        assert any(f"automation:{rule['id']} success: change_status".encode() in data for data in results)
     finally:
         await _terminate(quiet_handle, replied_handle)
 
