@@ -135,6 +135,24 @@ def _public_holidays(country: str, year: int) -> frozenset[date]:
     return frozenset(holidays_pkg.country_holidays(country, years=year).keys())
 
 
+# Names the zone files hold that are not places: the machine's own zone, tzdata's placeholder and
+# the alternative trees (checked by name: workflow code validates calendars too, without listing
+# directories).
+_NOT_ZONES = frozenset({"localtime", "Factory", "posixrules"})
+_NOT_ZONE_TREES = ("posix/", "right/")
+
+
+def is_iana_zone(name: str) -> bool:
+    """A real IANA zone (``Europe/Berlin``, ``UTC``): not the machine's ``localtime`` nor ``Factory``."""
+    if name in _NOT_ZONES or name.startswith(_NOT_ZONE_TREES):
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
+
+
 class BusinessCalendar(BaseModel):
     """Weekly business hours in a time zone, minus holidays. Immutable.
 
@@ -158,10 +176,8 @@ class BusinessCalendar(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _check_timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
-            raise ValueError(f"unknown IANA time zone {value!r}") from exc
+        if not is_iana_zone(value):
+            raise ValueError(f"unknown IANA time zone {value!r}")
         return value
 
     @field_validator("weekly_hours")

@@ -8,6 +8,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pulse.domain.errors import ValidationFailed
 from pulse.models import IdempotencyKey
 
 KEY_LIFETIME = timedelta(hours=24)
@@ -19,7 +20,8 @@ class IdempotencyRepository:
 
     async def claim(self, account_id: int, scope: str, key: str, request_hash: str) -> int | None:
         """Claim ``key`` in this transaction. Returns the id of what an earlier request with the
-        same key created (replay it), or None when the key is this request's to use.
+        same key created (replay it), or None when the key is this request's to use; a 422 when
+        that request had another body.
 
         A concurrent request with the same key waits on the uncommitted claim (the unique index)
         and then sees its result. Two statements at most (insert; select when the key exists)."""
@@ -44,6 +46,9 @@ class IdempotencyRepository:
                 .values(created_at=func.now(), resource_id=None, request_hash=request_hash)
             )
             return None
+        if earlier.request_hash and earlier.request_hash != request_hash:
+            raise ValidationFailed("this Idempotency-Key was used for a different request", details=[
+                {"field": "Idempotency-Key", "message": "already used with another body within 24 hours"}])
         return earlier.resource_id
 
     async def remember(self, account_id: int, scope: str, key: str, resource_id: int) -> None:

@@ -32,9 +32,10 @@ class TicketRepository:
         return int(row[0]), int(row[1])
 
     async def claim_create_key(self, account_id: int, key: str, request_hash: str, ticket_id: int,
-                               number: int) -> tuple[int, int] | None:
+                               number: int) -> tuple[int, int, str] | None:
         """Bind an ``Idempotency-Key`` to the ticket about to be created; the ticket an earlier
-        request bound it to (id, number) when it was there first (and is not older than 24 h)."""
+        request bound it to (id, number, that request's hash) when it was there first (and is not
+        older than 24 h)."""
         claimed = await self.session.scalar(
             pg_insert(IdempotencyKey).values(account_id=account_id, scope=CREATE_SCOPE, key=key, resource_id=ticket_id,
                                              resource_number=number, request_hash=request_hash)
@@ -46,18 +47,21 @@ class TicketRepository:
             .returning(IdempotencyKey.resource_id))
         if claimed is not None:
             return None
-        earlier = (await self.session.execute(select(IdempotencyKey.resource_id, IdempotencyKey.resource_number).where(
+        earlier = (await self.session.execute(select(
+            IdempotencyKey.resource_id, IdempotencyKey.resource_number, IdempotencyKey.request_hash).where(
             IdempotencyKey.account_id == account_id, IdempotencyKey.scope == CREATE_SCOPE, IdempotencyKey.key == key,
         ))).one()
-        return int(earlier[0]), int(earlier[1] or 0)
+        return int(earlier[0]), int(earlier[1] or 0), str(earlier[2] or "")
 
-    async def bound_create_key(self, account_id: int, key: str) -> tuple[int, int] | None:
-        """The ticket (id, number) a live ``Idempotency-Key`` is bound to."""
-        row = (await self.session.execute(select(IdempotencyKey.resource_id, IdempotencyKey.resource_number).where(
+    async def bound_create_key(self, account_id: int, key: str) -> tuple[int, int, str] | None:
+        """The ticket (id, number) a live ``Idempotency-Key`` is bound to, and the hash of the
+        request that bound it."""
+        row = (await self.session.execute(select(
+            IdempotencyKey.resource_id, IdempotencyKey.resource_number, IdempotencyKey.request_hash).where(
             IdempotencyKey.account_id == account_id, IdempotencyKey.scope == CREATE_SCOPE, IdempotencyKey.key == key,
             IdempotencyKey.created_at >= func.now() - KEY_LIFETIME, IdempotencyKey.resource_id.is_not(None),
         ))).one_or_none()
-        return None if row is None else (int(row[0]), int(row[1] or 0))
+        return None if row is None else (int(row[0]), int(row[1] or 0), str(row[2] or ""))
 
     async def release_create_key(self, account_id: int, key: str, ticket_id: int) -> None:
         """Free a key whose create failed for good (a 4xx: no ticket was made)."""

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pulse.domain import records, sla
-from pulse.domain.calendar import BusinessCalendar
+from pulse.domain.calendar import BusinessCalendar, add_business_minutes
 from pulse.domain.errors import Conflict, NotFound, ValidationFailed, VersionConflict
 from pulse.domain.settings_records import SlaCalendarRecord, SlaPolicyRecord
 from pulse.domain.tickets import PRIORITY_SEVERITY, Priority, TicketStatus
@@ -66,6 +66,21 @@ def calendar_of(row: SlaCalendar) -> BusinessCalendar | None:
 
 def conditions_of(row: SlaPolicy) -> sla.PolicyConditions | None:
     return None if row.conditions is None else sla.PolicyConditions.model_validate(row.conditions)
+
+
+def _check_reachable(row: SlaPolicy, calendar: BusinessCalendar | None, *, field: str | None = None) -> None:
+    """A policy's targets must be reachable in its calendar (within the calendar's search horizon,
+    ten years), else its tickets would have no due date: 422 when it is saved."""
+    if calendar is None:
+        return
+    now = datetime.now(timezone.utc)
+    for name, minutes in (("firstResponseMinutes", row.first_response_minutes),
+                          ("resolutionMinutes", row.resolution_minutes)):
+        try:
+            add_business_minutes(calendar, now, minutes)
+        except ValueError as error:
+            raise ValidationFailed("the calendar never reaches this SLA target", details=[
+                {"field": field or name, "message": f"{minutes} business minutes are not reached: {error}"}]) from None
 
 
 def policy_of(row: SlaPolicy, calendar: SlaCalendar | None) -> sla.SlaPolicy:
@@ -241,6 +256,9 @@ class SlaSettingsService:
                    "holiday_country": row.holiday_country}
         merged = {**current, **{k: v for k, v in values.items() if k != "name"}}
         calendar = self.validate_calendar(merged)
+        for policy in await self.policies.all(account_id):
+            if policy.calendar_id == row.id:
+                _check_reachable(policy, calendar, field="weeklyHours")
         before = (row.name, row.timezone, row.weekly_hours, list(row.holidays), row.holiday_country)
         if "name" in values:
             row.name = values["name"]
@@ -307,12 +325,16 @@ class SlaSettingsService:
                 changed = True
         return changed
 
-    def _validate(self, row: SlaPolicy) -> None:
-        """The stored fields must make a valid domain policy (pause statuses, percent …)."""
+    async def _validate(self, account_id: int, row: SlaPolicy) -> None:
+        """The stored fields must make a valid domain policy (pause statuses, percent …) whose
+        targets its calendar can reach."""
         try:
             policy_of(row, None)
         except ValidationError as error:
             raise _validation_failed(error, "SLA policy") from None
+        if row.calendar_id is not None:
+            calendar_row = await self.calendars.get(account_id, row.calendar_id)
+            _check_reachable(row, calendar_of(calendar_row) if calendar_row is not None else None)
 
     async def put_policy(self, account_id: int, reference: str, values: dict[str, Any],
                          expected_version: int | None) -> SlaPolicyRecord:
@@ -327,7 +349,7 @@ class SlaSettingsService:
                                    details=[{"field": "conditions", "message": "must not be empty"}])
         await self._check_calendar(account_id, values)
         changed = self._apply(row, dict(values))
-        self._validate(row)
+        await self._validate(account_id, row)
         _bump(row, changed)
         await self.session.flush()
         return _policy_record(row)
@@ -357,7 +379,7 @@ class SlaSettingsService:
                         first_response_minutes=0, resolution_minutes=0, at_risk_percent=sla.DEFAULT_AT_RISK_PERCENT,
                         pause_statuses=[s.value for s in sla.DEFAULT_PAUSE_STATUSES], enabled=True, version=1)
         self._apply(row, values)
-        self._validate(row)
+        await self._validate(account_id, row)
         if sla.PolicyConditions.model_validate(row.conditions).is_empty():
             raise ValidationFailed("a conditional policy needs at least one condition",
                                    details=[{"field": "conditions", "message": "no condition given"}])

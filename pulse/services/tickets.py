@@ -181,6 +181,7 @@ class TicketService:
         check_custom_fields_size(new.custom_fields)
         await self.check_references(account_id, new.given())
         replayed = None
+        request_hash = _request_hash(fields)
         async with self.sessions() as session, session.begin():
             tickets = TicketRepository(session)
             if idempotency_key:
@@ -188,10 +189,13 @@ class TicketService:
             if replayed is None:
                 ticket_id, number = await tickets.allocate(account_id)
                 if idempotency_key:  # None unless a concurrent request with the key was first
-                    replayed = await tickets.claim_create_key(account_id, idempotency_key, _request_hash(fields),
+                    replayed = await tickets.claim_create_key(account_id, idempotency_key, request_hash,
                                                               ticket_id, number)
         if replayed is not None:
-            ticket_id, number = replayed
+            ticket_id, number, earlier_hash = replayed
+            if earlier_hash and earlier_hash != request_hash:
+                raise ValidationFailed("this Idempotency-Key was used for a different request", details=[
+                    {"field": "Idempotency-Key", "message": "already used with another body within 24 hours"}])
             async with self.sessions() as session:
                 existing = await TicketStore(session).read(account_id, ticket_id)
             if existing is not None:

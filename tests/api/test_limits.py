@@ -112,3 +112,30 @@ async def test_unknown_ids_in_a_list_are_all_named_after_one_lookup(account: Acc
     members = [account.admin_user_id] + list(range(10**12, 10**12 + 499))
     team = await account.post("/api/teams", json={"name": "Ghosts", "memberIds": members})
     assert team.status_code == 422 and len(team.json()["details"]) == 499
+
+
+async def test_an_idempotency_key_reused_with_another_body_is_422_not_the_first_resource(
+    account: AccountContext
+) -> None:
+    key = {"Idempotency-Key": "create-once-7"}
+    first = await account.post("/api/tickets", json={"subject": "First"}, headers=key)
+    again = await account.post("/api/tickets", json={"subject": "First"}, headers=key)
+    assert first.status_code == 201 and again.status_code in (200, 201) and again.json()["id"] == first.json()["id"]
+    other = await account.post("/api/tickets", json={"subject": "Something else"}, headers=key)
+    assert other.status_code == 422, other.text
+    assert other.json()["details"][0]["field"] == "Idempotency-Key"
+
+    user_key = {"Idempotency-Key": "user-once-7"}
+    assert (await account.post("/api/users", json={"name": "Ada"}, headers=user_key)).status_code == 201
+    reused = await account.post("/api/users", json={"name": "Grace"}, headers=user_key)
+    assert reused.status_code == 422 and reused.json()["details"][0]["field"] == "Idempotency-Key"
+
+
+async def test_if_match_star_matches_any_version_and_a_number_still_guards(account: AccountContext) -> None:
+    ticket = await account.create_ticket()
+    starred = await account.patch(f"/api/tickets/{ticket['id']}", json={"subject": "Any version"},
+                                  headers={"If-Match": "*"})
+    assert starred.status_code == 200, starred.text
+    stale = await account.patch(f"/api/tickets/{ticket['id']}", json={"subject": "Stale"},
+                                headers={"If-Match": str(ticket["version"])})
+    assert stale.status_code in (409, 412), stale.text

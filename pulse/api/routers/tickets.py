@@ -30,8 +30,9 @@ Tickets = Annotated[TicketService, Depends(ticket_service)]
 
 
 def expected_version(if_match: str | None, body_version: int | None) -> int | None:
-    """``If-Match: 3`` (quotes and W/ tolerated) or ``"version": 3`` in the body."""
-    if if_match is None:
+    """``If-Match: 3`` (quotes and W/ tolerated) or ``"version": 3`` in the body. ``If-Match: *``
+    matches whatever version the resource has (RFC 9110): only the body's version, if any, holds."""
+    if if_match is None or if_match.strip() == "*":
         return body_version
     cleaned = if_match.strip().removeprefix("W/").strip('"')
     try:
