@@ -19,6 +19,7 @@ from pulse.activities.tickets import TicketActivities
 from pulse.config import Settings, get_settings
 from pulse.db import SessionFactory, make_engine, make_sessionmaker
 from pulse.secretbox import SecretBox
+from pulse.services.maverick_push import MaverickPush
 from pulse.temporal import connect
 from pulse.workflows.bulk import BulkOperationWorkflow
 from pulse.workflows.fanout import RulesFanOutWorkflow
@@ -43,7 +44,7 @@ def build_worker(client: Client, sessions: SessionFactory, task_queue: str, *,
     saves the per-run module re-import and payload wrapping (see bench/README.md)."""
     activities = [
         *TicketActivities(sessions).all(),
-        *OutboxActivities(sessions).all(),
+        *OutboxActivities(sessions, maverick=MaverickPush(sessions, SecretBox(secrets_key))).all(),
         *MergeActivities(client, task_queue).all(),
         *BulkActivities(sessions, client, task_queue).all(),
         *FanOutActivities(sessions, client, task_queue).all(),

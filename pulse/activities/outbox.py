@@ -11,19 +11,23 @@ from temporalio import activity
 from pulse.activities.heartbeat import heartbeating
 from pulse.db import SessionFactory
 from pulse.domain.commands import DeliveryCommand
-from pulse.domain.outbox import IN_APP_MENTIONS, NOTIFY_PREFIX
+from pulse.domain.outbox import IN_APP_MENTIONS, MAVERICK_PUSH, NOTIFY_PREFIX
 from pulse.domain.tickets import format_ticket_number
 from pulse.notifications.delivery import NotificationDelivery
 from pulse.repositories.ticket_store import OutboxStore
+from pulse.secretbox import SecretBox
+from pulse.services.maverick_push import MaverickPush
 
 
 HEARTBEAT_EVERY_SECONDS = 2
 
 
 class OutboxActivities:
-    def __init__(self, sessions: SessionFactory, notifications: NotificationDelivery | None = None) -> None:
+    def __init__(self, sessions: SessionFactory, notifications: NotificationDelivery | None = None,
+                 maverick: MaverickPush | None = None) -> None:
         self.sessions = sessions
         self.notifications = notifications or NotificationDelivery(sessions)
+        self.maverick = maverick or MaverickPush(sessions, SecretBox(None))
 
     @activity.defn
     async def deliver_event(self, command: DeliveryCommand) -> bool:
@@ -35,6 +39,8 @@ class OutboxActivities:
         delivery = command.delivery
         if delivery.consumer.startswith(NOTIFY_PREFIX):
             return await self._notify(delivery.event_id, delivery.consumer.removeprefix(NOTIFY_PREFIX))
+        if delivery.consumer == MAVERICK_PUSH:
+            return await self.maverick.deliver(delivery.event_id)
         async with self.sessions() as session, session.begin():
             store = OutboxStore(session)
             if not await store.claim(delivery.event_id, delivery.consumer):

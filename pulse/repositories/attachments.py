@@ -53,6 +53,12 @@ class AttachmentRepository:
             TicketAttachment.id == attachment_id))
         return Attachment.model_validate(row) if row is not None else None
 
+    async def has_content_on_ticket(self, ticket_id: int, sha256: str) -> bool:
+        """Documents move by content hash, once: the ticket has an attachment with these bytes."""
+        found = await self.session.scalar(select(TicketAttachment.id).where(
+            TicketAttachment.ticket_id == ticket_id, TicketAttachment.sha256 == sha256).limit(1))
+        return found is not None
+
     async def content(self, account_id: int, sha256: str) -> bytes | None:
         return await self.session.scalar(select(AttachmentContent.content).where(
             AttachmentContent.account_id == account_id, AttachmentContent.sha256 == sha256))

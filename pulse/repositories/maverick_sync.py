@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pulse.domain.ids import is_storable_id
+from pulse.models import OutboxDelivery, TicketComment, TicketEvent
 from pulse.models.maverick import MaverickConfig, MaverickSyncRun, MaverickTicketLink
 from pulse.repositories.tickets import TicketRepository
 
@@ -40,18 +41,43 @@ class MaverickLinkRepository:
         assert link is not None
         return link
 
+    async def remember(self, account_id: int, maverick_ticket_id: str, fields: dict[str, Any],
+                       version: int | None = None) -> None:
+        """A push: merge ``fields`` into what the link remembers (the status sent, the ids of the
+        comments and documents created — so a pull does not bring them back); with ``version``,
+        that remote version is the push's own echo and needs no pull."""
+        await self._merge(account_id, maverick_ticket_id, fields, version, None)
+
     async def mark_applied(self, account_id: int, maverick_ticket_id: str, version: int | None, updated_at: datetime,
                            fields: dict[str, Any]) -> None:
-        """Remember what was applied: the fields (and comment and document ids) always, the
-        remote version only when all of it was (``None``: some is left for the next pull). Never
-        goes back to an older version."""
-        values: dict[str, Any] = {"remote_fields": fields, "updated_at": func.now()}
-        statement = update(MaverickTicketLink).where(
-            MaverickTicketLink.account_id == account_id, MaverickTicketLink.maverick_ticket_id == maverick_ticket_id)
-        if version is not None:
-            values |= {"remote_version": version, "remote_updated_at": updated_at}
-            statement = statement.where(MaverickTicketLink.remote_version < version)
-        await self.session.execute(statement.values(**values))
+        """A pull: remember what was applied — the fields (and comment and document ids) always,
+        the remote version only when all of it was (``None``: some is left for the next pull)."""
+        await self._merge(account_id, maverick_ticket_id, fields, version, updated_at)
+
+    async def _merge(self, account_id: int, maverick_ticket_id: str, fields: dict[str, Any], version: int | None,
+                     updated_at: datetime | None) -> None:
+        """Under the link's row lock: scalar fields replaced, id lists united (a pull and a push
+        of one ticket never drop each other's ids); the version never goes back."""
+        link = await self.session.scalar(select(MaverickTicketLink).where(
+            MaverickTicketLink.account_id == account_id, MaverickTicketLink.maverick_ticket_id == maverick_ticket_id,
+        ).with_for_update().execution_options(populate_existing=True))
+        if link is None:
+            return
+        stale = version is not None and version <= link.remote_version  # an older version, applied late
+        merged = dict(link.remote_fields or {})
+        for key, value in fields.items():
+            if isinstance(value, list):
+                merged[key] = sorted(set(merged.get(key) or []) | set(value))
+            elif not stale:
+                merged[key] = value
+        values: dict[str, Any] = {"remote_fields": merged, "updated_at": func.now()}
+        if version is not None and not stale:
+            values["remote_version"] = version
+            if updated_at is not None:
+                values["remote_updated_at"] = updated_at
+        await self.session.execute(update(MaverickTicketLink).where(
+            MaverickTicketLink.account_id == account_id, MaverickTicketLink.maverick_ticket_id == maverick_ticket_id,
+        ).values(**values))
 
 
 class SyncRunRepository:
@@ -111,3 +137,28 @@ class SyncCursorRepository:
 def _appended(column: Any, items: list[dict[str, Any]]) -> Any:
     """``column || items`` (JSONB arrays)."""
     return column.op("||")(literal(items, JSONB))
+
+
+class MaverickPushRepository:
+    """What an outbound push reads: the outbox event, whether it was pushed already, the comment."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def event(self, event_id: int) -> TicketEvent | None:
+        return await self.session.get(TicketEvent, event_id) if is_storable_id(event_id) else None
+
+    async def delivered(self, event_id: int, consumer: str) -> bool:
+        found = await self.session.scalar(select(OutboxDelivery.event_id).where(
+            OutboxDelivery.event_id == event_id, OutboxDelivery.consumer == consumer))
+        return found is not None
+
+    async def mark_delivered(self, event_id: int, consumer: str) -> None:
+        await self.session.execute(pg_insert(OutboxDelivery).values(event_id=event_id, consumer=consumer)
+                                   .on_conflict_do_nothing())
+
+    async def comment(self, ticket_id: int, comment_id: int) -> TicketComment | None:
+        if not is_storable_id(comment_id):
+            return None
+        return await self.session.scalar(select(TicketComment).where(
+            TicketComment.ticket_id == ticket_id, TicketComment.id == comment_id))

@@ -32,6 +32,7 @@ MAX_COMMENT = 100_000
 class ContentOutcome:
     comments: list[str] = field(default_factory=list)  # applied (or refused for good) Maverick comment ids
     documents: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)  # not brought: Pulse's own (or bytes it holds already)
     skipped: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
 
@@ -57,7 +58,7 @@ class MaverickContent:
                        outcome: ContentOutcome) -> None:
         author = comment.author.type if comment.author is not None else "system"
         if author == "integration":
-            outcome.comments.append(comment.id)  # ours (or another integration's): not brought back
+            outcome.ignored.append(comment.id)  # ours (or another integration's): not brought back
             return
         merchant = author == "merchant"
         command = AddCommentInput(
@@ -69,6 +70,11 @@ class MaverickContent:
 
     async def _document(self, client: MaverickClient, account_id: int, ticket_id: int, closed: bool,
                         document: MaverickDocument, outcome: ContentOutcome) -> None:
+        async with self.sessions() as session:
+            held = await AttachmentRepository(session).has_content_on_ticket(ticket_id, document.sha256.lower())
+        if held:  # documents move by content hash, once (e.g. an attachment Pulse pushed)
+            outcome.ignored.append(document.id)
+            return
         if document.size > self.attachment_max_bytes:
             outcome.documents.append(document.id)
             outcome.skipped.append(f"document {document.id}: {document.size} bytes is over the attachment limit")

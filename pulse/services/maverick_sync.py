@@ -126,8 +126,8 @@ class MaverickImporter:
             except MaverickUnavailable as error:
                 outcome.unfinished = True
                 outcome.reasons.append(f"comments and documents not read yet: {error}")
-            seen["comments"].update(content.comments)
-            seen["documents"].update(content.documents)
+            seen["comments"].update(content.comments, content.ignored)
+            seen["documents"].update(content.documents, content.ignored)
             outcome.reasons += content.skipped + content.failed
             # Not all of it: the version stays unapplied, so the next pull brings the rest.
             complete = not content.failed and not outcome.unfinished
