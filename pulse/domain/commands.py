@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from pulse.domain import records
 from pulse.domain.agenda import AgendaMemory, DueItem
 from pulse.domain.attachments import Attachment, NewAttachment
+from pulse.domain.maverick_sync import SyncConflict
 from pulse.domain.changes import Actor, NewTicket, TagEdit, TicketChanges
 from pulse.domain.tickets import AuthorType, Priority, TicketStatus
 
@@ -37,6 +38,8 @@ class UpdateTicketInput(BaseModel):
     tags: TagEdit | None = None  # bulk add_tags / remove_tags, relative to the tags when applied
     # The caller's own idempotency id (a bulk item); None: the update's id.
     command_id: str | None = None
+    # A Maverick pull that found both sides changed: recorded on the timeline as sync_conflict.
+    sync_conflicts: list[SyncConflict] = []
 
 
 class AddCommentInput(BaseModel):

@@ -13,11 +13,13 @@ from typing import Any, Mapping
 
 from pydantic import BaseModel, ValidationError
 
-from pulse.domain.changes import Actor, NewTicket, TicketChanges
+from pulse.domain import records
+from pulse.domain.changes import Actor, NewTicket, TicketChanges, TicketEvent
 from pulse.domain.maverick import EXTERNAL_SOURCE, pulse_priority, pulse_status
 from pulse.domain.tickets import ALLOWED_TRANSITIONS, TicketSource, TicketStatus
 
 MAVERICK_ACTOR = Actor(kind="maverick")
+TRACKED_PULSE_FIELDS = ("subject", "description", "priority", "status")
 TRACKED_FIELDS = ("subject", "body", "status", "priority", "category_id")
 # The stored cursor is asked for again with this overlap: a server whose updatedSince is exclusive,
 # or whose clock ticks coarsely, still lists a ticket changed in the same instant as the last one
@@ -58,8 +60,9 @@ def since_for(cursor: datetime | None) -> datetime | None:
     return cursor - CURSOR_OVERLAP if cursor is not None else None
 
 
-def _subject(remote: RemoteTicket) -> str:
-    return remote.subject.strip()[:MAX_SUBJECT] or f"Maverick ticket {remote.id}"[:MAX_SUBJECT]
+def _subject(remote: RemoteTicket, subject: str | None = None) -> str:
+    text = remote.subject if subject is None else subject
+    return text.strip()[:MAX_SUBJECT] or f"Maverick ticket {remote.id}"[:MAX_SUBJECT]
 
 
 def new_ticket(remote: RemoteTicket, status_overrides: Mapping[str, str] | None, placement: Placement) -> NewTicket:
@@ -76,29 +79,75 @@ def new_ticket(remote: RemoteTicket, status_overrides: Mapping[str, str] | None,
     return _valid(NewTicket, fields)
 
 
+class SyncConflict(BaseModel):
+    """Both sides changed ``field`` since the last sync: the later change won."""
+
+    field: str
+    pulse_value: Any = None
+    maverick_value: Any = None
+    winner: str  # pulse | maverick
+
+
 def remote_changes(applied: Mapping[str, Any], remote: RemoteTicket, status_overrides: Mapping[str, str] | None,
-                   current_status: TicketStatus, placement: Placement | None) -> tuple[TicketChanges, list[str]]:
+                   ticket: records.Ticket, placement: Placement | None,
+                   pulse_changed_at: Mapping[str, datetime] | None = None
+                   ) -> tuple[TicketChanges, list[str], list[SyncConflict]]:
     """The changes a pull applies to the linked ticket: each tracked field whose remote value
     differs from the one last applied. ``placement`` (type and category) only when the category
-    changed. Also the reasons of what was left out (a status Pulse cannot move to from its own)."""
+    changed. Also the reasons of what was left out (a status Pulse cannot move to from its own),
+    and the conflicts: a field Pulse changed too since the last sync, to a third value — the
+    later change wins (Pulse's time: ``pulse_changed_at[field]``, its latest change of that field
+    not made by Maverick, else the ticket's last update)."""
     changed = [field for field in TRACKED_FIELDS if applied.get(field) != remote.snapshot()[field]]
-    fields: dict[str, Any] = {}
-    skipped: list[str] = []
+    wanted: dict[str, Any] = {}
     if "subject" in changed:
-        fields["subject"] = _subject(remote)
+        wanted["subject"] = _subject(remote)
     if "body" in changed:
-        fields["description"] = (remote.body or "")[:MAX_DESCRIPTION] or None
+        wanted["description"] = (remote.body or "")[:MAX_DESCRIPTION] or None
     if "priority" in changed:
-        fields["priority"] = pulse_priority(remote.priority)
-    if "category_id" in changed and placement is not None:
-        fields["type_id"], fields["category_id"] = placement.type_id, placement.category_id
+        wanted["priority"] = pulse_priority(remote.priority)
     if "status" in changed:
-        target = reachable_status(current_status, pulse_status(remote.status, status_overrides))
+        wanted["status"] = pulse_status(remote.status, status_overrides)
+    conflicts: list[SyncConflict] = []
+    if applied:  # a first sighting has nothing to conflict with
+        before = {"subject": _subject(remote, str(applied.get("subject") or "")),
+                  "description": (applied.get("body") or "")[:MAX_DESCRIPTION] or None,
+                  "priority": pulse_priority(applied.get("priority")),
+                  "status": pulse_status(str(applied.get("status")), status_overrides)}
+        for field in list(wanted):
+            ours = getattr(ticket, field)
+            if ours in (before[field], wanted[field]):
+                continue  # Pulse left it alone, or agrees
+            pulse_time = (pulse_changed_at or {}).get(field) or ticket.updated_at
+            winner = "maverick" if remote.updated_at > pulse_time else "pulse"
+            conflicts.append(SyncConflict(field=field, pulse_value=_plain(ours), maverick_value=_plain(wanted[field]),
+                                          winner=winner))
+            if winner == "pulse":
+                del wanted[field]
+    skipped: list[str] = []
+    if "category_id" in changed and placement is not None:
+        wanted["type_id"], wanted["category_id"] = placement.type_id, placement.category_id
+    if "status" in wanted:
+        target = reachable_status(ticket.status, wanted.pop("status"))
         if target is None:
-            skipped.append(f"status {remote.status}: Pulse cannot move the ticket from {current_status.value}")
-        elif target != current_status:
-            fields["status"] = target
-    return _valid(TicketChanges, fields), skipped
+            skipped.append(f"status {remote.status}: Pulse cannot move the ticket from {ticket.status.value}")
+        elif target != ticket.status:
+            wanted["status"] = target
+    return _valid(TicketChanges, wanted), skipped, conflicts
+
+
+def conflict_events(conflicts: list[SyncConflict], actor: Actor, now: datetime) -> list[TicketEvent]:
+    """``sync_conflict`` timeline entries: from the losing value to the winning one, both named."""
+    return [TicketEvent(type="sync_conflict", occurred_at=now, actor=actor, field=conflict.field,
+                        from_value=conflict.maverick_value if conflict.winner == "pulse" else conflict.pulse_value,
+                        to_value=conflict.pulse_value if conflict.winner == "pulse" else conflict.maverick_value,
+                        data={"winner": conflict.winner, "pulseValue": conflict.pulse_value,
+                              "maverickValue": conflict.maverick_value})
+            for conflict in conflicts]
+
+
+def _plain(value: Any) -> Any:
+    return value.value if hasattr(value, "value") else value
 
 
 def reachable_status(current: TicketStatus, target: TicketStatus) -> TicketStatus | None:

@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pulse.domain.ids import is_storable_id
-from pulse.models import OutboxDelivery, TicketComment, TicketEvent
+from pulse.models import OutboxDelivery, TicketComment, TicketEvent, TimelineEvent
 from pulse.models.maverick import MaverickConfig, MaverickSyncRun, MaverickTicketLink
 from pulse.repositories.tickets import TicketRepository
 
@@ -137,6 +137,19 @@ class SyncCursorRepository:
 def _appended(column: Any, items: list[dict[str, Any]]) -> Any:
     """``column || items`` (JSONB arrays)."""
     return column.op("||")(literal(items, JSONB))
+
+
+class FieldChangeRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def last_changes(self, ticket_id: int, fields: tuple[str, ...], not_by: str) -> dict[str, datetime]:
+        """When each field was last changed on the ticket by anyone but ``not_by`` (its timeline)."""
+        rows = await self.session.execute(select(TimelineEvent.field, func.max(TimelineEvent.created_at)).where(
+            TimelineEvent.ticket_id == ticket_id, TimelineEvent.field.in_(fields), TimelineEvent.actor != not_by,
+            TimelineEvent.event_type != "sync_conflict",
+        ).group_by(TimelineEvent.field))
+        return {field: changed_at for field, changed_at in rows}
 
 
 class MaverickPushRepository:

@@ -17,11 +17,25 @@ from pulse.domain.changes import TicketChanges
 from pulse.domain.commands import CreateTicketInput, UpdateTicketInput
 from pulse.domain.errors import DomainError
 from pulse.domain.maverick import MaverickSettings
-from pulse.domain.maverick_sync import MAVERICK_ACTOR, PageResult, Placement, RemoteTicket, new_ticket, remote_changes
+from pulse.domain.maverick_sync import (
+    MAVERICK_ACTOR,
+    PageResult,
+    Placement,
+    RemoteTicket,
+    TRACKED_PULSE_FIELDS,
+    SyncConflict,
+    new_ticket,
+    remote_changes,
+)
 from pulse.domain.tickets import TicketStatus
 from pulse.gateway import NoRunningWorkflow, TicketGateway
 from pulse.integrations.maverick import MaverickClient, MaverickTicket, MaverickUnavailable, RetryPolicy
-from pulse.repositories.maverick_sync import MaverickLinkRepository, SyncCursorRepository, SyncRunRepository
+from pulse.repositories.maverick_sync import (
+    FieldChangeRepository,
+    MaverickLinkRepository,
+    SyncCursorRepository,
+    SyncRunRepository,
+)
 from pulse.repositories.ticket_store import TicketStore
 from pulse.services.maverick import MaverickMappingService
 from pulse.services.maverick_content import ContentOutcome, MaverickContent
@@ -109,10 +123,14 @@ class MaverickImporter:
         else:
             placement = (await self._placement(account_id, settings, remote)
                          if applied_fields.get("category_id") != remote.category_id else None)
-            changes, reasons = remote_changes(applied_fields, remote, settings.status_mapping, ticket.status, placement)
+            async with self.sessions() as session:
+                changed_at = await FieldChangeRepository(session).last_changes(ticket.id, TRACKED_PULSE_FIELDS,
+                                                                               not_by=MAVERICK_ACTOR.kind)
+            changes, reasons, conflicts = remote_changes(applied_fields, remote, settings.status_mapping, ticket,
+                                                         placement, changed_at)
             outcome = Applied("unchanged", reasons)
-            if changes.given():
-                outcome = await self._update(account_id, ticket.id, ticket.status, remote, changes, reasons)
+            if changes.given() or conflicts:
+                outcome = await self._update(account_id, ticket.id, ticket.status, remote, changes, reasons, conflicts)
             status_after = changes.status if outcome.kind == "updated" and changes.status else ticket.status
         if outcome.kind == "failed":
             return outcome
@@ -148,8 +166,8 @@ class MaverickImporter:
                          assigned_to_team_id=settings.default_team_id)
 
     async def _update(self, account_id: int, ticket_id: int, status: TicketStatus, remote: RemoteTicket,
-                      changes: TicketChanges, reasons: list[str]) -> Applied:
-        command = UpdateTicketInput(actor=MAVERICK_ACTOR, changes=changes,
+                      changes: TicketChanges, reasons: list[str], conflicts: list[SyncConflict]) -> Applied:
+        command = UpdateTicketInput(actor=MAVERICK_ACTOR, changes=changes, sync_conflicts=conflicts,
                                     command_id=f"maverick/{account_id}/{remote.id}/v{remote.version}")
 
         async def send() -> Any:

@@ -39,6 +39,7 @@ from pulse.domain.commands import (
     UpdateCommand,
 )
 from pulse.domain.errors import NotFound, ValidationFailed
+from pulse.domain.maverick_sync import conflict_events
 from pulse.domain.conditions import all_match
 from pulse.domain.merge import check_mergeable
 from pulse.domain.tickets import AuthorType
@@ -196,7 +197,8 @@ class TicketEngine:
 
         def update(ticket: records.Ticket | None) -> tuple[records.Ticket, list[TicketEvent]]:
             assert ticket is not None
-            return changes.update(ticket, request.changes, request.actor, command.now, tags=request.tags)
+            after, events = changes.update(ticket, request.changes, request.actor, command.now, tags=request.tags)
+            return after, events + conflict_events(request.sync_conflicts, request.actor, command.now)
 
         search_index = TicketSearchIndex(self.session)
 

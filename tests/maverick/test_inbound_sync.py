@@ -191,3 +191,33 @@ async def test_a_sync_of_a_disabled_or_outbound_only_integration_is_refused(tena
     refused = await tenant.post(SYNC)
     assert refused.status_code == 409 and refused.json()["error"] == "integration_outbound_only"
     assert (await tenant.get(RUNS)).json()["data"] == []
+
+
+async def test_when_both_sides_changed_a_field_the_later_change_wins_and_the_timeline_says_so(
+        tenant: AccountContext, maverick: RunningSimulator) -> None:
+    state = maverick.sim.state
+    remote = state.create_ticket(subject="Deposit missing", priority="normal")
+    await connect(tenant, maverick)
+    await sync(tenant)
+    ticket = (await maverick_tickets(tenant))[remote.id]
+    merchant = remote.last_changed_by
+
+    # Pulse first, Maverick later: Maverick's priority wins.
+    assert (await tenant.patch(f"/api/tickets/{ticket['id']}", json={"priority": "high"})).status_code == 200
+    state.change_ticket(remote.id, {"priority": "critical"}, changed_by=merchant)
+    # Maverick first, Pulse later: Pulse's subject stays.
+    state.change_ticket(remote.id, {"subject": "Deposit missing since Monday"}, changed_by=merchant)
+    await asyncio.sleep(0.05)
+    assert (await tenant.patch(f"/api/tickets/{ticket['id']}", json={"subject": "Deposit missing (bank says sent)"})
+            ).status_code == 200
+    await sync(tenant)
+
+    after = (await maverick_tickets(tenant))[remote.id]
+    assert (after["priority"], after["subject"]) == ("urgent", "Deposit missing (bank says sent)")
+    timeline = (await tenant.get(f"/api/tickets/{ticket['id']}/timeline")).json()["data"]
+    conflicts = {entry["field"]: entry for entry in timeline if entry["eventType"] == "sync_conflict"}
+    assert set(conflicts) == {"priority", "subject"}, timeline
+    assert conflicts["priority"]["data"] == {"winner": "maverick", "pulseValue": "high", "maverickValue": "urgent"}
+    assert conflicts["subject"]["data"]["winner"] == "pulse"
+    assert conflicts["subject"]["data"]["maverickValue"] == "Deposit missing since Monday"
+    assert conflicts["priority"]["actor"] == "maverick"
