@@ -1,7 +1,7 @@
 """SQLAlchemy ORM tables (no behaviour). Queries live in ``pulse.repositories``."""
 
 from pulse.models.audit import AuditEntry
-from pulse.models.automation import AutomationExecution, AutomationRule
+from pulse.models.automation import AutomationExecution, AutomationRule, AutomationSkips
 from pulse.models.base import Base
 from pulse.models.escalations import EscalationRule, TicketEscalation
 from pulse.models.engine import AgendaProbe, Notification, OutboxDelivery, TicketSlaClock
@@ -29,6 +29,7 @@ __all__ = [
     "AuditEntry",
     "AutomationExecution",
     "AutomationRule",
+    "AutomationSkips",
     "EscalationRule",
     "TicketEscalation",
     "AgendaProbe",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import ARRAY, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -52,3 +52,18 @@ class AutomationExecution(Base):
     depth: Mapped[int] = mapped_column(Integer, server_default="0")
     executed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     execution_time_ms: Mapped[float] = mapped_column(Float, server_default="0")
+
+
+class AutomationSkips(Base):
+    """The evaluations of one write whose conditions did not hold: one row for all of them
+    (``skipped``: ``[{rule_id, trigger, condition_results, caused_by, depth, execution_time_ms}]``)."""
+
+    __tablename__ = "automation_skips"
+    __table_args__ = (Index("ix_automation_skips_rule_ids", "rule_ids", postgresql_using="gin"),)
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True,
+                                    server_default=text("nextval('automation_executions_id_seq'::regclass)"))
+    account_id: Mapped[int] = mapped_column(BigInteger)
+    ticket_id: Mapped[int] = mapped_column(BigInteger)
+    executed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    rule_ids: Mapped[list[int]] = mapped_column(ARRAY(BigInteger))
+    skipped: Mapped[list[Any]] = mapped_column(JSONB)

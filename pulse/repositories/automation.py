@@ -23,26 +23,55 @@ def rule_record(row: AutomationRule) -> RuleRecord:
     })
 
 
+def _conditions(execution: Execution) -> list[dict[str, Any]]:
+    return [{"field": r.field, "operator": r.operator, "value": r.value,  # not dataclasses.asdict: it deep-copies
+             "actual_value": r.actual_value, "matched": r.matched} for r in execution.condition_results]
+
+
 def execution_rows(account_id: int, ticket_id: int, executions: list[Execution]) -> list[dict[str, Any]]:
+    """Rows of ``automation_executions``: the evaluations that got past their conditions."""
     return [{
         "account_id": account_id, "rule_id": e.rule_id, "ticket_id": ticket_id, "trigger": e.trigger,
-        "status": e.status, "conditions_matched": e.conditions_matched,
-        "condition_results": [{"field": r.field, "operator": r.operator, "value": r.value,  # not asdict: it deep-copies
-                               "actual_value": r.actual_value, "matched": r.matched} for r in e.condition_results],
+        "status": e.status, "conditions_matched": e.conditions_matched, "condition_results": _conditions(e),
         "actions_performed": e.actions_performed, "before_values": e.before, "after_values": e.after,
         "error_message": e.error_message, "caused_by": e.caused_by, "depth": e.depth,
         "executed_at": e.executed_at.isoformat(), "execution_time_ms": e.execution_time_ms,
-    } for e in executions]
+    } for e in executions if e.status != "skipped"]
+
+
+def skipped_entries(executions: list[Execution]) -> list[dict[str, Any]]:
+    """The ``skipped`` array of a write's ``automation_skips`` row."""
+    return [{"rule_id": e.rule_id, "trigger": e.trigger, "condition_results": _conditions(e), "caused_by": e.caused_by,
+             "depth": e.depth, "execution_time_ms": e.execution_time_ms} for e in executions if e.status == "skipped"]
 
 
 _EXECUTION_COLUMNS = ("account_id, rule_id, ticket_id, trigger, status, conditions_matched, condition_results, "
                       "actions_performed, before_values, after_values, error_message, caused_by, depth, executed_at, "
                       "execution_time_ms")
-# A write's executions in one statement with one parameter (a JSON array): 50 skipped rules per
-# PATCH are one short INSERT, not 750 bound values.
+# A write's evaluations in one statement: those that ran (rarely more than a few) as rows from a
+# JSON array, and those skipped (often most of the rules) as one ``automation_skips`` row.
 _INSERT_EXECUTIONS = text(
-    f"INSERT INTO automation_executions ({_EXECUTION_COLUMNS}) SELECT {_EXECUTION_COLUMNS} "
-    "FROM jsonb_populate_recordset(NULL::automation_executions, CAST(:rows AS jsonb))")
+    f"WITH runs AS (INSERT INTO automation_executions ({_EXECUTION_COLUMNS}) SELECT {_EXECUTION_COLUMNS} "
+    "FROM jsonb_populate_recordset(NULL::automation_executions, CAST(:runs AS jsonb))) "
+    "INSERT INTO automation_skips (account_id, ticket_id, executed_at, rule_ids, skipped) "
+    "SELECT :account_id, :ticket_id, CAST(:executed_at AS timestamptz), CAST(:rule_ids AS bigint[]), "
+    "CAST(:skipped AS jsonb) WHERE cardinality(CAST(:rule_ids AS bigint[])) > 0")
+
+# One rule's evaluations, both kinds, as rows of one shape (``{filters}``: static SQL below).
+_RULE_EVALUATIONS = """
+SELECT id, rule_id, ticket_id, trigger, status, conditions_matched, condition_results, actions_performed,
+       before_values, after_values, error_message, caused_by, depth, executed_at, execution_time_ms
+  FROM automation_executions
+ WHERE account_id = :account_id AND rule_id = :rule_id {run_filters}
+UNION ALL
+SELECT s.id, x.rule_id, s.ticket_id, x.trigger, 'skipped', false, x.condition_results, '[]'::jsonb, '{{}}'::jsonb,
+       '{{}}'::jsonb, NULL, x.caused_by, x.depth, s.executed_at, x.execution_time_ms
+  FROM automation_skips s
+ CROSS JOIN LATERAL jsonb_to_recordset(s.skipped)
+       AS x(rule_id bigint, trigger text, condition_results jsonb, caused_by jsonb, depth int, execution_time_ms float)
+ WHERE s.account_id = :account_id AND s.rule_ids @> ARRAY[CAST(:rule_id AS bigint)] AND x.rule_id = :rule_id
+       {skip_filters}
+"""
 
 
 class AutomationRuleRepository:
@@ -94,9 +123,15 @@ class AutomationRuleRepository:
     # -- executions ------------------------------------------------------------------------------
 
     async def add_executions(self, account_id: int, ticket_id: int, executions: list[Execution]) -> None:
-        if executions:
-            rows = json.dumps(execution_rows(account_id, ticket_id, executions), separators=(",", ":"))
-            await self.session.execute(_INSERT_EXECUTIONS, {"rows": rows})
+        if not executions:
+            return
+        skipped = skipped_entries(executions)
+        await self.session.execute(_INSERT_EXECUTIONS, {
+            "runs": json.dumps(execution_rows(account_id, ticket_id, executions), separators=(",", ":")),
+            "account_id": account_id, "ticket_id": ticket_id, "executed_at": executions[0].executed_at,
+            "rule_ids": [entry["rule_id"] for entry in skipped],
+            "skipped": json.dumps(skipped, separators=(",", ":")),
+        })
 
     async def statistics(self, rule_id: int) -> dict[str, Any]:
         """Executions are evaluations that got past the conditions (skipped ones are in the audit
@@ -114,24 +149,30 @@ class AutomationRuleRepository:
 
     async def executions(self, account_id: int, rule_id: int, *, ticket_id: int | None, trigger: str | None,
                          status: str | None, date_from: datetime | None, date_to: datetime | None, page: int,
-                         page_size: int) -> tuple[Sequence[AutomationExecution], int]:
-        statement = select(AutomationExecution).where(AutomationExecution.account_id == account_id,
-                                                      AutomationExecution.rule_id == rule_id)
-        if ticket_id is not None:
-            statement = statement.where(AutomationExecution.ticket_id == ticket_id)
-        if trigger is not None:
-            statement = statement.where(AutomationExecution.trigger == trigger)
+                         page_size: int) -> tuple[list[dict[str, Any]], int]:
+        """One rule's evaluations (skipped ones included), newest first, as row mappings."""
+        params: dict[str, Any] = {"account_id": account_id, "rule_id": rule_id, "limit": page_size,
+                                  "offset": (page - 1) * page_size}
+        runs, skips = [], []
+        for name, value, run_sql, skip_sql in (
+                ("ticket_id", ticket_id, "ticket_id = :ticket_id", "s.ticket_id = :ticket_id"),
+                ("trigger", trigger, "trigger = :trigger", "x.trigger = :trigger"),
+                ("date_from", date_from, "executed_at >= :date_from", "s.executed_at >= :date_from"),
+                ("date_to", date_to, "executed_at <= :date_to", "s.executed_at <= :date_to")):
+            if value is not None:
+                params[name] = value
+                runs.append(run_sql)
+                skips.append(skip_sql)
         if status is not None:
-            statement = statement.where(AutomationExecution.status == status)
-        if date_from is not None:
-            statement = statement.where(AutomationExecution.executed_at >= date_from)
-        if date_to is not None:
-            statement = statement.where(AutomationExecution.executed_at <= date_to)
-        total = await self.session.scalar(select(func.count()).select_from(statement.subquery()))
-        rows = await self.session.scalars(statement.order_by(AutomationExecution.executed_at.desc(),
-                                                             AutomationExecution.id.desc())
-                                          .limit(page_size).offset((page - 1) * page_size))
-        return list(rows), int(total or 0)
+            params["status"] = status
+            runs.append("status = :status")
+            skips.append("'skipped' = :status")
+        union = _RULE_EVALUATIONS.format(run_filters="".join(f" AND {f}" for f in runs),
+                                         skip_filters="".join(f" AND {f}" for f in skips))
+        total = await self.session.scalar(text(f"SELECT count(*) FROM ({union}) AS evaluations"), params)
+        rows = await self.session.execute(text(f"SELECT * FROM ({union}) AS evaluations "
+                                               "ORDER BY executed_at DESC, id DESC LIMIT :limit OFFSET :offset"), params)
+        return [dict(row._mapping) for row in rows], int(total or 0)
 
     async def latest_comment(self, account_id: int, ticket_id: int) -> TicketComment | None:
         """The ticket's newest comment (a dry run of a ``comment_added`` rule reads it)."""

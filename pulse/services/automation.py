@@ -23,7 +23,7 @@ from pulse.domain.automation import AutomationRule as RuleRecord
 from pulse.domain.automation import Trigger, parse_rule
 from pulse.domain.automation_eval import ConditionResult, Context, Execution, evaluate, trigger_event
 from pulse.domain.errors import NotFound, ValidationFailed, VersionConflict, field_error
-from pulse.models import AutomationExecution, AutomationRule
+from pulse.models import AutomationRule
 from pulse.repositories.automation import AutomationRuleRepository, rule_record
 from pulse.repositories.escalations import EscalationRuleRepository
 from pulse.repositories.rotations import RotationRepository
@@ -57,14 +57,15 @@ def render_execution(execution: Execution, *, ticket_id: int | None = None, row_
     return body if row_id is None else {"id": row_id, **body}
 
 
-def _stored_execution(row: AutomationExecution) -> dict[str, Any]:
-    execution = Execution(rule_id=row.rule_id, trigger=row.trigger, status=row.status,  # type: ignore[arg-type]
-                          conditions_matched=row.conditions_matched,
-                          condition_results=[ConditionResult(**r) for r in row.condition_results],
-                          actions_performed=row.actions_performed, before=row.before_values, after=row.after_values,
-                          error_message=row.error_message, caused_by=row.caused_by, depth=row.depth,
-                          executed_at=row.executed_at, execution_time_ms=row.execution_time_ms)
-    body = render_execution(execution, ticket_id=row.ticket_id, row_id=row.id)
+def _stored_execution(row: dict[str, Any]) -> dict[str, Any]:
+    execution = Execution(rule_id=row["rule_id"], trigger=row["trigger"], status=row["status"],
+                          conditions_matched=row["conditions_matched"],
+                          condition_results=[ConditionResult(**r) for r in row["condition_results"]],
+                          actions_performed=row["actions_performed"], before=row["before_values"],
+                          after=row["after_values"], error_message=row["error_message"], caused_by=row["caused_by"],
+                          depth=row["depth"], executed_at=row["executed_at"],
+                          execution_time_ms=row["execution_time_ms"])
+    body = render_execution(execution, ticket_id=row["ticket_id"], row_id=row["id"])
     body.pop("ruleName")
     return body
 

@@ -107,8 +107,13 @@ async def test_an_urgent_ticket_is_assigned_to_a_team_on_creation_and_the_audit_
     success = executions["data"][1]
     assert success["before"] == {"assignedToTeamId": None} and success["after"] == {"assignedToTeamId": team}
     assert success["causedBy"]["event"] == "ticket_created" and success["conditionResults"][0]["actualValue"] == "urgent"
+    assert len({e["id"] for e in executions["data"]}) == 2  # ids are unique across skipped and run evaluations
     only_skipped = (await account.get(f"{RULES}/{created['id']}/executions?executionStatus=skipped")).json()
     assert [e["ticketId"] for e in only_skipped["data"]] == [quiet["id"]]
+    assert only_skipped["pagination"]["total"] == 1
+    on_ticket = (await account.get(f"{RULES}/{created['id']}/executions?ticketId={ticket['id']}")).json()["data"]
+    assert [e["executionStatus"] for e in on_ticket] == ["success"]
+    assert (await account.get(f"{RULES}/{created['id']}/executions?executionStatus=maybe")).status_code == 422
     stats = (await account.get(f"{RULES}/{created['id']}")).json()["statistics"]
     assert (stats["totalExecutions"], stats["successfulExecutions"], stats["failedExecutions"]) == (1, 1, 0)
     assert stats["lastExecutedAt"] is not None
