@@ -9,9 +9,18 @@ from pulse.config import async_database_url
 SessionFactory = async_sessionmaker[AsyncSession]
 
 
+# A database that is down or unreachable is noticed within seconds (then the request is a 503):
+# connecting gives up after CONNECT_TIMEOUT_SECONDS, waiting for a pooled connection after
+# POOL_TIMEOUT_SECONDS; a connection that died while pooled is replaced (pre-ping), so the first
+# request after an outage succeeds.
+CONNECT_TIMEOUT_SECONDS = 3
+POOL_TIMEOUT_SECONDS = 5
+
+
 def make_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
     return create_async_engine(
-        async_database_url(database_url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        async_database_url(database_url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+        pool_timeout=POOL_TIMEOUT_SECONDS, connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
     )
 
 

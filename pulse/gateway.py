@@ -63,6 +63,9 @@ log = logging.getLogger("pulse.gateway")
 
 TICKET_WORKFLOW = "TicketWorkflow"
 BUSY_TICKET_PATIENCE_SECONDS = 30.0
+# A server that cannot be reached at all (connection refused, transport errors) is retried this
+# long: a restarting Temporal is a 503 within seconds, not after the busy ticket's patience.
+UNREACHABLE_PATIENCE_SECONDS = 4.0
 # How long a command may take before the caller gets a 503 (the command may still complete; its
 # retry with the same key or command id is answered from its outcome). A merge walks its secondaries.
 COMMAND_DEADLINE_SECONDS = 45.0
@@ -107,16 +110,23 @@ _ticket_gates = _TicketGates()
 
 async def _when_admitted(call: Callable[[], Awaitable[Result]]) -> Result:
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + BUSY_TICKET_PATIENCE_SECONDS
+    started = loop.time()
     delay = 0.02
     while True:
         try:
             return await call()
         except RPCError as error:
-            if error.status not in _RETRYABLE_UPDATE_STATUSES or loop.time() >= deadline:
+            patience = UNREACHABLE_PATIENCE_SECONDS if _unreachable(error) else BUSY_TICKET_PATIENCE_SECONDS
+            if error.status not in _RETRYABLE_UPDATE_STATUSES or loop.time() >= started + patience:
                 raise
         await asyncio.sleep(delay * random.uniform(0.5, 1.5))
         delay = min(delay * 2, 0.5)
+
+
+def _unreachable(error: RPCError) -> bool:
+    """The server was not reached (as opposed to an update it aborted, which is worth waiting for)."""
+    text = str(error).lower()
+    return error.status == RPCStatusCode.UNAVAILABLE and ("connect" in text or "transport" in text)
 
 
 def domain_error(error: Exception) -> DomainError:

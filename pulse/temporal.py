@@ -4,12 +4,37 @@ from __future__ import annotations
 
 import asyncio
 
+import logging
+
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RetryConfig
+
+log = logging.getLogger("pulse.temporal")
+
+# The API's calls give up on an unreachable server after about 3 s (then the request is a 503);
+# the SDK's default keeps retrying for 10 s.
+API_RETRY = RetryConfig(initial_interval_millis=100, multiplier=1.5, max_interval_millis=1000,
+                        max_elapsed_time_millis=3000, max_retries=10)
 
 
-async def connect(target: str, namespace: str = "default") -> Client:
-    return await Client.connect(target, namespace=namespace, data_converter=pydantic_data_converter)
+async def connect(target: str, namespace: str = "default", *, lazy: bool = False,
+                  retry_config: RetryConfig | None = None) -> Client:
+    """``lazy``: connect at the first call, so a process can start while Temporal is down."""
+    return await Client.connect(target, namespace=namespace, data_converter=pydantic_data_converter, lazy=lazy,
+                                retry_config=retry_config)
+
+
+async def connect_patiently(target: str, namespace: str = "default") -> Client:
+    """``connect``, retried with backoff (up to 30 s apart) for as long as Temporal is away."""
+    delay = 1.0
+    while True:
+        try:
+            return await connect(target, namespace)
+        except Exception as error:  # noqa: BLE001 - logged; tried again
+            log.warning("Temporal at %s is not reachable (%s); trying again in %.0f s", target, error, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
 
 
 async def connect_when_ready(target: str, namespace: str = "default", *, timeout: float = 20.0) -> Client:

@@ -20,7 +20,7 @@ from pulse.config import Settings, get_settings
 from pulse.db import SessionFactory, make_engine, make_sessionmaker
 from pulse.secretbox import SecretBox
 from pulse.services.maverick_push import MaverickPush
-from pulse.temporal import connect
+from pulse.temporal import connect_patiently
 from pulse.workflows.bulk import BulkOperationWorkflow
 from pulse.workflows.fanout import RulesFanOutWorkflow
 from pulse.workflows.maverick_sync import MaverickSyncWorkflow, MaverickTicketFetchWorkflow
@@ -68,7 +68,7 @@ async def run_worker(settings: Settings | None = None) -> None:
     if not settings.database_url:
         raise RuntimeError("DATABASE_URL is not set")
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
-    client = await connect(settings.temporal_target, settings.temporal_namespace)
+    client = await connect_patiently(settings.temporal_target, settings.temporal_namespace)
     worker = build_worker(client, make_sessionmaker(engine), settings.task_queue,
                           max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
                           max_cached_workflows=settings.worker_max_cached_workflows,

@@ -18,7 +18,7 @@ from pulse.api.routers import attachments, maverick
 from pulse.config import Settings, get_settings
 from pulse.db import SessionFactory, make_engine, make_sessionmaker
 from pulse.notifications.stream import NotificationHub, sessions_url
-from pulse.temporal import connect
+from pulse.temporal import API_RETRY, connect
 
 
 def create_app(settings: Settings | None = None, *, sessions: SessionFactory | None = None,
@@ -38,7 +38,9 @@ def create_app(settings: Settings | None = None, *, sessions: SessionFactory | N
             app.state.sessions = make_sessionmaker(engine)
         else:
             app.state.sessions = sessions
-        app.state.temporal = temporal or await connect(settings.temporal_target, settings.temporal_namespace)
+        # Lazy: the API starts (and answers 503 to what needs Temporal) while Temporal is down.
+        app.state.temporal = temporal or await connect(settings.temporal_target, settings.temporal_namespace,
+                                                       lazy=True, retry_config=API_RETRY)
         # One LISTEN connection per API process, opened by the first SSE subscriber.
         app.state.notification_hub = NotificationHub(
             settings.database_url or sessions_url(app.state.sessions) or "", app.state.sessions)

@@ -9,11 +9,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pulse.domain.errors import DomainError
 
 log = logging.getLogger("pulse.api")
+RETRY_AFTER_SECONDS = "5"  # on every 503: the database or Temporal is away, retry shortly
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -55,7 +57,10 @@ def validation_details(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(_: Request, error: DomainError) -> JSONResponse:
-        return error_response(error.status, error.code, error.message, error.details)
+        response = error_response(error.status, error.code, error.message, error.details)
+        if error.status == 503:
+            response.headers["Retry-After"] = RETRY_AFTER_SECONDS
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def request_validation(_: Request, error: RequestValidationError) -> JSONResponse:
@@ -78,12 +83,23 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
+    @app.exception_handler(PoolTimeout)
     async def database_unavailable(_: Request, error: Exception) -> JSONResponse:
-        """The database cannot be reached (down, restarting, connections dropped): nothing was
-        applied, so the client may retry."""
+        """The database cannot be reached (down, restarting, connections dropped, the pool
+        exhausted): nothing was applied, so the client may retry."""
         log.warning("database unavailable: %s", getattr(error, "orig", error))
         response = error_response(503, "unavailable", "the database is not reachable right now; retry shortly")
-        response.headers["Retry-After"] = "5"
+        response.headers["Retry-After"] = RETRY_AFTER_SECONDS
+        return response
+
+    @app.exception_handler(RuntimeError)
+    async def temporal_unreachable(_: Request, error: RuntimeError) -> JSONResponse:
+        """The Temporal client (it connects lazily) could not reach the server: nothing was sent."""
+        if "client connect" not in str(error):
+            raise error  # not ours to explain: the 500 below
+        log.warning("Temporal unavailable: %s", error)
+        response = error_response(503, "unavailable", "the ticket engine is not reachable right now; retry shortly")
+        response.headers["Retry-After"] = RETRY_AFTER_SECONDS
         return response
 
     @app.exception_handler(Exception)

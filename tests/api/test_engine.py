@@ -111,9 +111,12 @@ async def test_a_huge_custom_field_is_refused_before_anything_is_written(
     account: AccountContext, database_url: str
 ) -> None:
     before = rows(database_url, "SELECT count(*) FROM tickets WHERE account_id = %s", account.account_id)
-    response = await account.post("/api/tickets", json={"subject": "Big", "customFields": {"blob": "x" * 3_000_000}})
+    response = await account.post("/api/tickets", json={"subject": "Big", "customFields": {"blob": "x" * 500_000}})
     assert response.status_code == 422
     assert response.json()["details"][0]["field"] == "customFields"
+    over_the_body_limit = await account.post("/api/tickets", json={"subject": "Bigger",
+                                                                   "customFields": {"blob": "x" * 3_000_000}})
+    assert over_the_body_limit.status_code == 413
     assert rows(database_url, "SELECT count(*) FROM tickets WHERE account_id = %s", account.account_id) == before
     ticket = await account.create_ticket()
     patched = await account.patch(f"/api/tickets/{ticket['id']}", json={"customFields": {"blob": "x" * 100_000}})
