@@ -40,9 +40,9 @@ from pulse.domain.automation import (
     SetCustomField,
     Trigger,
 )
-from pulse.domain.changes import Actor, TagEdit, TicketChanges, TicketEvent
+from pulse.domain.changes import REFERENCE_FIELDS, Actor, TagEdit, TicketChanges, TicketEvent
 from pulse.domain.conditions import actual_value, matches
-from pulse.domain.errors import DomainError
+from pulse.domain.errors import DomainError, ValidationFailed
 from pulse.domain.notify import notify_payload
 from pulse.domain.rotation import RotationSlot, pick_next
 from pulse.domain.ticket_fields import FIELDS
@@ -93,6 +93,9 @@ class Context(BaseModel):
 
     comment: Any = None
     rotations: dict[int, list[RotationSlot]] = {}
+    # (column, id) of users and teams the account no longer has (deleted after a rule named them):
+    # an action assigning one fails (the shell finds them after a first evaluation).
+    missing_references: frozenset[tuple[str, int]] = frozenset()
     only_rule: int | None = None  # the originating step runs this rule only (a dry run, a time_in_status item)
 
 
@@ -233,12 +236,15 @@ def _notification(ticket: records.Ticket, rule: AutomationRule, action: SendNoti
 
 
 def _perform(rule: AutomationRule, ticket: records.Ticket, now: datetime, rotations: dict[int, list[RotationSlot]],
-             needed: set[int]) -> _Outcome:
+             needed: set[int], missing: frozenset[tuple[str, int]] = frozenset()) -> _Outcome:
     """The rule's actions in order on a copy; raises DomainError when one fails (nothing kept)."""
     actor = Actor(kind=f"automation:{rule.id}")
     outcome = _Outcome(ticket=ticket, events=[], performed=[], rotations=dict(rotations))
 
     def update(fields: dict[str, Any] | None = None, tags: TagEdit | None = None) -> None:
+        for column, value in (fields or {}).items():
+            if column in REFERENCE_FIELDS and (column, value) in missing:
+                raise ValidationFailed(f"no {REFERENCE_FIELDS[column]} with id {value} in this account any more")
         change = TicketChanges.model_validate(fields or {})
         outcome.ticket, raised = changes.update(outcome.ticket, change, actor, now, tags=tags)
         outcome.events += raised
@@ -345,7 +351,7 @@ def evaluate(before: records.Ticket | None, ticket: records.Ticket, events: list
                     "ruleId": rule.id, "status": "loop_stopped", "depth": step.depth}))
                 continue
             try:
-                outcome = _perform(rule, result.ticket, now, result.rotations, needed)
+                outcome = _perform(rule, result.ticket, now, result.rotations, needed, context.missing_references)
             except DomainError as error:
                 result.executions.append(_execution(base, status="failed", conditions_matched=True,
                                                    error_message=error.message,

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pulse.domain import records
 from pulse.domain.automation_eval import NOTIFICATION_EVENT
-from pulse.domain.changes import TicketEvent
+from pulse.domain.changes import REFERENCE_FIELDS, TicketEvent
 from pulse.domain.pipeline import PipelineResult
 from pulse.domain.rotation import RotationSlot
 from pulse.repositories.automation import AutomationRuleRepository
@@ -46,6 +46,17 @@ class AutomationHook:
             self.loaded[rotation_id] = [] if found is None else (
                 await self.rotation_repository.members([rotation_id]))[rotation_id]
         return dict(self.loaded)
+
+    async def missing_references(self, result: PipelineResult, known: frozenset[tuple[str, int]]) -> set[tuple[str, int]]:
+        """Users and teams the rules assigned that the account no longer has (deleted after a rule
+        named them), not yet in ``known``: evaluate again with them, and the rules assigning them
+        fail alone instead of the whole write."""
+        assigned = {(event.field, int(event.to_value)) for event in result.events
+                    if event.actor.kind.startswith("automation:") and event.field in REFERENCE_FIELDS
+                    and event.to_value is not None} - known
+        store = TicketStore(self.session)
+        return {(column, value) for column, value in assigned
+                if await store.missing_references(self.account_id, {column: value})}
 
     async def store(self, ticket: records.Ticket, result: PipelineResult) -> list[TicketEvent]:
         """Write what the rules did besides the ticket row; the events to store, completed."""

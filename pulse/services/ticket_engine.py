@@ -106,7 +106,8 @@ class TicketEngine:
             preview, _ = change(before)
             clock = clock.model_copy(update={"policy": await self._policy(command.account_id, preview, locked)})
         # The rules hook (automation) runs inside pipeline.run; a rule that picks from a rotation
-        # makes it run again with that rotation's state, locked (AutomationHook).
+        # makes it run again with that rotation's state, locked, and one that assigns a user or
+        # team the account no longer has, again with that rule failing (AutomationHook).
         hook, context = AutomationHook(self.session, command.account_id), pipeline.RulesContext(comment=comment)
 
         def run() -> pipeline.PipelineResult:
@@ -114,8 +115,13 @@ class TicketEngine:
                                 context=context, policy_for=_stored_policy_for(locked), timer=time.perf_counter)
 
         result = run()
-        while result.rotations_needed:
-            context = context.model_copy(update={"rotations": await hook.rotations(result.rotations_needed)})
+        while True:
+            if result.rotations_needed:
+                context = context.model_copy(update={"rotations": await hook.rotations(result.rotations_needed)})
+            elif missing := await hook.missing_references(result, context.missing_references):
+                context = context.model_copy(update={"missing_references": context.missing_references | missing})
+            else:
+                break
             result = run()
         ticket = result.ticket.model_copy(update={"write_sequence": (before.write_sequence if before else 0) + 1})
         if before is None:

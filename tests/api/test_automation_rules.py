@@ -261,3 +261,18 @@ async def test_a_rule_pauses_the_sla_clock(account: AccountContext) -> None:
     assert ticket["slaStatus"] == "on_time"
     patched = (await account.patch(f"/api/tickets/{ticket['id']}", json={"tags": ["on-hold"]})).json()
     assert patched["slaStatus"] == "paused" and patched["slaPausedAt"] is not None
+
+
+async def test_a_rule_assigning_a_user_deleted_since_fails_alone_and_the_write_goes_through(
+        account: AccountContext) -> None:
+    leaver = (await account.post("/api/users", json={"name": "Lee", "email": "lee@example.com"})).json()["id"]
+    assigning = await create_rule(account, name="To Lee", conditions=[],
+                                  actions=[{"type": "assign_to_user", "userId": leaver}])
+    tagging = await create_rule(account, name="Tag", conditions=[], executionOrder=5,
+                                actions=[{"type": "add_tags", "tags": ["seen"]}])
+    assert (await account.delete(f"/api/users/{leaver}")).status_code == 204
+    ticket = await account.create_ticket()
+    assert ticket["assignedToUserId"] is None and ticket["tags"] == ["seen"]
+    [failed] = (await account.get(f"{RULES}/{assigning['id']}/executions")).json()["data"]
+    assert failed["executionStatus"] == "failed" and f"no user with id {leaver}" in failed["errorMessage"]
+    assert (await account.get(f"{RULES}/{tagging['id']}/executions")).json()["data"][0]["success"] is True
