@@ -352,12 +352,13 @@ def evaluate(before: records.Ticket | None, ticket: records.Ticket, events: list
                 continue
             try:
                 outcome = _perform(rule, result.ticket, now, result.rotations, needed, context.missing_references)
-            except DomainError as error:
+            except (DomainError, ValueError) as error:  # ValueError: a value the ticket's fields refuse (pydantic)
+                message = error.message if isinstance(error, DomainError) else str(error).splitlines()[0]
                 result.executions.append(_execution(base, status="failed", conditions_matched=True,
-                                                   error_message=error.message,
+                                                   error_message=message,
                                                    execution_time_ms=(timer() - began) * 1000))
                 result.events.append(TicketEvent(type=EXECUTED_EVENT, occurred_at=now, actor=actor, data={
-                    "ruleId": rule.id, "status": "failed", "error": error.message}))
+                    "ruleId": rule.id, "status": "failed", "error": message}))
                 continue
             before_values, after_values = _difference(result.ticket, outcome.ticket)
             result.ticket, result.rotations = outcome.ticket, outcome.rotations

@@ -254,3 +254,14 @@ def test_any_rule_set_terminates_each_rule_firing_at_most_once(rules: list[Autom
     assert len(fired) == len(set(fired))
     assert all(e.depth <= MAX_DEPTH + 1 for e in result.executions)
     assert evaluate(ticket, after, events, rules, NOW) == result  # deterministic: a dry run equals the run
+
+
+def test_a_value_the_ticket_refuses_fails_the_rule_not_the_write() -> None:
+    ticket, events = new_ticket()
+    too_long = AutomationRule(id=1, trigger="ticket_created", actions=[
+        {"type": "change_priority", "priority": "high"}])
+    # A rule stored before a limit tightened: built without parse_rule's checks.
+    bad = too_long.model_copy(update={"actions": [*too_long.actions,
+                                                  too_long.actions[0].model_copy(update={"priority": "critical"})]})
+    result = evaluate(None, ticket, events, [bad], NOW)
+    assert [e.status for e in result.executions] == ["failed"] and result.ticket == ticket
