@@ -276,3 +276,36 @@ async def test_a_rule_assigning_a_user_deleted_since_fails_alone_and_the_write_g
     [failed] = (await account.get(f"{RULES}/{assigning['id']}/executions")).json()["data"]
     assert failed["executionStatus"] == "failed" and f"no user with id {leaver}" in failed["errorMessage"]
     assert (await account.get(f"{RULES}/{tagging['id']}/executions")).json()["data"][0]["success"] is True
+
+
+async def test_a_dry_run_emails_no_one_and_the_real_run_emails_the_receiver(account: AccountContext) -> None:
+    import asyncio
+    import time
+
+    from tests.api.test_notifications import configure, email_settings, smtp_server
+
+    boss = (await account.post("/api/users", json={"name": "Bo", "email": "bo@example.com"})).json()["id"]
+    async with smtp_server() as (inbox, port):
+        await configure(account, email=email_settings(port))
+        rule_body = rule(name="Tell Bo about VIPs", trigger="ticket_updated",
+                         conditions=[{"field": "tags", "operator": "contains", "value": "vip"}],
+                         actions=[{"type": "send_notification", "channels": ["email"], "to": "user", "userId": boss,
+                                   "subject": "VIP ticket", "message": "A VIP needs you"}])
+        ticket = await account.create_ticket(tags=["vip"])
+        unsaved = await account.post(f"{RULES}/test", json={"ticketId": ticket["id"], "rule": {
+            k: v for k, v in rule_body.items() if k != "name"}})
+        assert unsaved.status_code == 200 and unsaved.json()["wouldExecute"] is True
+        created = await create_rule(account, **rule_body)
+        saved = await account.post(f"{RULES}/{created['id']}/test", json={"ticketId": ticket["id"]})
+        assert saved.json()["wouldExecute"] is True
+        await asyncio.sleep(1.0)
+        assert inbox.messages == []  # neither dry run sent anything
+
+        await account.patch(f"/api/tickets/{ticket['id']}", json={"description": "now for real"})
+        deadline = time.monotonic() + 30
+        while not inbox.to("bo@example.com") and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        [mail] = inbox.to("bo@example.com")
+        assert "VIP ticket" in mail["Subject"] and "A VIP needs you" in mail.get_content()
+    sent = (await account.get(f"/api/notifications/deliveries?ticketId={ticket['id']}")).json()["data"]
+    assert [(d["channel"], d["status"], d["reason"]) for d in sent] == [("email", "sent", f"automation:{created['id']}")]
