@@ -26,6 +26,7 @@ from pulse.domain.errors import NotFound, ValidationFailed, VersionConflict, fie
 from pulse.models import AutomationRule
 from pulse.repositories.automation import AutomationRuleRepository, rule_record
 from pulse.repositories.escalations import EscalationRuleRepository
+from pulse.repositories.idempotency import IdempotencyRepository
 from pulse.repositories.rotations import RotationRepository
 from pulse.repositories.rules import RulesRepository
 from pulse.repositories.ticket_store import TicketStore
@@ -34,6 +35,7 @@ from pulse.services.rules import RulesService
 
 log = logging.getLogger("pulse.automation")
 STATUSES = ("success", "failed", "skipped", "loop_stopped")
+IDEMPOTENCY_SCOPE = "automation_rules.create"
 
 
 def render_rule(row: AutomationRule) -> dict[str, Any]:
@@ -106,14 +108,26 @@ class AutomationRuleService:
         except Exception:  # noqa: BLE001 - Temporal unreachable: the change stands, tickets catch up at their next write
             log.exception("could not start the fan-out of rules generation %s of account %s", generation, account_id)
 
-    async def create(self, account_id: int, values: dict[str, Any]) -> dict[str, Any]:
+    async def create(self, account_id: int, values: dict[str, Any], *, idempotency_key: str | None = None,
+                     request_hash: str = "") -> tuple[dict[str, Any], bool]:
+        """The rule created (True), or the one an earlier request with this ``Idempotency-Key``
+        created within 24 hours (False: nothing new, no fan-out)."""
         async with self.sessions() as session, session.begin():
+            repository = AutomationRuleRepository(session)
+            keys = IdempotencyRepository(session)
+            if idempotency_key is not None:
+                earlier = await keys.claim(account_id, IDEMPOTENCY_SCOPE, idempotency_key, request_hash)
+                row = await repository.get(account_id, earlier) if earlier is not None else None
+                if row is not None:
+                    return render_rule(row), False
             stored = await self._validated(session, account_id, values)
-            row = await AutomationRuleRepository(session).add(AutomationRule(account_id=account_id, **stored))
+            row = await repository.add(AutomationRule(account_id=account_id, **stored))
+            if idempotency_key is not None:
+                await keys.remember(account_id, IDEMPOTENCY_SCOPE, idempotency_key, row.id)
             body = render_rule(row)
             generation = await RulesRepository(session).bump_generation(account_id)
         await self._fan_out(account_id, generation)
-        return body
+        return body, True
 
     async def replace(self, account_id: int, rule_id: int, values: dict[str, Any],
                       expected_version: int | None) -> dict[str, Any]:

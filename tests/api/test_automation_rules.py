@@ -89,6 +89,16 @@ async def test_rules_are_listed_filtered_read_replaced_and_deleted_within_their_
     assert (await account.get(f"{RULES}/{created['id']}")).status_code == 404
 
 
+async def test_an_idempotency_key_creates_one_rule(account: AccountContext) -> None:
+    first = await account.post(RULES, json=rule(), headers={"Idempotency-Key": "rule-1"})
+    again = await account.post(RULES, json=rule(), headers={"Idempotency-Key": "rule-1"})
+    assert first.status_code == again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"]
+    other_body = await account.post(RULES, json=rule(name="Another"), headers={"Idempotency-Key": "rule-1"})
+    assert other_body.status_code == 422 and other_body.json()["details"][0]["field"] == "Idempotency-Key"
+    assert len((await account.get(RULES)).json()["data"]) == 1
+
+
 async def test_an_urgent_ticket_is_assigned_to_a_team_on_creation_and_the_audit_trail_shows_it(
         account: AccountContext) -> None:
     team = await make_team(account)

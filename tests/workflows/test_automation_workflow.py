@@ -63,7 +63,7 @@ async def test_a_resolved_ticket_is_closed_seven_days_later_unless_the_customer_
     env, queue = time_skipping_env, time_skipping_worker.task_queue
     account_id, admin_id = await _account(sessions, "Auto-close")
     actor = Actor(user_id=admin_id)
-    rule = await AutomationRuleService(sessions, env.client, queue).create(account_id, {
+    rule, _ = await AutomationRuleService(sessions, env.client, queue).create(account_id, {
         "name": "Auto-close 7 days after resolved", "trigger": "time_in_status",
         "trigger_config": {"status": "resolved", "afterMinutes": 10080}, "conditions": [],
         "actions": [{"type": "change_status", "status": "closed"}]})
@@ -167,7 +167,7 @@ async def test_a_time_rule_created_later_reaches_open_tickets_and_a_disabled_one
                  "trigger_config": {"status": "waiting_customer", "afterMinutes": 2880},
                  "actions": [{"type": "change_status", "status": "closed"}]}
         await rules.create(account_id, nudge)
-        closer = await rules.create(account_id, close)
+        closer, _ = await rules.create(account_id, close)
 
         async def armed() -> bool:
             state = await handle.query(TicketWorkflow.current_state)

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Response
 from pydantic import Field
 
-from pulse.api.deps import Manager, Reader, Sessions, Temporal, get_settings
+from pulse.api.deps import IdempotencyKeyHeader, Manager, Reader, Sessions, Temporal, get_settings, request_hash
 from pulse.api.pagination import Page, page_params, paginated
 from pulse.api.routers.tickets import expected_version
 from pulse.api.schemas import Body, Id
@@ -71,8 +71,13 @@ async def list_rules(principal: Reader, rules: Rules, page: Annotated[Page, Depe
 
 
 @router.post("", status_code=201)
-async def create_rule(body: AutomationRuleBody, principal: Manager, rules: Rules, response: Response) -> dict:
-    created = await rules.create(principal.account_id, body.model_dump(exclude={"version"}))
+async def create_rule(body: AutomationRuleBody, principal: Manager, rules: Rules, response: Response,
+                      idempotency_key: IdempotencyKeyHeader = None) -> dict:
+    values = body.model_dump(exclude={"version"})
+    created, new = await rules.create(principal.account_id, values, idempotency_key=idempotency_key,
+                                      request_hash=request_hash(values))
+    if not new:
+        response.headers["Idempotent-Replayed"] = "true"
     response.headers["Location"] = f"/api/tickets/automation-rules/{created['id']}"
     return created
 
