@@ -57,7 +57,7 @@ def _settings_json() -> tuple[Any, Any]:
 
 # The two statements every write starts with, built once (parameters: account_id, ticket_id, command_id).
 _POLICIES, _CALENDARS = _settings_json()
-_LOCK_FOR_WRITE = (
+_READ_FOR_WRITE = (
     select(*_TICKET_COLUMNS, Account.rules_generation, TicketSlaClock.ledger.label("sla_ledger"),
            select(AppliedCommand.result).where(AppliedCommand.command_id == bindparam("command_id"))
            .scalar_subquery().label("stored_outcome"),
@@ -66,8 +66,8 @@ _LOCK_FOR_WRITE = (
     .outerjoin(TicketSlaClock, TicketSlaClock.ticket_id == Ticket.id)
     .where(Ticket.account_id == bindparam("account_id"), Ticket.id == bindparam("ticket_id"),
            Ticket.deleted_at.is_(None))
-    .with_for_update(of=Ticket)
 )
+_LOCK_FOR_WRITE = _READ_FOR_WRITE.with_for_update(of=Ticket)
 _ACCOUNT_FOR_CREATE = (
     select(Account.rules_generation, _POLICIES.label("policies_json"), _CALENDARS.label("calendars_json"),
            select(Ticket.id).where(Ticket.account_id == bindparam("account_id"), Ticket.id == bindparam("ticket_id"))
@@ -111,11 +111,13 @@ class TicketStore:
 
     # -- the ticket ----------------------------------------------------------------------------
 
-    async def lock_for_write(self, account_id: int, ticket_id: int, command_id: str) -> "LockedTicket":
+    async def lock_for_write(self, account_id: int, ticket_id: int, command_id: str, *,
+                             lock: bool = True) -> "LockedTicket":
         """Everything a write reads, in one round trip: the live ticket locked for this
         transaction, the account's rules generation, the ticket's SLA ledger, the command's stored
-        outcome (a retry), and the account's SLA policies and calendars as JSON text."""
-        row = (await self.session.execute(_LOCK_FOR_WRITE, {
+        outcome (a retry), and the account's SLA policies and calendars as JSON text. ``lock``
+        False: the same without the lock (an automation dry run, which writes nothing)."""
+        row = (await self.session.execute(_LOCK_FOR_WRITE if lock else _READ_FOR_WRITE, {
             "account_id": account_id, "ticket_id": ticket_id, "command_id": command_id})).one_or_none()
         if row is None:
             return LockedTicket(ticket=None, generation=0, outcome=await self.outcome(command_id))

@@ -18,10 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
 from pulse.db import SessionFactory
-from pulse.domain import records
+from pulse.domain import pipeline, records
+from pulse.domain.agenda import TicketRules
 from pulse.domain.automation import AutomationRule as RuleRecord
 from pulse.domain.automation import Trigger, parse_rule
-from pulse.domain.automation_eval import ConditionResult, Context, Execution, evaluate, trigger_event
+from pulse.domain.automation_eval import ConditionResult, Context, Execution, trigger_event
+from pulse.domain.changes import Actor
 from pulse.domain.errors import NotFound, ValidationFailed, VersionConflict, field_error
 from pulse.models import AutomationRule
 from pulse.repositories.automation import AutomationRuleRepository, rule_record
@@ -31,6 +33,7 @@ from pulse.repositories.rotations import RotationRepository
 from pulse.repositories.rules import RulesRepository
 from pulse.repositories.ticket_store import TicketStore
 from pulse.services.automation_hook import AutomationHook
+from pulse.services.ticket_engine import stored_policy_for
 from pulse.services.rules import RulesService
 
 log = logging.getLogger("pulse.automation")
@@ -223,14 +226,16 @@ class AutomationRuleService:
     async def _dry_run(self, session: AsyncSession, account_id: int, rule: RuleRecord, ticket_id: int,
                        trigger: str | None) -> dict[str, Any]:
         """What the rule would do to the ticket as it is, with the cascade the account's enabled
-        rules would make of it: the engine's evaluation, with nothing written (the rotations'
-        state is read, not advanced)."""
+        rules would make of it: the engine's pipeline (rules, then the SLA clock, then the rules
+        its thresholds trigger) on the stored ticket, read without a lock, and nothing written
+        (the rotations' state is read, not advanced)."""
         try:
             fired_by = Trigger(trigger) if trigger is not None else rule.trigger
         except ValueError:
             raise field_error("trigger", f"one of {', '.join(t.value for t in Trigger)}") from None
-        ticket = await TicketStore(session).read(account_id, ticket_id)
-        if ticket is None or ticket.deleted_at is not None:
+        stored = await TicketStore(session).lock_for_write(account_id, ticket_id, "", lock=False)
+        ticket = stored.ticket
+        if ticket is None:
             raise NotFound(f"ticket {ticket_id} not found")
         others = [r for r in await AutomationRuleRepository(session).enabled(account_id) if r.id != rule.id]
         comment = None
@@ -241,11 +246,18 @@ class AutomationRuleService:
         event = trigger_event(fired_by, ticket, rule.id, now)
         hook = AutomationHook(session, account_id, lock=False)
         context = Context(comment=comment, only_rule=rule.id)
-        evaluation = evaluate(ticket, ticket, [event], [rule, *others], now, context, timer=time.perf_counter)
-        while evaluation.rotations_needed:
-            context = context.model_copy(update={"rotations": await hook.rotations(evaluation.rotations_needed)})
-            evaluation = evaluate(ticket, ticket, [event], [rule, *others], now, context, timer=time.perf_counter)
-        first = next((e for e in evaluation.executions if e.rule_id == rule.id and e.depth == 1), None)
+        rules = TicketRules(automations=[rule, *others])
+
+        def run() -> pipeline.PipelineResult:
+            return pipeline.run(ticket, lambda before: (before, [event]), actor=Actor.system(), now=now,  # type: ignore[arg-type,return-value]
+                                ledger=stored.ledger, rules=rules, context=context,
+                                policy_for=stored_policy_for(stored), timer=time.perf_counter)
+
+        result = run()
+        while result.rotations_needed:
+            context = context.model_copy(update={"rotations": await hook.rotations(result.rotations_needed)})
+            result = run()
+        first = next((e for e in result.executions if e.rule_id == rule.id and e.depth == 1), None)
         matched = first is not None and first.conditions_matched
         return {
             "wouldExecute": first is not None and first.status == "success",
@@ -255,6 +267,6 @@ class AutomationRuleService:
             "conditionResults": render_execution(first)["conditionResults"] if first else [],
             "actionsToPerform": rule.to_api()["actions"] if matched else [],
             "errorMessage": first.error_message if first else None,
-            "resultingTicket": evaluation.ticket.to_api(),
-            "cascade": [render_execution(e, ticket_id=ticket.id) for e in evaluation.executions if e is not first],
+            "resultingTicket": result.ticket.to_api(),
+            "cascade": [render_execution(e, ticket_id=ticket.id) for e in result.executions if e is not first],
         }

@@ -112,7 +112,7 @@ class TicketEngine:
 
         def run() -> pipeline.PipelineResult:
             return pipeline.run(before, change, actor=actor, now=command.now, ledger=ledger, rules=rules, clock=clock,
-                                context=context, policy_for=_stored_policy_for(locked), timer=time.perf_counter)
+                                context=context, policy_for=stored_policy_for(locked), timer=time.perf_counter)
 
         result = run()
         while True:
@@ -388,7 +388,7 @@ def _policy_facts(ticket: records.Ticket) -> sla.TicketFacts:
                            category_id=ticket.category_id, team_id=ticket.assigned_to_team_id)
 
 
-def _stored_policy_for(locked: LockedTicket) -> pipeline.PolicyFor:
+def stored_policy_for(locked: LockedTicket) -> pipeline.PolicyFor:
     """The policy for a ticket as automation rules left it, from the policies read with the lock
     (None: keep the clock's policy — none stored yet, or they no longer validate)."""
     def policy_for(ticket: records.Ticket) -> sla.SlaPolicy | None:

@@ -200,10 +200,11 @@ async def test_a_dry_run_writes_nothing_and_equals_the_real_run(account: Account
     assert unsaved.status_code == 422 and unsaved.json()["details"][0]["field"] == "rule.conditions[0].operator"
 
     real = (await account.patch(f"/api/tickets/{ticket['id']}", json={"description": "any update"})).json()
-    # The dry run shows what the rules change; the SLA clock's moves (a new policy for the new
-    # priority) are the write's, not the rules'.
-    same = [k for k in result["resultingTicket"] if not k.startswith("sla") and k not in ("updatedAt", "description")]
+    # The same pipeline: the rules, then the SLA clock (the new priority's policy), then the rules
+    # its thresholds would trigger. Only the PATCH's own field and the instant differ.
+    same = [k for k in result["resultingTicket"] if k not in ("updatedAt", "description")]
     assert {k: real[k] for k in same} == {k: result["resultingTicket"][k] for k in same}
+    assert real["slaPolicyId"] != ticket["slaPolicyId"]  # re-targeted, in both
     assert real["priority"] == "high" and real["assignedToTeamId"] == team and real["internalNoteCount"] == 1
     notes = rows(database_url, "SELECT body, author_type FROM ticket_comments WHERE ticket_id = %s", ticket["id"])
     assert notes == [("VIP: priority raised", "system")]
