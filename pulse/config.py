@@ -38,6 +38,13 @@ class Settings(BaseSettings):
     # Integration secrets (Maverick's apiKey, webhookSecret) are encrypted with this key
     # (pulse.secretbox); `pulse dev` makes one in the data dir when it is not set.
     secrets_key: SecretStr | None = None
+    # Workflow payloads are encrypted with this key ring (pulse.codec: "id:base64key[,…]", the
+    # first encrypts); `pulse dev` makes one in the data dir when it is not set. Unset: plaintext.
+    payload_keys: SecretStr | None = None
+    # The codec endpoint (/codec/encode, /codec/decode) takes a bearer token with readSupport; a
+    # browser request from this origin (the dev server's Temporal UI, which cannot send one) is let
+    # through. `pulse dev` sets it to its own UI's origin; leave it unset anywhere else.
+    codec_trusted_origin: str | None = None
     # The address Maverick reaches this API at, for the webhook URL the config shows (else the
     # request's own base URL).
     public_url: str | None = None

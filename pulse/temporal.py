@@ -7,8 +7,10 @@ import asyncio
 import logging
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import PayloadCodec
 from temporalio.service import RetryConfig
+
+from pulse.codec import data_converter
 
 log = logging.getLogger("pulse.temporal")
 
@@ -19,30 +21,33 @@ API_RETRY = RetryConfig(initial_interval_millis=100, multiplier=1.5, max_interva
 
 
 async def connect(target: str, namespace: str = "default", *, lazy: bool = False,
-                  retry_config: RetryConfig | None = None) -> Client:
-    """``lazy``: connect at the first call, so a process can start while Temporal is down."""
-    return await Client.connect(target, namespace=namespace, data_converter=pydantic_data_converter, lazy=lazy,
+                  retry_config: RetryConfig | None = None, codec: PayloadCodec | None = None) -> Client:
+    """``lazy``: connect at the first call, so a process can start while Temporal is down.
+    ``codec``: encrypt payloads (pulse.codec)."""
+    return await Client.connect(target, namespace=namespace, data_converter=data_converter(codec), lazy=lazy,
                                 retry_config=retry_config)
 
 
-async def connect_patiently(target: str, namespace: str = "default") -> Client:
+async def connect_patiently(target: str, namespace: str = "default", *,
+                            codec: PayloadCodec | None = None) -> Client:
     """``connect``, retried with backoff (up to 30 s apart) for as long as Temporal is away."""
     delay = 1.0
     while True:
         try:
-            return await connect(target, namespace)
+            return await connect(target, namespace, codec=codec)
         except Exception as error:  # noqa: BLE001 - logged; tried again
             log.warning("Temporal at %s is not reachable (%s); trying again in %.0f s", target, error, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
 
 
-async def connect_when_ready(target: str, namespace: str = "default", *, timeout: float = 20.0) -> Client:
+async def connect_when_ready(target: str, namespace: str = "default", *, timeout: float = 20.0,
+                             codec: PayloadCodec | None = None) -> Client:
     """``connect``, retried while a server that was just started is still coming up."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         try:
-            return await connect(target, namespace)
+            return await connect(target, namespace, codec=codec)
         except Exception:  # noqa: BLE001 - still starting; the last attempt's error is raised
             if asyncio.get_running_loop().time() >= deadline:
                 raise

@@ -16,6 +16,7 @@ from pulse.activities.maverick import MaverickSyncActivities
 from pulse.activities.merge import MergeActivities
 from pulse.activities.outbox import OutboxActivities
 from pulse.activities.tickets import TicketActivities
+from pulse.codec import codec_from
 from pulse.config import Settings, get_settings
 from pulse.db import SessionFactory, make_engine, make_sessionmaker
 from pulse.secretbox import SecretBox
@@ -68,7 +69,8 @@ async def run_worker(settings: Settings | None = None) -> None:
     if not settings.database_url:
         raise RuntimeError("DATABASE_URL is not set")
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
-    client = await connect_patiently(settings.temporal_target, settings.temporal_namespace)
+    keys = settings.payload_keys.get_secret_value() if settings.payload_keys else None
+    client = await connect_patiently(settings.temporal_target, settings.temporal_namespace, codec=codec_from(keys))
     worker = build_worker(client, make_sessionmaker(engine), settings.task_queue,
                           max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
                           max_cached_workflows=settings.worker_max_cached_workflows,

@@ -19,6 +19,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from pulse.api.app import create_app
+from pulse.codec import codec_from
 from pulse.config import Settings
 from pulse.db import SessionFactory, make_engine, make_sessionmaker
 from pulse.devstack import (
@@ -36,6 +37,10 @@ from pulse.worker import build_worker
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_TASK_QUEUE = "pulse-tests"
+# The suite runs with workflow payloads encrypted, as `make run` does: this process's client and
+# every `pulse worker` / `pulse dev` a test starts (they inherit the environment) share the ring.
+TEST_PAYLOAD_KEYS = "test1:" + "cHVsc2UtdGVzdC1wYXlsb2FkLWtleS0zMi1ieXRlcyE="
+os.environ.setdefault("PULSE_PAYLOAD_KEYS", TEST_PAYLOAD_KEYS)
 
 
 @pytest.fixture(scope="session")
@@ -78,7 +83,7 @@ def temporal_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest_asyncio.fixture(scope="session")
 async def temporal_client(temporal_address: str) -> Client:
-    return await connect_when_ready(temporal_address)
+    return await connect_when_ready(temporal_address, codec=codec_from(os.environ["PULSE_PAYLOAD_KEYS"]))
 
 
 @pytest_asyncio.fixture(scope="session")

@@ -14,7 +14,8 @@ from pulse.api.limits import RequestLimits
 from pulse.api.routers import accounts, health, reference, sla, ticket_ops, tickets, views
 from pulse.api.routers import automation, escalations, rotations
 from pulse.api.routers import notifications
-from pulse.api.routers import attachments, maverick
+from pulse.api.routers import attachments, codec, maverick
+from pulse.codec import codec_from
 from pulse.config import Settings, get_settings
 from pulse.db import SessionFactory, make_engine, make_sessionmaker
 from pulse.notifications.stream import NotificationHub, sessions_url
@@ -31,6 +32,7 @@ def create_app(settings: Settings | None = None, *, sessions: SessionFactory | N
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = None
         app.state.settings = settings
+        app.state.codec = codec_from(settings.payload_keys.get_secret_value() if settings.payload_keys else None)
         if sessions is None:
             if not settings.database_url:
                 raise RuntimeError("DATABASE_URL is not set")
@@ -40,7 +42,7 @@ def create_app(settings: Settings | None = None, *, sessions: SessionFactory | N
             app.state.sessions = sessions
         # Lazy: the API starts (and answers 503 to what needs Temporal) while Temporal is down.
         app.state.temporal = temporal or await connect(settings.temporal_target, settings.temporal_namespace,
-                                                       lazy=True, retry_config=API_RETRY)
+                                                       lazy=True, retry_config=API_RETRY, codec=app.state.codec)
         # One LISTEN connection per API process, opened by the first SSE subscriber.
         app.state.notification_hub = NotificationHub(
             settings.database_url or sessions_url(app.state.sessions) or "", app.state.sessions)
@@ -76,4 +78,5 @@ def create_app(settings: Settings | None = None, *, sessions: SessionFactory | N
     app.include_router(notifications.settings_router)
     app.include_router(notifications.router)
     app.include_router(maverick.router)
+    app.include_router(codec.router)
     return app
