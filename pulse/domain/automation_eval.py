@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
+from operator import attrgetter
 from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -311,7 +312,7 @@ def evaluate(before: records.Ticket | None, ticket: records.Ticket, events: list
     ``before`` the ticket before it, None for a create). ``timer`` (seconds, e.g.
     ``time.perf_counter``) only measures each execution's time."""
     context = context or Context()
-    ordered = sorted((rule for rule in rules if rule.enabled), key=lambda rule: rule.sort_key)
+    ordered = sorted((rule for rule in rules if rule.enabled), key=attrgetter("execution_order", "id"))
     result = Evaluation(ticket=ticket, rotations=dict(context.rotations))
     if not ordered or ticket.deleted_at is not None:
         return result
@@ -330,10 +331,12 @@ def evaluate(before: records.Ticket | None, ticket: records.Ticket, events: list
             base = dict(rule_id=rule.id, rule_name=rule.name, trigger=rule.trigger.value, caused_by=cause,
                         depth=step.depth, executed_at=now)
             began = timer()
-            checked = [ConditionResult(field=c.field, operator=c.operator.value, value=c.value,
-                                       actual_value=_json(actual_value(result.ticket, c.field, step.comment)),
-                                       matched=matches(c, result.ticket, comment=step.comment, before=step.before))
-                       for c in rule.conditions]
+            checked = []
+            for condition in rule.conditions:
+                actual = actual_value(result.ticket, condition.field, step.comment)
+                checked.append(ConditionResult(  # the operator as the str it is (a StrEnum)
+                    field=condition.field, operator=condition.operator, value=condition.value, actual_value=_json(actual),
+                    matched=matches(condition, result.ticket, comment=step.comment, before=step.before, actual=actual)))
             outcomes = [c.matched for c in checked]
             matched = not outcomes or (all(outcomes) if rule.conditions_match == "all" else any(outcomes))
             base["condition_results"] = checked

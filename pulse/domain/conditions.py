@@ -104,11 +104,16 @@ def _compare(actual: Any, expected: Any, operator: Operator) -> bool:
     raise ValueError(operator)
 
 
+_UNREAD = object()
+
+
 def matches(condition: Condition, ticket: records.Ticket, *, comment: Any = None,
-            before: records.Ticket | None = None) -> bool:
+            before: records.Ticket | None = None, actual: Any = _UNREAD) -> bool:
     """Whether ``condition`` holds; the change operators compare with ``before`` (the ticket before
-    the change that caused the evaluation; no change → never holds)."""
-    actual = actual_value(ticket, condition.field, comment)
+    the change that caused the evaluation; no change → never holds). ``actual``: the field's value
+    on ``ticket`` when the caller read it already."""
+    if actual is _UNREAD:
+        actual = actual_value(ticket, condition.field, comment)
     operator, expected = condition.operator, condition.value
     if operator in CHANGE_OPERATORS:
         if before is None:

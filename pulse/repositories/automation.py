@@ -54,8 +54,9 @@ _INSERT_EXECUTIONS = text(
     f"WITH runs AS (INSERT INTO automation_executions ({_EXECUTION_COLUMNS}) SELECT {_EXECUTION_COLUMNS} "
     "FROM jsonb_populate_recordset(NULL::automation_executions, CAST(:runs AS jsonb))) "
     "INSERT INTO automation_skips (account_id, ticket_id, executed_at, rule_ids, skipped) "
-    "SELECT :account_id, :ticket_id, CAST(:executed_at AS timestamptz), CAST(:rule_ids AS bigint[]), "
-    "CAST(:skipped AS jsonb) WHERE cardinality(CAST(:rule_ids AS bigint[])) > 0")
+    "SELECT :account_id, :ticket_id, CAST(:executed_at AS timestamptz), "
+    "ARRAY(SELECT CAST(x->>'rule_id' AS bigint) FROM jsonb_array_elements(s) AS x), s "
+    "FROM CAST(:skipped AS jsonb) AS s WHERE jsonb_array_length(s) > 0")
 
 # One rule's evaluations, both kinds, as rows of one shape (``{filters}``: static SQL below).
 _RULE_EVALUATIONS = """
@@ -129,7 +130,6 @@ class AutomationRuleRepository:
         await self.session.execute(_INSERT_EXECUTIONS, {
             "runs": json.dumps(execution_rows(account_id, ticket_id, executions), separators=(",", ":")),
             "account_id": account_id, "ticket_id": ticket_id, "executed_at": executions[0].executed_at,
-            "rule_ids": [entry["rule_id"] for entry in skipped],
             "skipped": json.dumps(skipped, separators=(",", ":")),
         })
 
