@@ -267,6 +267,11 @@ def parse_rule(trigger: Any, trigger_config: Any, conditions: list[Any], conditi
                 raise _invalid(f"conditions[{index}].operator",
                                f"{condition.operator.value} is for update triggers "
                                f"({', '.join(sorted(t.value for t in UPDATE_TRIGGERS))})")
+    if parsed_trigger != Trigger.COMMENT_ADDED:
+        for index, condition in enumerate(parsed_conditions):
+            if condition.field.startswith("comment."):
+                raise _invalid(f"conditions[{index}].field",
+                               f"{condition.field} is only known to comment_added rules (the comment that fired it)")
     if not actions:
         raise _invalid("actions", "a rule needs at least one action")
     parsed_actions = [parse_action(raw, f"actions[{i}]") for i, raw in enumerate(actions)]

@@ -62,6 +62,7 @@ def details(error: pytest.ExceptionInfo[ValidationFailed]) -> list[str]:
     ({"trigger": "time_in_status", "config": {"status": "resolved"}}, "triggerConfig.afterMinutes"),
     ({"trigger": "time_in_status", "config": {"status": "closed", "afterMinutes": 5}}, "triggerConfig.status"),
     ({"trigger": "ticket_created", "config": {"status": "open", "afterMinutes": 5}}, "triggerConfig"),
+    ({"conditions": [{"field": "comment.body", "operator": "contains", "value": "x"}]}, "conditions[0].field"),
 ])
 def test_an_invalid_rule_names_the_exact_part(parts: dict[str, Any], path: str) -> None:
     arguments = {"trigger": "ticket_updated", "config": None, "conditions": [],
