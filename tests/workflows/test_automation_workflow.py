@@ -57,7 +57,7 @@ async def _terminate(*handles: WorkflowHandle) -> None:
             pass
 
 
-async def test_a_resolved_ticket_is_closed_seven_days_later_unless_the_customer_replied(
+async def test_a_resolved_ticket_closes_after_7_days_not_after_a_customer_reply_and_the_rule_re_arms(
     time_skipping_env, time_skipping_worker, sessions
 ) -> None:
     env, queue = time_skipping_env, time_skipping_worker.task_queue
@@ -101,6 +101,20 @@ async def test_a_resolved_ticket_is_closed_seven_days_later_unless_the_customer_
         results = [payload.data for event in history.events if event.HasField("marker_recorded_event_attributes")
                    for payload in event.marker_recorded_event_attributes.details["result"].payloads]
         assert any(f"automation:{rule['id']} success: change_status".encode() in data for data in results)
+
+        # Resolved again: the rule is re-armed, 7 days from now.
+        again = await gateway.update(account_id, replied.id, resolve)
+        await env.sleep(timedelta(days=6, hours=23))
+        assert (await _row(sessions, account_id, replied.id)).status == TicketStatus.RESOLVED.value
+        await env.sleep(timedelta(hours=1, minutes=1))
+
+        async def replied_closed() -> Ticket | None:
+            row = await _row(sessions, account_id, replied.id)
+            return row if row.status == TicketStatus.CLOSED.value else None
+
+        closed_again = await _until(replied_closed)
+        assert closed_again is not None, "the re-armed rule did not close the ticket resolved again"
+        assert timedelta(0) <= closed_again.closed_at - (again.status_changed_at + timedelta(days=7)) < timedelta(seconds=5)
     finally:
         await _terminate(quiet_handle, replied_handle)
 
