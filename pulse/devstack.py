@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from pulse.codec import new_key_ring
 from pulse.config import Settings, sync_database_url
-from pulse.devstack_maverick import secrets_key, start_demo_maverick
+from pulse.devstack_maverick import kept_in_data_dir, secrets_key, start_demo_maverick
 from pulse.db import make_engine, make_sessionmaker
 from pulse.models import ApiToken, Team, TicketCategory, TicketType
 from pulse.services.auth import create_account_with_admin, hash_token
@@ -162,17 +162,10 @@ def stop(process: subprocess.Popen | None, timeout: float = 10.0) -> None:
 
 
 def payload_keys(settings: Settings) -> str:
-    """``$PULSE_PAYLOAD_KEYS``, else a key ring generated once and kept in the data dir (0600)."""
+    """``$PULSE_PAYLOAD_KEYS``, else a key ring generated once and kept in the data dir."""
     if settings.payload_keys:
         return settings.payload_keys.get_secret_value()
-    path = Path(settings.data_dir) / "payload-keys"
-    if path.exists():
-        return path.read_text().strip()
-    ring = new_key_ring()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(ring + "\n")
-    path.chmod(0o600)
-    return ring
+    return kept_in_data_dir(settings, "payload-keys", new_key_ring)
 
 
 class EmbeddedPostgres:

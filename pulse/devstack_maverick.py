@@ -8,6 +8,7 @@ import secrets
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 import httpx
 
@@ -17,18 +18,23 @@ from pulse.secretbox import new_key
 DEMO_API_KEY = "maverick-demo-key"
 
 
-def secrets_key(settings: Settings) -> str:
-    """``$PULSE_SECRETS_KEY``, else a key generated once and kept in the data dir (0600)."""
-    if settings.secrets_key:
-        return settings.secrets_key.get_secret_value()
-    path = Path(settings.data_dir) / "secrets-key"
+def kept_in_data_dir(settings: Settings, name: str, make: Callable[[], str]) -> str:
+    """A secret generated once by ``make`` and kept in the data dir (0600) for the next runs."""
+    path = Path(settings.data_dir) / name
     if path.exists():
         return path.read_text().strip()
-    key = new_key()
+    value = make()
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(key + "\n")
+    path.write_text(value + "\n")
     path.chmod(0o600)
-    return key
+    return value
+
+
+def secrets_key(settings: Settings) -> str:
+    """``$PULSE_SECRETS_KEY``, else a key generated once and kept in the data dir."""
+    if settings.secrets_key:
+        return settings.secrets_key.get_secret_value()
+    return kept_in_data_dir(settings, "secrets-key", new_key)
 
 
 def start_demo_maverick(settings: Settings, api_url: str, token: str, env: dict[str, str]) -> subprocess.Popen:

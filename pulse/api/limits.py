@@ -5,6 +5,9 @@ before any body is parsed):
   (chunked) is read here up to the limit first, 413 past it, else handed on whole (the server
   holds a declared length to its word). Nothing is applied: the handler never saw the body.
   Attachment uploads have their own, larger limit.
+- **A bearer credential.** A request to an authenticated route without one is a 401 before its
+  body is read (a bad body without a token is a 401, not a 422); the token itself is checked by
+  the route's authentication.
 - **Rate.** Token buckets per presented credential (the bearer token's hash; no database) and per
   client address, and a much smaller one per client address for failed authentications, which
   is checked before anything else: a guesser gets 429 after a few dozen tries. Every 429 carries
@@ -31,6 +34,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 ATTACHMENT_UPLOAD = re.compile(r"^/api/tickets/[^/]+/attachments/?$")
+# The API's routes that take no bearer token: the health check and the signed webhooks.
+WITHOUT_TOKEN = re.compile(r"^/api/health|^/api/integrations/[^/]+/webhook")
 MULTIPART_OVERHEAD = 64 * 1024
 IDLE_BUCKETS = 10_000  # buckets kept before the idle ones are swept
 
@@ -112,6 +117,12 @@ class RequestLimits:
         declared = headers.get("content-length")
         if limit and declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
             await _respond(send, 413, "payload_too_large", f"the request body is over {limit} bytes")
+            return
+        if scope["path"].startswith("/api/") and not WITHOUT_TOKEN.match(scope["path"]) \
+                and not (credential or "").lower().startswith("bearer "):
+            await _respond(send, 401, "unauthorized", "send Authorization: Bearer <token>",
+                           {"WWW-Authenticate": "Bearer"})  # before the body is read or parsed
+            self.auth_failures.take(address, time.monotonic())
             return
 
         if limit and declared is None:  # chunked: read it all (up to the limit) before the app sees it

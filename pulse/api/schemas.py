@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -15,13 +16,18 @@ from pulse.domain.tickets import AuthorType, Permission
 Id = RowId
 
 
-def _contains_nul(value: Any) -> bool:
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _contains_unstorable(value: Any) -> bool:
+    """A NUL (PostgreSQL stores none in text or JSON) or a lone surrogate (not Unicode text: JSON
+    may escape one, ``"\\ud800"``, but it cannot be encoded as UTF-8)."""
     if isinstance(value, str):
-        return "\x00" in value
+        return _UNSTORABLE.search(value) is not None
     if isinstance(value, dict):
-        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
+        return any(_contains_unstorable(k) or _contains_unstorable(v) for k, v in value.items())
     if isinstance(value, (list, tuple)):
-        return any(_contains_nul(item) for item in value)
+        return any(_contains_unstorable(item) for item in value)
     return False
 
 
@@ -30,10 +36,10 @@ class Body(BaseModel):
 
     @field_validator("*", mode="before")
     @classmethod
-    def no_nul_characters(cls, value: Any) -> Any:
-        """PostgreSQL stores no NUL character in text or JSON: refuse it here (422), not there."""
-        if _contains_nul(value):
-            raise ValueError("must not contain NUL (\\u0000) characters")
+    def storable_text(cls, value: Any) -> Any:
+        """Refuse here (422) what PostgreSQL would refuse later: NUL characters and lone surrogates."""
+        if _contains_unstorable(value):
+            raise ValueError("must not contain NUL (\\u0000) characters or unpaired surrogates (\\ud800-\\udfff)")
         return value
 
     def changes(self) -> dict[str, Any]:

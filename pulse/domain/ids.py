@@ -14,3 +14,12 @@ def is_storable_id(value: int) -> bool:
 
 def is_storable_int(value: int) -> bool:
     return -MAX_INT - 1 <= value <= MAX_INT
+
+
+def parse_id(text: str) -> int | None:
+    """A path id as PostgreSQL can store it: ASCII digits only (``isdigit`` also takes ``¹``),
+    within bigint; None otherwise (the caller answers 404)."""
+    if not (text.isascii() and text.isdigit()):
+        return None
+    value = int(text)
+    return value if is_storable_id(value) else None

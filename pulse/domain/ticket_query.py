@@ -247,7 +247,8 @@ def parse_ticket_query(params: Mapping[str, str], *, allow_paging: bool = True) 
                 continue
             query.search = value or None
             if value:
-                query.search_ticket_number = parse_ticket_number(value)
+                number = parse_ticket_number(value)
+                query.search_ticket_number = number if number is not None and number <= MAX_INT else None
                 query.search_query = build_search_query(value)
         elif name.startswith("customFields."):
             key = name[len("customFields."):]

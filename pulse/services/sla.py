@@ -286,7 +286,7 @@ class SlaSettingsService:
 
     async def _policy_row(self, account_id: int, reference: str) -> SlaPolicy:
         """A policy by id, or the priority policy by priority name."""
-        if reference.isdigit():
+        if reference.isascii() and reference.isdigit():
             row = await self.policies.get(account_id, int(reference))
         elif reference in {p.value for p in Priority}:
             await self._policy_rows(account_id)
@@ -455,7 +455,7 @@ def parse_range(start: str | None, end: str | None, now: datetime) -> tuple[date
                 moment = datetime.combine(day, datetime.min.time(), tzinfo=timezone.utc)
                 return moment + timedelta(days=1) if end_of_day else moment
             moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: the day after 9999-12-31
             raise ValidationFailed(f"{field} must be a date (YYYY-MM-DD) or an ISO-8601 instant",
                                    details=[{"field": field, "message": "not a date or instant"}]) from None
         return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

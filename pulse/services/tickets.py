@@ -31,7 +31,7 @@ from pulse.domain.commands import (
     UpdateTicketInput,
 )
 from pulse.domain.errors import DomainError, Forbidden, NotFound, ValidationFailed
-from pulse.domain.ids import MAX_INT, is_storable_id
+from pulse.domain.ids import MAX_INT, parse_id
 from pulse.domain.ticket_query import TicketQuery
 from pulse.domain.tickets import Permission, TicketStatus, parse_ticket_number
 from pulse.gateway import NoRunningWorkflow, TicketGateway
@@ -92,8 +92,8 @@ class TicketService:
             if number is not None:
                 if number <= MAX_INT:
                     ticket = await repository.get_by_number(account_id, number)
-            elif reference.isdigit() and is_storable_id(int(reference)):
-                ticket = await repository.get(account_id, int(reference))
+            elif (ticket_id := parse_id(reference)) is not None:
+                ticket = await repository.get(account_id, ticket_id)
             if ticket is None:
                 raise NotFound(f"ticket {reference} not found")
             return ticket
@@ -216,7 +216,7 @@ class TicketService:
         """Send a command to the ticket's workflow: by numeric id straight to it; when it has no
         running workflow (closed, lost) or for ``PULSE-n``, after looking the ticket up, with a
         start of a run that loads it (``resume``)."""
-        if reference.isdigit() and is_storable_id(int(reference)):
+        if parse_id(reference) is not None:
             try:
                 return await send(int(reference), False)
             except NoRunningWorkflow:

@@ -117,7 +117,7 @@ async def stream_notifications(
     its id as the event id) for each new notification of the caller, as it is committed. A
     client that reconnects with ``Last-Event-ID`` first gets what it missed."""
     user_id = notification_user(principal)
-    after_id = int(last_event_id) if last_event_id and last_event_id.strip().isdigit() else None
+    after_id = int(last_event_id) if last_event_id and last_event_id.strip().isascii() and last_event_id.strip().isdigit() else None
     hub: NotificationHub = request.app.state.notification_hub
     subscription = await hub.subscribe(principal.account_id, user_id, after_id=after_id)
 

@@ -1,0 +1,60 @@
+"""Bad input gets a 4xx in the contract's format, never a 5xx: the cases fuzzing found."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import AccountContext
+
+HUGE = 2**63  # one past PostgreSQL's bigint
+CASES = [
+    ("GET", f"/api/tickets/{HUGE}", None),
+    ("PATCH", f"/api/tickets/{HUGE}", {"subject": "x"}),
+    ("GET", "/api/tickets/¹", None),
+    ("GET", "/api/tickets/PULSE-99999999999", None),
+    ("GET", "/api/tickets/PULSE-¹", None),
+    ("GET", "/api/tickets?search=PULSE-99999999999", None),
+    ("GET", f"/api/tickets?assignedToUserId={HUGE}", None),
+    ("GET", "/api/tickets?createdAfter=9999-12-31", None),
+    ("GET", "/api/tickets?createdAfter=0001-01-01", None),
+    ("GET", "/api/tickets?createdBefore=0001-01-05", None),
+    ("GET", f"/api/users/{HUGE}", None),
+    ("GET", "/api/users/¹", None),
+    ("POST", "/api/tickets", {"subject": "x", "typeId": HUGE}),
+    ("POST", "/api/tickets", {"subject": "x", "assignedToUserId": -HUGE}),
+    ("POST", "/api/tickets", "a lone surrogate as a custom field's key"),
+    ("POST", "/api/ticket-types", {"name": "big order", "order": 2**40}),
+    ("POST", "/api/ticket-categories", {"name": "big order", "order": 2**40}),
+    ("POST", "/api/tickets/merge", {"primaryTicketId": HUGE, "ticketIdsToMerge": [HUGE + 1]}),
+    ("GET", "/api/sla/compliance?from=9999-12-31&to=9999-12-31", None),
+    ("GET", "/api/sla/compliance?from=0001-01-01&to=0001-01-05", None),
+    ("POST", "/api/sla/calendars", {"name": "edge", "timezone": "UTC", "weeklyHours": {"mon": [["09:00", "17:00"]]},
+                                    "holidays": ["9999-12-31", "0001-01-01"]}),
+    ("GET", f"/api/notifications?page={HUGE}", None),
+    ("GET", "/api/tickets?page=99999999999", None),
+    ("GET", f"/api/tickets/automation-rules/{HUGE}", None),
+    ("GET", f"/api/tickets/escalation-rules/{HUGE}", None),
+    ("GET", f"/api/rotations/{HUGE}/next", None),
+    ("GET", f"/api/tokens/{HUGE}", None),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), CASES, ids=[f"{m} {p} {b}"[:80] for m, p, b in CASES])
+async def test_bad_input_is_a_4xx_in_the_contract_format(account: AccountContext, method: str, path: str,
+                                                         body: object) -> None:
+    kwargs: dict = {"json": body} if body is not None else {}
+    if isinstance(body, str):  # JSON may escape a lone surrogate; Python's encoder would refuse it
+        kwargs = {"content": '{"subject": "x", "customFields": {"\\ud800": 1}}',
+                  "headers": {"Content-Type": "application/json"}}
+    response = await account.request(method, path, **kwargs)
+    assert response.status_code < 500, f"{method} {path}: {response.status_code} {response.text[:300]}"
+    if response.status_code >= 400:
+        assert set(response.json()) == {"error", "message", "details"}, response.text
+
+
+async def test_invalid_json_is_a_422_and_authentication_comes_before_the_body(account: AccountContext) -> None:
+    broken = await account.request("POST", "/api/tickets", content=b'{"subject": "x",',
+                                   headers={"Content-Type": "application/json"})
+    assert broken.status_code == 422 and broken.json()["error"] == "validation_error", broken.text
+    anonymous = await account.http.post("/api/tickets", content=b'{"subject": ', headers={"Content-Type": "application/json"})
+    assert anonymous.status_code == 401, anonymous.text
