@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test install lint bench clean soak
+.PHONY: run test install lint bench clean soak fuzz
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ test: install
 
 bench: install
 	$(BIN)/python bench/write_path.py
+
+fuzz: install
+	PULSE_FUZZ=long $(BIN)/pytest -q tests/fuzz
 
 soak: install
 	$(BIN)/python bench/soak.py --check

@@ -9,7 +9,7 @@ from fastapi import Depends, FastAPI
 from temporalio.client import Client
 
 from pulse.api.deps import reject_unknown_write_params
-from pulse.api.errors import install_error_handlers
+from pulse.api.errors import ERROR_RESPONSES, install_error_handlers
 from pulse.api.limits import RequestLimits
 from pulse.api.routers import accounts, health, reference, sla, ticket_ops, tickets, views
 from pulse.api.routers import automation, escalations, rotations
@@ -62,21 +62,21 @@ def create_app(settings: Settings | None = None, *, sessions: SessionFactory | N
     )
     install_error_handlers(app)
     app.add_middleware(RequestLimits, settings=settings)
-    app.include_router(health.router)
-    app.include_router(accounts.router)
-    app.include_router(reference.router)
-    app.include_router(rotations.router)
-    app.include_router(sla.router)
-    app.include_router(sla.ticket_router)  # /api/tickets/{id}/sla/...: before the tickets router
-    app.include_router(ticket_ops.router)  # /api/tickets/bulk, /merge: before /api/tickets/{ticket_ref}
-    app.include_router(escalations.router)  # /api/tickets/escalation-rules: before /api/tickets/{ticket_ref}
-    app.include_router(automation.router)  # /api/tickets/automation-rules: before /api/tickets/{ticket_ref}
-    app.include_router(escalations.ticket_router)
-    app.include_router(attachments.router)
-    app.include_router(tickets.router)
-    app.include_router(views.router)
-    app.include_router(notifications.settings_router)
-    app.include_router(notifications.router)
-    app.include_router(maverick.router)
-    app.include_router(codec.router)
+    app.include_router(health.router, responses=ERROR_RESPONSES)
+    app.include_router(accounts.router, responses=ERROR_RESPONSES)
+    app.include_router(reference.router, responses=ERROR_RESPONSES)
+    app.include_router(rotations.router, responses=ERROR_RESPONSES)
+    app.include_router(sla.router, responses=ERROR_RESPONSES)
+    app.include_router(sla.ticket_router, responses=ERROR_RESPONSES)  # /api/tickets/{id}/sla/...: before the tickets router
+    app.include_router(ticket_ops.router, responses=ERROR_RESPONSES)  # /api/tickets/bulk, /merge: before /api/tickets/{ticket_ref}
+    app.include_router(escalations.router, responses=ERROR_RESPONSES)  # /api/tickets/escalation-rules: before /api/tickets/{ticket_ref}
+    app.include_router(automation.router, responses=ERROR_RESPONSES)  # /api/tickets/automation-rules: before /api/tickets/{ticket_ref}
+    app.include_router(escalations.ticket_router, responses=ERROR_RESPONSES)
+    app.include_router(attachments.router, responses=ERROR_RESPONSES)
+    app.include_router(tickets.router, responses=ERROR_RESPONSES)
+    app.include_router(views.router, responses=ERROR_RESPONSES)
+    app.include_router(notifications.settings_router, responses=ERROR_RESPONSES)
+    app.include_router(notifications.router, responses=ERROR_RESPONSES)
+    app.include_router(maverick.router, responses=ERROR_RESPONSES)
+    app.include_router(codec.router, responses=ERROR_RESPONSES)
     return app

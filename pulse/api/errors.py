@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
+from pydantic import BaseModel
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
@@ -28,6 +29,31 @@ _HTTP_CODES = {
     422: "validation_error",
     503: "unavailable",
 }
+
+
+class ErrorDetail(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every error's body (the contract's format)."""
+
+    error: str
+    message: str
+    details: list[ErrorDetail]
+
+
+_DESCRIPTIONS = {
+    401: "no valid bearer token", 403: "the token lacks the permission, or the account is not the caller's",
+    404: "no such resource in the caller's account", 409: "a conflict (stale version, duplicate, in use)",
+    412: "If-Match does not match", 413: "the request body is over the limit",
+    422: "invalid input; details name the fields", 429: "rate limited; see Retry-After",
+    503: "the database or Temporal is unreachable; see Retry-After",
+}
+# The error statuses any operation of the API may answer, documented on each (OpenAPI).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description} for status, description in _DESCRIPTIONS.items()}
 
 
 def error_response(status: int, code: str, message: str, details: list[dict[str, Any]] | None = None) -> JSONResponse:

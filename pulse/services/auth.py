@@ -117,7 +117,7 @@ async def create_account_with_admin(session: AsyncSession, name: str, *, admin_t
                                     platform_admin: bool = False) -> tuple[int, int, str]:
     """A new account, its admin user and an admin token with every permission."""
     account = await AccountRepository(session).create(name)
-    admin = User(account_id=account.id, name=f"{name} admin", role="admin")
+    admin = User(account_id=account.id, name=f"{name[:194]} admin", role="admin")  # a user's name: 200 at most
     session.add(admin)
     await session.flush()
     _, plain = await issue_token(
