@@ -87,12 +87,15 @@ class MaverickMappingRepository:
     async def unmapped_type_id(self, account_id: int) -> int:
         """The account's "Unmapped Maverick Tickets" type, made on first use (concurrent first
         uses make one: the name is unique per account)."""
-        await self.session.execute(pg_insert(TicketType).values(
-            account_id=account_id, name=UNMAPPED_TYPE_NAME, description=UNMAPPED_TYPE_DESCRIPTION,
-        ).on_conflict_do_nothing())
-        type_id = await self.session.scalar(select(TicketType.id).where(
-            TicketType.account_id == account_id, func.lower(TicketType.name) == UNMAPPED_TYPE_NAME.lower())
-            .order_by(TicketType.id).limit(1))
+        lookup = select(TicketType.id).where(
+            TicketType.account_id == account_id, func.lower(TicketType.name) == UNMAPPED_TYPE_NAME.lower(),
+        ).order_by(TicketType.id).limit(1)
+        type_id = await self.session.scalar(lookup)
+        if type_id is None:
+            await self.session.execute(pg_insert(TicketType).values(
+                account_id=account_id, name=UNMAPPED_TYPE_NAME, description=UNMAPPED_TYPE_DESCRIPTION,
+            ).on_conflict_do_nothing())
+            type_id = await self.session.scalar(lookup)
         assert type_id is not None
         return int(type_id)
 

@@ -65,6 +65,10 @@ class MaverickSyncWorkflow:
             start_to_close_timeout=STEP_TIMEOUT, retry_policy=STEP_RETRY, summary=f"close the sync run ({status})")
 
 
+FETCH_TIMEOUT = timedelta(seconds=60)
+# A retry due later than this waits on a durable timer, not inside the workflow task: a Maverick
+# that is down for long neither holds the task open nor keeps a stopping worker waiting.
+LOCAL_RETRY_THRESHOLD = timedelta(seconds=2)
 FETCH_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1),
                           maximum_attempts=30, non_retryable_error_types=["maverick_refused"])
 
@@ -87,9 +91,12 @@ class MaverickTicketFetchWorkflow:
         while True:
             asked = self._wanted
             try:
-                await workflow.execute_activity(
-                    MaverickSyncActivities.fetch_and_apply, input, start_to_close_timeout=PAGE_TIMEOUT,
-                    retry_policy=FETCH_RETRY, summary=f"read Maverick ticket {input.maverick_ticket_id[:60]}")
+                # Local: no round trip through the server between the webhook and the change
+                # (webhook → Pulse change is a latency goal); retries back off with timers.
+                await workflow.execute_local_activity(
+                    MaverickSyncActivities.fetch_and_apply, input, start_to_close_timeout=FETCH_TIMEOUT,
+                    retry_policy=FETCH_RETRY, local_retry_threshold=LOCAL_RETRY_THRESHOLD,
+                    summary=f"read Maverick ticket {input.maverick_ticket_id[:60]}")
             except ActivityError as failure:
                 workflow.logger.warning("Maverick ticket %s not applied: %s", input.maverick_ticket_id, failure.cause)
                 return

@@ -82,7 +82,8 @@ def _sim(request: Request) -> Any:
 async def state_counts(request: Request) -> dict[str, Any]:
     sim = _sim(request)
     return {"tickets": len(sim.state.tickets), "comments": sum(len(c) for c in sim.state.comments.values()),
-            "documents": len(sim.state.documents), "faults": sim.faults.shown(),
+            "documents": len(sim.state.documents), "integrationWrites": sim.state.integration_writes,
+            "faults": sim.faults.shown(),
             "webhookTargets": [t.url for t in sim.sender.targets]}
 
 

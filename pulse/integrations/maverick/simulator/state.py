@@ -72,6 +72,7 @@ class SimState:
     change_seq: dict[str, int] = field(default_factory=dict)
     comments: dict[str, list[MaverickComment]] = field(default_factory=dict)
     documents: dict[str, StoredDocument] = field(default_factory=dict)
+    integration_writes: int = 0  # changes made through the API (by Pulse): echo pushes show here
     _sequence: Any = field(default_factory=lambda: itertools.count(1))
     _by_external_id: dict[tuple[str, str, str], str] = field(default_factory=dict)
 
@@ -88,6 +89,8 @@ class SimState:
         return found
 
     def _store(self, ticket: MaverickTicket) -> MaverickTicket:
+        if ticket.last_changed_by is not None and ticket.last_changed_by.type == "integration":
+            self.integration_writes += 1
         self.tickets[ticket.id] = ticket
         self.change_seq[ticket.id] = next(self._sequence)
         return ticket
