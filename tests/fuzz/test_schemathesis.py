@@ -17,6 +17,7 @@ from temporalio.worker import Worker
 
 from pulse.db import SessionFactory
 from pulse.devstack import free_port
+from pulse.secretbox import new_key
 from pulse.services.auth import create_account_with_admin
 from tests.conftest import TEST_TASK_QUEUE
 
@@ -32,7 +33,9 @@ async def api(database_url: str, temporal_address: str, worker: Worker,
     port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url, "TEMPORAL_ADDRESS": temporal_address,
            "PULSE_TASK_QUEUE": TEST_TASK_QUEUE, "PULSE_API_PORT": str(port), "PULSE_RATE_PER_TOKEN": "0",
-           "PULSE_RATE_PER_ADDRESS": "0", "PULSE_AUTH_FAILURES_PER_MINUTE": "0"}
+           "PULSE_RATE_PER_ADDRESS": "0", "PULSE_AUTH_FAILURES_PER_MINUTE": "0",
+           # Configured as a deployment is: without a key, storing integration secrets is a 503.
+           "PULSE_SECRETS_KEY": new_key()}
     log = (tmp_path / "api.log").open("wb")
     process = await asyncio.create_subprocess_exec(sys.executable, "-m", "pulse.cli", "api", env=env,
                                                    stdout=log, stderr=asyncio.subprocess.STDOUT)
