@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pulse.domain import records, sla
 from pulse.domain.calendar import BusinessCalendar, add_business_minutes
 from pulse.domain.errors import Conflict, NotFound, ValidationFailed, VersionConflict
+from pulse.domain.ids import parse_id
 from pulse.domain.settings_records import SlaCalendarRecord, SlaPolicyRecord
 from pulse.domain.tickets import PRIORITY_SEVERITY, Priority, TicketStatus
 from pulse.models import SlaCalendar, SlaPolicy
@@ -287,7 +288,8 @@ class SlaSettingsService:
     async def _policy_row(self, account_id: int, reference: str) -> SlaPolicy:
         """A policy by id, or the priority policy by priority name."""
         if reference.isascii() and reference.isdigit():
-            row = await self.policies.get(account_id, int(reference))
+            policy_id = parse_id(reference)  # past bigint: no such policy
+            row = await self.policies.get(account_id, policy_id) if policy_id is not None else None
         elif reference in {p.value for p in Priority}:
             await self._policy_rows(account_id)
             row = await self.policies.for_priority(account_id, Priority(reference))

@@ -36,6 +36,9 @@ CASES = [
     ("GET", f"/api/tickets/escalation-rules/{HUGE}", None),
     ("GET", f"/api/rotations/{HUGE}/next", None),
     ("GET", f"/api/tokens/{HUGE}", None),
+    ("DELETE", "/api/sla/policies/999999999999999999999999999999", None),
+    ("GET", f"/api/sla/policies/{HUGE}", None),
+    ("PUT", f"/api/sla/policies/{HUGE}", {"resolutionMinutes": 60}),
 ]
 
 
