@@ -9,6 +9,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pulse.domain.bulk import ItemOutcome, ItemStatus
+from pulse.domain.ids import is_storable_id
 from pulse.models import AppliedCommand, BulkOperation, BulkOperationItem
 
 
@@ -40,6 +41,8 @@ class BulkOperationRepository:
         return operation
 
     async def get(self, account_id: int, bulk_id: int) -> BulkOperation | None:
+        if not is_storable_id(bulk_id):
+            return None  # past bigint: no such operation
         return await self.session.scalar(
             select(BulkOperation).where(BulkOperation.id == bulk_id, BulkOperation.account_id == account_id)
         )

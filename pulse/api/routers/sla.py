@@ -19,6 +19,7 @@ from pulse.api.pagination import Page, page_params, paginated
 from pulse.api.routers.tickets import Tickets, expected_version
 from pulse.api.schemas import Body
 from pulse.domain.errors import ValidationFailed
+from pulse.domain.ids import MAX_INT
 from pulse.domain.settings_records import SlaCalendarRecord, SlaPolicyRecord
 from pulse.domain.tickets import Priority, TicketStatus
 from pulse.repositories.sla import GROUPS
@@ -89,7 +90,7 @@ class PolicyUpdateBody(PolicyFields):
     ``enabled`` apply to conditional policies only."""
 
     conditions: ConditionsBody | None = None
-    order: int | None = None
+    order: int | None = Field(default=None, ge=0, le=MAX_INT)
     enabled: bool | None = None
 
 
@@ -109,7 +110,7 @@ class PolicyCreateBody(Body):
     at_risk_percent: int = Field(default=80, ge=1, le=100)
     calendar_id: int | None = None
     pause_statuses: list[TicketStatus] = [TicketStatus.WAITING_CUSTOMER]
-    order: int = 0
+    order: int = Field(default=0, ge=0, le=MAX_INT)
     enabled: bool = True
 
 
