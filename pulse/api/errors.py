@@ -96,6 +96,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        if error.status_code == 400 and error.detail == "There was an error parsing the body":
+            # Bytes that are not JSON text at all (FastAPI's 400): bad input like any other, a 422.
+            return error_response(422, "validation_error", "the body is not valid JSON",
+                                  [{"field": "body", "message": "not valid JSON (UTF-8)"}])
         code = _HTTP_CODES.get(error.status_code, "error")
         message = error.detail if isinstance(error.detail, str) else code
         if error.status_code == 404 and message == "Not Found":

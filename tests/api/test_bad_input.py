@@ -62,5 +62,8 @@ async def test_invalid_json_is_a_422_and_authentication_comes_before_the_body(ac
     broken = await account.request("POST", "/api/tickets", content=b'{"subject": "x",',
                                    headers={"Content-Type": "application/json"})
     assert broken.status_code == 422 and broken.json()["error"] == "validation_error", broken.text
+    not_text = await account.request("PATCH", "/api/tickets/1", content=b"\xff\xfe*y\x1ci\x18",
+                                     headers={"Content-Type": "application/json"})
+    assert not_text.status_code == 422 and not_text.json()["error"] == "validation_error", not_text.text
     anonymous = await account.http.post("/api/tickets", content=b'{"subject": ', headers={"Content-Type": "application/json"})
     assert anonymous.status_code == 401, anonymous.text
