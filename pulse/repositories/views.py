@@ -7,6 +7,7 @@ from typing import Sequence
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pulse.domain.ids import is_storable_id
 from pulse.models import SavedView
 
 
@@ -22,6 +23,8 @@ class SavedViewRepository:
         return [SavedView.account_id == account_id, visible_to_user]
 
     async def get_visible(self, account_id: int, user_id: int | None, view_id: int) -> SavedView | None:
+        if not is_storable_id(view_id):
+            return None  # past bigint: no such view
         """A view the user owns or that is shared in the account (1 query)."""
         return await self.session.scalar(
             select(SavedView).where(SavedView.id == view_id, *self._visible(account_id, user_id))
