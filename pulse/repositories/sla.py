@@ -10,6 +10,7 @@ from sqlalchemy import Float, and_, case, cast, func, literal_column, select, up
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pulse.domain.ids import is_storable_id
 from pulse.domain.sla import DEFAULT_AT_RISK_PERCENT, DEFAULT_PAUSE_STATUSES, DEFAULT_TARGETS
 from pulse.domain.tickets import PRIORITY_SEVERITY, Priority
 from pulse.models import AppliedCommand, SlaCalendar, SlaPolicy, Ticket, TicketEvent, TimelineEvent
@@ -20,6 +21,8 @@ class SlaCalendarRepository:
         self.session = session
 
     async def get(self, account_id: int, calendar_id: int) -> SlaCalendar | None:
+        if not is_storable_id(calendar_id):
+            return None  # past bigint: no such row
         return await self.session.scalar(
             select(SlaCalendar).where(SlaCalendar.account_id == account_id, SlaCalendar.id == calendar_id)
         )
@@ -83,6 +86,8 @@ class SlaPolicyRepository:
         return list(rows)
 
     async def get(self, account_id: int, policy_id: int) -> SlaPolicy | None:
+        if not is_storable_id(policy_id):
+            return None  # past bigint: no such row
         return await self.session.scalar(
             select(SlaPolicy).where(SlaPolicy.account_id == account_id, SlaPolicy.id == policy_id)
         )

@@ -38,6 +38,8 @@ CASES = [
     ("GET", f"/api/tokens/{HUGE}", None),
     ("GET", "/api/tickets/bulk/29958942376622871805952", None),
     ("GET", "/api/views/182726357280996627979436032", None),
+    ("GET", "/api/sla/calendars/8212806096308098005776826630144", None),
+    ("DELETE", "/api/sla/calendars/8212806096308098005776826630144", None),
     ("PUT", "/api/views/1416846444504079764015330361344", {"name": "x", "sort": None, "shared": True}),
     ("GET", "/api/views/182726357280996627979436032/tickets", None),
     ("POST", "/api/sla/policies", {"name": "big order", "order": 30997323215, "firstResponseMinutes": 60,
