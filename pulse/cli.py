@@ -26,8 +26,13 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--webhook-secret", help="the secret to sign them with")
     args = parser.parse_args(argv)
     settings = get_settings()
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("pulse").setLevel(logging.INFO)
+    if args.command in ("api", "worker"):  # structured lines (pulse.logs); the others talk to a person
+        from pulse import logs
+
+        logs.configure(logging.INFO, json_lines=settings.log_format.lower() != "text")
+    else:
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        logging.getLogger("pulse").setLevel(logging.INFO)
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
     if args.command == "dev":

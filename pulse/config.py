@@ -64,6 +64,13 @@ class Settings(BaseSettings):
     # connects the Dev account to it (pulse.devstack_maverick).
     demo_maverick: bool = False
     maverick_sim_port: int = 8090
+    # Observability (docs/decisions.md "Observability"): the API serves Prometheus' /metrics on its
+    # own port; the worker serves the Temporal SDK's metrics (and Pulse's activity outcomes) on
+    # this one (0: none). Logs are JSON lines ("text" for plain ones). Tracing is configured by
+    # the standard OTEL_* variables (pulse.telemetry).
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = 9464
+    log_format: str = "json"
 
     @property
     def temporal_target(self) -> str:

@@ -21,6 +21,7 @@ from pulse.config import Settings, get_settings
 from pulse.db import SessionFactory, make_engine, make_sessionmaker
 from pulse.secretbox import SecretBox
 from pulse.services.maverick_push import MaverickPush
+from pulse.telemetry import ActivityOutcomes, shutdown, temporal_tracing, tracer_provider_from_env, worker_runtime
 from pulse.temporal import connect_patiently
 from pulse.workflows.bulk import BulkOperationWorkflow
 from pulse.workflows.fanout import RulesFanOutWorkflow
@@ -61,6 +62,8 @@ def build_worker(client: Client, sessions: SessionFactory, task_queue: str, *,
         max_concurrent_workflow_tasks=max_concurrent_workflow_tasks,
         max_cached_workflows=max_cached_workflows,
         workflow_runner=SandboxedWorkflowRunner() if sandboxed else UnsandboxedWorkflowRunner(),
+        # Activity outcomes by activity (pulse.telemetry); the client's interceptors (tracing) too.
+        interceptors=[ActivityOutcomes()],
     )
 
 
@@ -70,17 +73,25 @@ async def run_worker(settings: Settings | None = None) -> None:
         raise RuntimeError("DATABASE_URL is not set")
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
     keys = settings.payload_keys.get_secret_value() if settings.payload_keys else None
-    client = await connect_patiently(settings.temporal_target, settings.temporal_namespace, codec=codec_from(keys))
+    tracer_provider = tracer_provider_from_env("pulse-worker")
+    runtime = (worker_runtime(settings.worker_metrics_host, settings.worker_metrics_port)
+               if settings.worker_metrics_port else None)
+    client = await connect_patiently(settings.temporal_target, settings.temporal_namespace, codec=codec_from(keys),
+                                     interceptors=temporal_tracing(tracer_provider), runtime=runtime)
     worker = build_worker(client, make_sessionmaker(engine), settings.task_queue,
                           max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
                           max_cached_workflows=settings.worker_max_cached_workflows,
                           sandboxed=settings.worker_sandboxed,
                           secrets_key=settings.secrets_key.get_secret_value() if settings.secrets_key else None)
     logging.getLogger("pulse.worker").info("worker polling %s on %s", settings.task_queue, settings.temporal_target)
+    if runtime is not None:
+        logging.getLogger("pulse.worker").info("worker metrics on http://%s:%s/metrics", settings.worker_metrics_host,
+                                               settings.worker_metrics_port)
     try:
         await worker.run()
     finally:
         await engine.dispose()
+        shutdown(tracer_provider)
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 from fastapi import Depends, FastAPI
 from temporalio.client import Client
@@ -11,6 +11,8 @@ from temporalio.client import Client
 from pulse.api.deps import reject_unknown_write_params
 from pulse.api.errors import ERROR_RESPONSES, install_error_handlers
 from pulse.api.limits import RequestLimits
+from pulse.api.observability import ApiMetrics, Observability, bind_request_context
+from pulse.api.observability import router as metrics_router
 from pulse.api.routers import accounts, health, reference, sla, ticket_ops, tickets, views
 from pulse.api.routers import automation, escalations, rotations
 from pulse.api.routers import notifications
@@ -19,14 +21,19 @@ from pulse.codec import codec_from
 from pulse.config import Settings, get_settings
 from pulse.db import SessionFactory, make_engine, make_sessionmaker
 from pulse.notifications.stream import NotificationHub, sessions_url
+from pulse.telemetry import instrument_fastapi, shutdown, temporal_tracing, tracer_provider_from_env
 from pulse.temporal import API_RETRY, connect
 
 
 def create_app(settings: Settings | None = None, *, sessions: SessionFactory | None = None,
-               temporal: Client | None = None) -> FastAPI:
+               temporal: Client | None = None, tracer_provider: Any | None = None) -> FastAPI:
     """Build the app. Tests may hand in a session factory and a Temporal client; otherwise they
-    are made from the settings when the app starts."""
+    are made from the settings when the app starts. ``tracer_provider``: trace requests into it
+    (a handed-in Temporal client carries its own tracing interceptor); else the ``OTEL_*``
+    variables decide (pulse.telemetry: off unless they ask for it)."""
     settings = settings or get_settings()
+    owns_provider = tracer_provider is None
+    tracer_provider = tracer_provider if tracer_provider is not None else tracer_provider_from_env("pulse-api")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -42,7 +49,8 @@ def create_app(settings: Settings | None = None, *, sessions: SessionFactory | N
             app.state.sessions = sessions
         # Lazy: the API starts (and answers 503 to what needs Temporal) while Temporal is down.
         app.state.temporal = temporal or await connect(settings.temporal_target, settings.temporal_namespace,
-                                                       lazy=True, retry_config=API_RETRY, codec=app.state.codec)
+                                                       lazy=True, retry_config=API_RETRY, codec=app.state.codec,
+                                                       interceptors=temporal_tracing(tracer_provider))
         # One LISTEN connection per API process, opened by the first SSE subscriber.
         app.state.notification_hub = NotificationHub(
             settings.database_url or sessions_url(app.state.sessions) or "", app.state.sessions)
@@ -52,16 +60,22 @@ def create_app(settings: Settings | None = None, *, sessions: SessionFactory | N
             await app.state.notification_hub.stop()
             if engine is not None:
                 await engine.dispose()
+            if owns_provider:
+                shutdown(tracer_provider)
 
     app = FastAPI(
         title="Pulse",
         version="0.1.0",
         description="Support tickets whose SLA promises are kept by durable Temporal timers.",
         lifespan=lifespan,
-        dependencies=[Depends(reject_unknown_write_params)],
+        dependencies=[Depends(reject_unknown_write_params), Depends(bind_request_context)],
     )
     install_error_handlers(app)
     app.add_middleware(RequestLimits, settings=settings)
+    app.state.metrics = ApiMetrics()
+    app.add_middleware(Observability, metrics=app.state.metrics)  # outermost: sees the limits' answers too
+    instrument_fastapi(app, tracer_provider)
+    app.include_router(metrics_router)
     app.include_router(health.router, responses=ERROR_RESPONSES)
     app.include_router(accounts.router, responses=ERROR_RESPONSES)
     app.include_router(reference.router, responses=ERROR_RESPONSES)

@@ -11,6 +11,7 @@ from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
+from pulse import logs
 from pulse.config import Settings
 from pulse.db import SessionFactory
 from pulse.domain.errors import Forbidden, ValidationFailed
@@ -42,7 +43,9 @@ async def current_principal(
     x_account_id: Annotated[str | None, Header()] = None,
 ) -> Principal:
     async with sessions() as session, session.begin():  # commits the token's lastUsedAt, when due
-        return await authenticate(session, authorization, x_account_id)
+        principal = await authenticate(session, authorization, x_account_id)
+    logs.bind(account_id=principal.account_id)  # every later log line of the request names it
+    return principal
 
 
 def requires(permission: Permission) -> Callable[..., Principal]:
