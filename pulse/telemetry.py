@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
@@ -69,9 +70,47 @@ def temporal_tracing(provider: Any | None) -> list[Any]:
     takes them too): none without a provider."""
     if provider is None:
         return []
-    from temporalio.contrib.opentelemetry import TracingInterceptor
+    return [_tracing_interceptor_class()(provider.get_tracer(TRACER_NAME))]
 
-    return [TracingInterceptor(provider.get_tracer(TRACER_NAME))]
+
+def _tracing_interceptor_class() -> type:
+    """Temporal's ``TracingInterceptor``, with one change: an update's spans (validator, handler,
+    and so the activity its handler runs) continue the **caller's** trace, as a query's do. The
+    stock interceptor puts them under the workflow's start (and only links the caller), so every
+    change of a ticket open for weeks would land in the trace of the request that created it."""
+    import opentelemetry.trace
+    from temporalio.contrib.opentelemetry import TracingInterceptor, TracingWorkflowInboundInterceptor
+    from temporalio.contrib.opentelemetry._context import attached_context
+    from temporalio.worker import HandleUpdateInput, WorkflowInterceptorClassInput
+
+    class UpdateTracingWorkflowInbound(TracingWorkflowInboundInterceptor):
+        @contextmanager
+        def _caller_context(self, input: HandleUpdateInput) -> Iterator[None]:
+            header = input.headers.get(self.header_key)
+            if not header:  # an update sent without a trace: the workflow's own context
+                with self._top_level_workflow_context(success_is_complete=False):
+                    yield
+                return
+            carrier = self.payload_converter.from_payloads([header])[0]
+            with attached_context(self._set_on_context(self.text_map_propagator.extract(carrier))):
+                yield
+
+        def handle_update_validator(self, input: HandleUpdateInput) -> None:
+            with self._caller_context(input):
+                self._completed_span(f"ValidateUpdate:{input.update}", kind=opentelemetry.trace.SpanKind.SERVER)
+                self.next.handle_update_validator(input)
+
+        async def handle_update_handler(self, input: HandleUpdateInput) -> Any:
+            with self._caller_context(input):
+                self._completed_span(f"HandleUpdate:{input.update}", kind=opentelemetry.trace.SpanKind.SERVER)
+                return await self.next.handle_update_handler(input)
+
+    class UpdateTracingInterceptor(TracingInterceptor):
+        def workflow_interceptor_class(self, input: WorkflowInterceptorClassInput) -> type:
+            super().workflow_interceptor_class(input)  # registers the span-reporting extern function
+            return UpdateTracingWorkflowInbound
+
+    return UpdateTracingInterceptor
 
 
 def instrument_fastapi(app: Any, provider: Any | None) -> None:
