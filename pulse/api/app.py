@@ -17,6 +17,7 @@ from pulse.api.routers import accounts, health, reference, sla, ticket_ops, tick
 from pulse.api.routers import automation, escalations, rotations
 from pulse.api.routers import notifications
 from pulse.api.routers import attachments, codec, maverick
+from pulse.api.routers import reports
 from pulse.codec import codec_from
 from pulse.config import Settings, get_settings
 from pulse.db import SessionFactory, make_engine, make_sessionmaker
@@ -93,4 +94,5 @@ def create_app(settings: Settings | None = None, *, sessions: SessionFactory | N
     app.include_router(notifications.router, responses=ERROR_RESPONSES)
     app.include_router(maverick.router, responses=ERROR_RESPONSES)
     app.include_router(codec.router, responses=ERROR_RESPONSES)
+    app.include_router(reports.router, responses=ERROR_RESPONSES)
     return app

@@ -16,8 +16,10 @@ from pulse.domain.agenda import AgendaProbe as ProbeRule
 from pulse.domain.agenda import TicketRules
 from pulse.domain.changes import TicketEvent
 from pulse.domain.commands import TicketWrite
+from pulse.domain.reports import StatusMark, slot_marks
 from pulse.repositories.automation import AutomationRuleRepository
 from pulse.repositories.escalations import EscalationRuleRepository
+from pulse.repositories.reports import ReportRollup
 from pulse.models import (
     Account,
     AgendaProbe,
@@ -236,9 +238,23 @@ class TicketStore:
                 "occurred_at": event.occurred_at,
             })
         await self.session.execute(insert(TimelineEvent), timeline)
+        await self._add_report_marks(ticket, events)
         ids = await self.session.scalars(insert(OutboxRow).returning(OutboxRow.id, sort_by_parameter_order=True),
                                          outbox)
         return list(ids)
+
+    async def _add_report_marks(self, ticket: records.Ticket, events: list[TicketEvent]) -> None:
+        """The reports' rollup, in the write's transaction: a creation or status change adds its
+        marks; a delete takes the ticket's whole history back out (deleted tickets count nowhere)."""
+        rollup = ReportRollup(self.session)
+        if any(event.type == "ticket_deleted" for event in events):
+            await rollup.add(ticket.account_id, slot_marks(await rollup.history(ticket.id), sign=-1))
+            return
+        marks = [StatusMark(at=event.occurred_at, from_status=None, to_status=str(event.data.get("status", "open")))
+                 if event.type == "ticket_created" else
+                 StatusMark(at=event.occurred_at, from_status=str(event.from_value), to_status=str(event.to_value))
+                 for event in events if event.type in ("ticket_created", "status_changed")]
+        await rollup.add(ticket.account_id, slot_marks(marks))
 
 
 class OutboxStore:

@@ -54,6 +54,8 @@ WHO_MAY: dict[tuple[str, str], str] = {
     ("GET", "/api/notifications/deliveries"): MANAGE,
     ("GET", "/api/notifications/stream"): READ,
     ("POST", "/api/notifications/{notification_id}/read"): READ,
+    ("GET", "/api/reports/summary"): READ,
+    ("GET", "/api/reports/tickets"): READ,
     ("GET", "/api/rotations"): READ,
     ("POST", "/api/rotations"): MANAGE,
     ("DELETE", "/api/rotations/{rotation_id}"): MANAGE,
