@@ -27,7 +27,7 @@ from pulse.devstack_maverick import kept_in_data_dir, secrets_key, start_demo_ma
 from pulse.db import make_engine, make_sessionmaker
 from pulse.models import ApiToken, Team, TicketCategory, TicketType
 from pulse.services.auth import create_account_with_admin, hash_token
-from pulse.search_attributes import ALL as SEARCH_ATTRIBUTES
+from pulse.search_attributes import ALL as SEARCH_ATTRIBUTES, registration
 from pulse.supervisor import ProcessHandle, Supervisor
 
 log = logging.getLogger("pulse.dev")
@@ -69,7 +69,7 @@ def start_temporal(port: int, ui_port: int | None, db_file: Path | None, log_fil
         args += ["--db-filename", str(db_file),
                  "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
     for key in SEARCH_ATTRIBUTES:
-        args += ["--search-attribute", f"{key.name}=Keyword"]
+        args += ["--search-attribute", registration(key)]
     args += extra_args or []
     log_file.parent.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(args, stdout=log_file.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
@@ -260,6 +260,8 @@ def run_dev(settings: Settings) -> int:
                 simulator.args, env=env, start_new_session=True)), running=ProcessHandle(simulator, stop))
         maverick_line = (f"  Maverick (sim):  http://127.0.0.1:{settings.maverick_sim_port}/_admin/docs\n"
                          if settings.demo_maverick else "")
+        worker_metrics = (f", http://{settings.worker_metrics_host}:{settings.worker_metrics_port}/metrics (worker)"
+                          if settings.worker_metrics_port else "")
         ui = (f"http://127.0.0.1:{settings.temporal_ui_port}" if not settings.temporal_address
               else f"(external Temporal at {temporal_target})")
         print(
@@ -267,6 +269,8 @@ def run_dev(settings: Settings) -> int:
             f"  API:             {api_url}/api\n"
             f"  OpenAPI docs:    {api_url}/docs\n"
             f"  Temporal UI:     {ui}\n"
+            f"  Metrics:         {api_url}/metrics (API){worker_metrics}\n"
+            f"  Readiness:       {api_url}/api/health/ready\n"
             f"  Dev admin token: {token}\n"
             f"{maverick_line}"
             f"  Data:            {data_dir}\n"

@@ -7,6 +7,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
@@ -67,6 +68,17 @@ def build_worker(client: Client, sessions: SessionFactory, task_queue: str, *,
     )
 
 
+def _metrics_runtime(settings: Settings) -> Runtime | None:
+    """A runtime serving the worker's metrics, or None (port 0, or taken: the worker runs anyway)."""
+    if not settings.worker_metrics_port:
+        return None
+    try:
+        return worker_runtime(settings.worker_metrics_host, settings.worker_metrics_port)
+    except ValueError as error:  # the port is taken (another worker on this machine)
+        logging.getLogger("pulse.worker").warning("worker metrics are off: %s (set PULSE_WORKER_METRICS_PORT)", error)
+        return None
+
+
 async def run_worker(settings: Settings | None = None) -> None:
     settings = settings or get_settings()
     if not settings.database_url:
@@ -74,8 +86,7 @@ async def run_worker(settings: Settings | None = None) -> None:
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
     keys = settings.payload_keys.get_secret_value() if settings.payload_keys else None
     tracer_provider = tracer_provider_from_env("pulse-worker")
-    runtime = (worker_runtime(settings.worker_metrics_host, settings.worker_metrics_port)
-               if settings.worker_metrics_port else None)
+    runtime = _metrics_runtime(settings)
     client = await connect_patiently(settings.temporal_target, settings.temporal_namespace, codec=codec_from(keys),
                                      interceptors=temporal_tracing(tracer_provider), runtime=runtime)
     worker = build_worker(client, make_sessionmaker(engine), settings.task_queue,

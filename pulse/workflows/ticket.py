@@ -69,6 +69,9 @@ with workflow.unsafe.imports_passed_through():
     from pulse.failures import to_application_error
     from pulse import search_attributes as sa
 
+# Workflows from this patch on also show their assignee, SLA due instants and escalation level
+# as search attributes and their number and subject in the memo (issue 14).
+DETAILS_PATCH = "search-attributes-details"
 DB_WRITE_TIMEOUT = timedelta(seconds=30)
 DB_WRITE_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5),
                              maximum_attempts=10)
@@ -97,6 +100,8 @@ class TicketWorkflow:
         self._deliveries: set[asyncio.Task[None]] = set()
         # The search attributes the run shows: those it carries on, none in a run that loads its ticket.
         self._published: sa.Facts = self._facts() if input.state is not None or not input.resume else (None,) * 5
+        # The details shown (sa.Details); None: not yet in this run (after continue-as-new, shown again once).
+        self._published_details: sa.Details | None = None
         self._merging = 0
 
     # -- the run loop -------------------------------------------------------------------------
@@ -546,9 +551,16 @@ class TicketWorkflow:
         state.rules_generation = max(state.rules_generation, outcome.rules_generation)
         self.state.rules_wanted = max(self.state.rules_wanted, state.rules_generation)
         facts = self._facts()
-        if facts != self._published:
-            workflow.upsert_search_attributes(sa.updates(self._published, facts))
-            self._published = facts
+        changes = sa.updates(self._published, facts) if facts != self._published else []
+        self._published = facts
+        if workflow.patched(DETAILS_PATCH):
+            details = sa.details_of(ticket)
+            changes += sa.detail_updates(self._published_details, details)
+            if self._published_details is None or details[4:] != self._published_details[4:]:
+                workflow.upsert_memo(sa.memo_of(details))
+            self._published_details = details
+        if changes:
+            workflow.upsert_search_attributes(changes)
 
     def _committed(self, outcome: TicketWrite) -> records.Ticket:
         """The ticket a write committed; a 404 (not a failed workflow task) when there is none."""
