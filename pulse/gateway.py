@@ -45,6 +45,7 @@ from pulse.domain.commands import (
     AddAttachmentInput,
     AddCommentInput,
     CreateTicketInput,
+    DeleteAttachmentInput,
     DeleteTicketInput,
     MergeIntoInput,
     MergeTicketsInput,
@@ -187,6 +188,11 @@ class TicketGateway:
     async def add_attachment(self, account_id: int, ticket_id: int, input: AddAttachmentInput, *,
                              resume: bool = False) -> AttachmentResult:
         return await self._send(account_id, ticket_id, "add_attachment", input, AttachmentResult, resume=resume,
+                                update_id=input.command_id)
+
+    async def delete_attachment(self, account_id: int, ticket_id: int, input: DeleteAttachmentInput, *,
+                                resume: bool = False) -> AttachmentResult:
+        return await self._send(account_id, ticket_id, "delete_attachment", input, AttachmentResult, resume=resume,
                                 update_id=input.command_id)
 
     async def delete(self, account_id: int, ticket_id: int, input: DeleteTicketInput, *,

@@ -20,6 +20,7 @@ from pulse.domain.commands import (
     AttachmentCommand,
     CommentCommand,
     CreateCommand,
+    DeleteAttachmentCommand,
     DeleteCommand,
     DueCommand,
     LoadTicketCommand,
@@ -72,6 +73,10 @@ class TicketActivities:
         return await self._once(command, TicketEngine.add_attachment)
 
     @activity.defn
+    async def delete_attachment(self, command: DeleteAttachmentCommand) -> TicketWrite:
+        return await self._once(command, TicketEngine.delete_attachment)
+
+    @activity.defn
     async def delete_ticket(self, command: DeleteCommand) -> TicketWrite:
         return await self._once(command, TicketEngine.delete)
 
@@ -101,4 +106,5 @@ class TicketActivities:
 
     def all(self) -> list[Callable[..., Any]]:
         return [self.create_ticket, self.update_ticket, self.add_comment, self.delete_ticket, self.pause_or_resume_sla,
-                self.act_on_due, self.merge_into, self.merge_in, self.load_ticket, self.add_attachment]
+                self.act_on_due, self.merge_into, self.merge_in, self.load_ticket, self.add_attachment,
+                self.delete_attachment]

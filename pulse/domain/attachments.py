@@ -1,6 +1,7 @@
 """Ticket attachments, pure: the record the API renders, what a new one carries, and the change it
 makes to its ticket (``attachmentCount`` + 1, a new version, an ``attachment_added`` event on the
-timeline and in the outbox — the event a Maverick push will consume)."""
+timeline and in the outbox — the event a Maverick push will consume); a deletion's change
+(``attachmentCount`` − 1, a new version, ``attachment_deleted``, which nothing pushes)."""
 
 from __future__ import annotations
 
@@ -32,9 +33,11 @@ class Attachment(records.Record):
     source: AttachmentSource
     external_id: str | None = None  # the Maverick document it came from or went to (not shown)
     created_at: datetime
+    merged_from_ticket_id: int | None = None  # a copy a merge made on the primary: the secondary it came from
+    deleted_at: datetime | None = None  # (not shown: a deleted attachment is not served)
 
     def to_api(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", by_alias=True, exclude={"external_id"})
+        return self.model_dump(mode="json", by_alias=True, exclude={"external_id", "deleted_at"})
 
 
 class NewAttachment(BaseModel):
@@ -78,4 +81,14 @@ def attachment_added(ticket: records.Ticket, attachment: Attachment, actor: Acto
     return after, [TicketEvent(type="attachment_added", occurred_at=now, actor=actor, data={
         "attachmentId": attachment.id, "fileName": attachment.file_name, "contentType": attachment.content_type,
         "size": attachment.size, "sha256": attachment.sha256, "source": attachment.source.value,
+    })]
+
+
+def attachment_deleted(ticket: records.Ticket, attachment: Attachment, actor: Actor,
+                       now: datetime) -> tuple[records.Ticket, list[TicketEvent]]:
+    after = ticket.model_copy(update={"attachment_count": max(ticket.attachment_count - 1, 0),
+                                      "version": ticket.version + 1, "updated_at": now})
+    return after, [TicketEvent(type="attachment_deleted", occurred_at=now, actor=actor, data={
+        "attachmentId": attachment.id, "fileName": attachment.file_name, "sha256": attachment.sha256,
+        "source": attachment.source.value,
     })]

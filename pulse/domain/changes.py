@@ -340,11 +340,13 @@ def merged_into(ticket: records.Ticket, primary_id: int, primary_number: str, ac
 
 
 def merged_in(ticket: records.Ticket, secondary: records.Ticket, comments_copied: int, public_agent_comments: int,
-              internal_notes: int, actor: Actor, now: datetime) -> tuple[records.Ticket, list[TicketEvent]]:
-    """The primary's side of a merge: the secondary's comments counted, tags united."""
+              internal_notes: int, actor: Actor, now: datetime,
+              attachments_copied: int = 0) -> tuple[records.Ticket, list[TicketEvent]]:
+    """The primary's side of a merge: the secondary's comments and attachments counted, tags united."""
     after = ticket.model_copy(deep=True)
     after.response_count += public_agent_comments
     after.internal_note_count += internal_notes
+    after.attachment_count += attachments_copied
     events = []
     tags = normalise_tags([*after.tags, *secondary.tags])
     if tags != after.tags:
@@ -352,7 +354,8 @@ def merged_in(ticket: records.Ticket, secondary: records.Ticket, comments_copied
                                   from_value=list(after.tags), to_value=tags))
         after.tags = tags
     events.append(TicketEvent(type="ticket_merged_in", occurred_at=now, actor=actor, data={
-        "ticketId": secondary.id, "ticketNumber": secondary.ticket_number, "commentsMerged": comments_copied}))
+        "ticketId": secondary.id, "ticketNumber": secondary.ticket_number, "commentsMerged": comments_copied,
+        "attachmentsMerged": attachments_copied}))
     after.version += 1
     after.updated_at = now
     return after, events

@@ -61,6 +61,14 @@ class AddAttachmentInput(BaseModel):
     command_id: str | None = None
 
 
+class DeleteAttachmentInput(BaseModel):
+    """Delete one attachment of the ticket (``DELETE /api/tickets/{id}/attachments/{attachmentId}``)."""
+
+    actor: Actor
+    attachment_id: int
+    command_id: str | None = None
+
+
 class DeleteTicketInput(BaseModel):
     actor: Actor
     expected_version: int | None = None
@@ -85,6 +93,7 @@ class MergeTicketsInput(BaseModel):
     actor: Actor
     secondary_ticket_ids: list[int]
     merge_comments: bool = True
+    merge_attachments: bool = True
     close_secondary_tickets: bool = True
     add_merge_note: bool = True
 
@@ -181,6 +190,10 @@ class AttachmentCommand(TicketCommand):
     input: AddAttachmentInput
 
 
+class DeleteAttachmentCommand(TicketCommand):
+    input: DeleteAttachmentInput
+
+
 class DeleteCommand(TicketCommand):
     input: DeleteTicketInput
 
@@ -203,11 +216,12 @@ class MergeIntoCommand(TicketCommand):
 
 
 class MergeInCommand(TicketCommand):
-    """The primary's side of one merge: take the secondary's comments and tags."""
+    """The primary's side of one merge: take the secondary's comments, attachments and tags."""
 
     actor: Actor
     secondary: records.Ticket
     merge_comments: bool = True
+    merge_attachments: bool = True
 
 
 class LoadTicketCommand(BaseModel):
@@ -248,6 +262,7 @@ class TicketWrite(BaseModel):
     sla_paused_by_status: bool = False
     sla_paused_manually: bool = False
     comments_merged: int = 0
+    attachments_merged: int = 0
     # What automation rules did in this write ("automation:7 success: assign_to_team"; skipped
     # evaluations are in the audit trail only): readable in the write's result in the Temporal UI.
     automation: list[str] = []

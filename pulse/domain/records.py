@@ -135,6 +135,7 @@ class MergeResult(Record):
     primary: Ticket | None = None
     merged_ticket_ids: list[int] = []
     comments_merged: int = 0
+    attachments_merged: int = 0
     secondary_tickets_closed: int = 0
     merge_note: str | None = None
     errors: list[MergeError] = []

@@ -1,11 +1,12 @@
 """Every query of ticket attachments: content stored once per (account, sha256), one row per
-attachment."""
+attachment. A deleted attachment (``deleted_at``) stays as a row but is neither listed nor served."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,6 +30,7 @@ class AttachmentRepository:
         return Attachment.model_validate(row)
 
     async def by_external_id(self, ticket_id: int, external_id: str) -> Attachment | None:
+        """Deleted ones included: a Maverick document deleted in Pulse is not brought back."""
         row = await self.session.scalar(select(TicketAttachment).where(
             TicketAttachment.ticket_id == ticket_id, TicketAttachment.external_id == external_id))
         return Attachment.model_validate(row) if row is not None else None
@@ -36,7 +38,8 @@ class AttachmentRepository:
     async def list(self, account_id: int, ticket_id: int, *, page: int, page_size: int) -> tuple[list[Attachment], int]:
         """Oldest first."""
         statement = select(TicketAttachment).where(TicketAttachment.account_id == account_id,
-                                                   TicketAttachment.ticket_id == ticket_id)
+                                                   TicketAttachment.ticket_id == ticket_id,
+                                                   TicketAttachment.deleted_at.is_(None))
         rows = list(await self.session.scalars(statement.order_by(TicketAttachment.id)
                                                .limit(page_size).offset((page - 1) * page_size)))
         if page == 1 and len(rows) < page_size:
@@ -50,13 +53,32 @@ class AttachmentRepository:
             return None
         row = await self.session.scalar(select(TicketAttachment).where(
             TicketAttachment.account_id == account_id, TicketAttachment.ticket_id == ticket_id,
-            TicketAttachment.id == attachment_id))
+            TicketAttachment.id == attachment_id, TicketAttachment.deleted_at.is_(None)))
         return Attachment.model_validate(row) if row is not None else None
+
+    async def mark_deleted(self, account_id: int, ticket_id: int, attachment_id: int, now: datetime,
+                           user_id: int | None) -> Attachment | None:
+        """The attachment, now deleted; None when the ticket has no such (undeleted) attachment."""
+        if not is_storable_id(attachment_id):
+            return None
+        row = (await self.session.execute(
+            update(TicketAttachment)
+            .where(TicketAttachment.account_id == account_id, TicketAttachment.ticket_id == ticket_id,
+                   TicketAttachment.id == attachment_id, TicketAttachment.deleted_at.is_(None))
+            .values(deleted_at=now, deleted_by_user_id=user_id)
+            .returning(TicketAttachment))).scalar_one_or_none()
+        return Attachment.model_validate(row) if row is not None else None
+
+    async def is_deleted(self, ticket_id: int, attachment_id: int) -> bool:
+        deleted_at = await self.session.scalar(select(TicketAttachment.deleted_at).where(
+            TicketAttachment.ticket_id == ticket_id, TicketAttachment.id == attachment_id))
+        return deleted_at is not None
 
     async def has_content_on_ticket(self, ticket_id: int, sha256: str) -> bool:
         """Documents move by content hash, once: the ticket has an attachment with these bytes."""
         found = await self.session.scalar(select(TicketAttachment.id).where(
-            TicketAttachment.ticket_id == ticket_id, TicketAttachment.sha256 == sha256).limit(1))
+            TicketAttachment.ticket_id == ticket_id, TicketAttachment.sha256 == sha256,
+            TicketAttachment.deleted_at.is_(None)).limit(1))
         return found is not None
 
     async def content(self, account_id: int, sha256: str) -> bytes | None:

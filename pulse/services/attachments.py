@@ -2,7 +2,8 @@
 (account, sha256), in its own short transaction; then the ticket's workflow adds the attachment
 (through the gateway: it is the one writer of the ticket, whose ``attachmentCount`` and version
 follow and whose timeline and outbox get ``attachment_added``). Content stored for an upload whose
-command then failed is kept for a retry of the same bytes."""
+command then failed is kept for a retry of the same bytes. A delete goes through the ticket's
+workflow too (``attachment_deleted``); the stored content is kept (see docs/decisions.md)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from temporalio.client import Client
 
 from pulse.db import SessionFactory
 from pulse.domain.attachments import Attachment, AttachmentSource, NewAttachment, clean_content_type, clean_file_name
-from pulse.domain.commands import AddAttachmentInput
+from pulse.domain.commands import AddAttachmentInput, DeleteAttachmentInput
 from pulse.domain.errors import DomainError, NotFound
 from pulse.domain.tickets import TicketStatus
 from pulse.gateway import NoRunningWorkflow
@@ -61,6 +62,21 @@ class AttachmentService:
             result = await self.tickets.gateway.add_attachment(ticket.account_id, ticket.id, command, resume=closed)
         except NoRunningWorkflow:
             result = await self.tickets.gateway.add_attachment(ticket.account_id, ticket.id, command, resume=True)
+        return result.attachment
+
+    async def delete(self, principal: Principal, reference: str, attachment_id: int) -> Attachment:
+        """The attachment, deleted; 404 when the ticket has no such attachment (or it was deleted)."""
+        ticket = await self.tickets.resolve(principal.account_id, reference)
+        async with self.sessions() as session:
+            attachment = await AttachmentRepository(session).get(principal.account_id, ticket.id, attachment_id)
+        if attachment is None:  # checked here too, so a missing one costs no round trip through Temporal
+            raise NotFound(f"attachment {attachment_id} of ticket {reference} not found")
+        command = DeleteAttachmentInput(actor=actor_of(principal), attachment_id=attachment_id)
+        closed = ticket.status == TicketStatus.CLOSED.value
+        try:
+            result = await self.tickets.gateway.delete_attachment(ticket.account_id, ticket.id, command, resume=closed)
+        except NoRunningWorkflow:
+            result = await self.tickets.gateway.delete_attachment(ticket.account_id, ticket.id, command, resume=True)
         return result.attachment
 
     async def list(self, principal: Principal, reference: str, *, page: int,

@@ -9,7 +9,8 @@ attachment made in Pulse (never one that came from Maverick) is sent to Maverick
 - comments (public; internal notes only with ``syncInternalNotes``) and attachments (by Pulse):
   created with ``externalId`` ``pulse-comment-<id>`` / ``pulse-attachment-<id>`` (a retry creates
   nothing new); the created ids are remembered so a pull does not bring them back. An attachment
-  whose bytes Maverick already holds (same sha256) is not sent.
+  whose bytes Maverick already holds (same sha256), or that was deleted in Pulse before the push
+  ran, is not sent. Deleting an attachment is not pushed (Maverick's contract has no document delete).
 
 The delivery is recorded after the push succeeded; a retry before that is safe (see above).
 """
@@ -90,11 +91,15 @@ class MaverickPush:
                                                external_id=f"pulse-comment-{comment.id}")
             return {"comments": [created.id]}
         if event.event_type == "attachment_added" and event.data.get("source") == "pulse":
-            sha256 = str(event.data["sha256"])
+            sha256, attachment_id = str(event.data["sha256"]), int(event.data["attachmentId"])
+            if await self._attachment_deleted(event.ticket_id, attachment_id):
+                return {}  # deleted in Pulse before it could be sent: not sent at all
             if any(document.sha256.lower() == sha256 for document in await client.documents(remote_id)):
                 return {}  # Maverick holds these bytes already: documents move by content, once
             async with self.sessions() as session:
-                content = await AttachmentRepository(session).content(event.account_id, sha256)
+                attachments = AttachmentRepository(session)
+                deleted = await attachments.is_deleted(event.ticket_id, attachment_id)
+                content = None if deleted else await attachments.content(event.account_id, sha256)
             if content is None:
                 return {}
             created = await client.add_document(remote_id, str(event.data["fileName"]), content,
@@ -102,6 +107,10 @@ class MaverickPush:
                                                 external_id=f"pulse-attachment-{event.data['attachmentId']}")
             return {"documents": [created.id]}
         return {}
+
+    async def _attachment_deleted(self, ticket_id: int, attachment_id: int) -> bool:
+        async with self.sessions() as session:
+            return await AttachmentRepository(session).is_deleted(ticket_id, attachment_id)
 
     async def _status(self, client: MaverickClient, settings: MaverickSettings, event: Any,
                       link: Any) -> dict[str, Any]:

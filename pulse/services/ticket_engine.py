@@ -22,11 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pulse.domain import changes, escalation, pipeline, records, sla
 from pulse.domain.agenda import DueItem
 from pulse.domain.changes import REFERENCE_FIELDS, SEARCH_DOCUMENT_FIELDS, Actor, TicketEvent, check_custom_fields_size
-from pulse.domain.attachments import Attachment, attachment_added
+from pulse.domain.attachments import Attachment, attachment_added, attachment_deleted
 from pulse.domain.commands import (
     AttachmentCommand,
     CommentCommand,
     CreateCommand,
+    DeleteAttachmentCommand,
     Delivery,
     DeleteCommand,
     DueCommand,
@@ -97,7 +98,8 @@ class TicketEngine:
                             *, actor: Actor, generation: int, clock: pipeline.ClockChange | None = None,
                             reload_policy: bool = False, comment: records.Comment | None = None,
                             search: Callable[[records.Ticket], Any] | None = None,
-                            comments_merged: int = 0, attachment: Attachment | None = None) -> TicketWrite:
+                            comments_merged: int = 0, attachments_merged: int = 0,
+                            attachment: Attachment | None = None) -> TicketWrite:
         before, ledger = locked.ticket, locked.ledger
         rules = await self.store.rules(command.account_id, generation)
         clock = clock or pipeline.ClockChange()
@@ -143,7 +145,8 @@ class TicketEngine:
         outcome = TicketWrite(ticket=ticket, comment=comment, deliveries=deliveries, agenda=result.agenda,
                               cycle=ticket.reopen_count, rules_generation=generation, sla_running=running,
                               sla_paused_by_status=by_status, sla_paused_manually=by_hand,
-                              comments_merged=comments_merged, attachment=attachment,
+                              comments_merged=comments_merged, attachments_merged=attachments_merged,
+                              attachment=attachment,
                               automation=[f"automation:{e.rule_id} {e.status}: "
                                           + ", ".join(a["type"] for a in e.actions_performed)
                                           for e in result.executions if e.status != "skipped"])
@@ -261,6 +264,27 @@ class TicketEngine:
         return await self._commit_write(command, locked, attach, actor=request.actor, generation=generation,
                                         attachment=stored)
 
+    async def delete_attachment(self, command: DeleteAttachmentCommand) -> TicketWrite:
+        """One attachment deleted: hidden from the list and the download, kept as a record (so a
+        Maverick document it came from is not imported again); ``attachmentCount`` − 1 and an
+        ``attachment_deleted`` entry on the timeline. Not pushed to Maverick (its contract has no
+        document delete). Closed tickets are read-only."""
+        request = command.input
+        locked, before, generation = await self._locked(command)
+        changes.check_open(before)
+        attachments = AttachmentRepository(self.session)
+        deleted = await attachments.mark_deleted(command.account_id, command.ticket_id, request.attachment_id,
+                                                 command.now, request.actor.user_id)
+        if deleted is None:
+            raise NotFound(f"attachment {request.attachment_id} of ticket {command.ticket_id} not found")
+
+        def delete(ticket: records.Ticket | None) -> tuple[records.Ticket, list[TicketEvent]]:
+            assert ticket is not None
+            return attachment_deleted(ticket, deleted, request.actor, command.now)
+
+        return await self._commit_write(command, locked, delete, actor=request.actor, generation=generation,
+                                        attachment=deleted)
+
     async def delete(self, command: DeleteCommand) -> TicketWrite:
         locked, before, generation = await self._locked(command)
         changes.check_version(before, command.input.expected_version)
@@ -347,18 +371,24 @@ class TicketEngine:
         return await self._commit_write(command, locked, merged, actor=request.actor, generation=generation)
 
     async def merge_in(self, command: MergeInCommand) -> TicketWrite:
-        """The primary's side: the secondary's comments copied (in time order), tags united."""
+        """The primary's side: the secondary's comments copied (in time order), its attachments
+        copied (each content once), tags united. The copies raise no ``comment_added`` or
+        ``attachment_added`` event, so nothing of them is pushed to Maverick or notified: they
+        were said or sent once already, on the secondary."""
         locked, before, generation = await self._locked(command)
         check_mergeable(before, as_primary=True)
-        copied = public_agent = internal = 0
+        copied = public_agent = internal = attachments_copied = 0
+        merges = TicketMergeRepository(self.session)
         if command.merge_comments:
-            counts = await TicketMergeRepository(self.session).copy_comments(command.secondary.id, before.id)
+            counts = await merges.copy_comments(command.secondary.id, before.id)
             copied, public_agent, internal = counts.total, counts.public_agent, counts.internal
+        if command.merge_attachments:
+            attachments_copied = await merges.copy_attachments(command.secondary.id, before.id)
 
         def merged_in(ticket: records.Ticket | None) -> tuple[records.Ticket, list[TicketEvent]]:
             assert ticket is not None
             return changes.merged_in(ticket, command.secondary, copied, public_agent, internal, command.actor,
-                                     command.now)
+                                     command.now, attachments_copied=attachments_copied)
 
         search_index = TicketSearchIndex(self.session)
 
@@ -367,7 +397,8 @@ class TicketEngine:
                 await search_index.refresh(ticket.id)
 
         return await self._commit_write(command, locked, merged_in, actor=command.actor, generation=generation,
-                                        search=refresh, comments_merged=copied)
+                                        search=refresh, comments_merged=copied,
+                                        attachments_merged=attachments_copied)
 
     async def load(self, command: LoadTicketCommand) -> TicketWrite:
         """The ticket as stored, with its agenda (a resumed run's start, or a re-computed agenda);

@@ -6,13 +6,15 @@ ticket's workflow** (``TicketWorkflow.merge``). The primary's workflow merges th
 time: the secondary's **own workflow** writes its side (``merge_into``: ``mergedIntoTicketId``,
 closed, its SLA clock stops, its workflow ends), asked through the gateway by an activity; then
 the primary's write copies the secondary's comments with their original times (so the primary's
-thread reads in time order) and a link back (``mergedFromTicketId``), unites the tags and logs
+thread reads in time order) and a link back (``mergedFromTicketId``), its attachments (each
+content once: bytes the primary holds already are not copied again), unites the tags and logs
 the merge, in one transaction. A secondary that fails is reported in ``errors`` and left as it
 was. Finally an internal merge note goes on the primary. Each ticket's row is written only by its
 own workflow.
 
-Comments are copied, not moved: the secondary stays a complete, read-only record of what was
-said on it, and its comments are searchable on the primary.
+Comments and attachments are copied, not moved: the secondary stays a complete, read-only record
+of what was said and sent on it, and its comments are searchable on the primary. Copies are never
+pushed to Maverick (no ``comment_added`` / ``attachment_added`` event): each document moves once.
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ class MergeService:
         self.tickets = tickets
 
     async def merge(self, principal: Principal, primary_ref: str, secondary_refs: list[str], *,
-                    merge_comments: bool, close_secondary_tickets: bool, add_merge_note: bool) -> dict[str, Any]:
+                    merge_comments: bool, close_secondary_tickets: bool, add_merge_note: bool,
+                    merge_attachments: bool = True) -> dict[str, Any]:
         started = time.monotonic()
         if not secondary_refs:
             raise ValidationFailed("name at least one ticket to merge", details=[
@@ -76,6 +79,7 @@ class MergeService:
             actor=actor_of(principal),
             secondary_ticket_ids=list(secondaries),
             merge_comments=merge_comments,
+            merge_attachments=merge_attachments,
             close_secondary_tickets=close_secondary_tickets,
             add_merge_note=add_merge_note,
         )
@@ -88,7 +92,7 @@ class MergeService:
             "primaryTicketId": primary.id,
             "mergedTicketIds": result.merged_ticket_ids,
             "commentsMerged": result.comments_merged,
-            "attachmentsMerged": 0,  # Pulse stores no attachments yet
+            "attachmentsMerged": result.attachments_merged,
             "secondaryTicketsClosed": result.secondary_tickets_closed,
             "mergeNote": result.merge_note,
             "errors": [{"ticketId": e.ticket_id, "error": e.error, "code": e.code} for e in result.errors],

@@ -41,6 +41,8 @@ with workflow.unsafe.imports_passed_through():
         CommentCommand,
         CreateCommand,
         CreateTicketInput,
+        DeleteAttachmentCommand,
+        DeleteAttachmentInput,
         DeleteCommand,
         DeleteTicketInput,
         Delivery,
@@ -300,6 +302,24 @@ class TicketWorkflow:
     def validate_add_attachment(self, input: AddAttachmentInput) -> None:
         self._validate(lambda: self._check_writable(None))
 
+    @workflow.update
+    async def delete_attachment(self, input: DeleteAttachmentInput) -> AttachmentResult:
+        """One attachment deleted (hidden, counted down, on the timeline); closed tickets are read-only."""
+        async with self._turn():
+            self._check(lambda: self._check_writable(None))
+            outcome = await self._write(TicketActivities.delete_attachment,
+                                        DeleteAttachmentCommand(**self._envelope(command_id=input.command_id),
+                                                                input=input),
+                                        f"delete attachment {input.attachment_id} of {self._label()}")
+            ticket = self._committed(outcome)
+            if outcome.attachment is None:
+                raise to_application_error(NotFound(f"attachment {input.attachment_id} not found"))
+            return AttachmentResult(attachment=outcome.attachment, ticket=ticket)
+
+    @delete_attachment.validator
+    def validate_delete_attachment(self, input: DeleteAttachmentInput) -> None:
+        self._validate(lambda: self._check_writable(None))
+
     # -- SLA pause / resume -----------------------------------------------------------------------
 
     @workflow.update
@@ -378,8 +398,9 @@ class TicketWorkflow:
                 outcome = await self._write(
                     TicketActivities.merge_in,
                     MergeInCommand(**self._envelope(f"{update_id}/merge-in-{secondary_id}"), actor=input.actor,
-                                   secondary=secondary, merge_comments=input.merge_comments),
-                    f"take ticket {secondary_id}'s comments into {self._label()}")
+                                   secondary=secondary, merge_comments=input.merge_comments,
+                                   merge_attachments=input.merge_attachments),
+                    f"take ticket {secondary_id}'s comments and attachments into {self._label()}")
             except (ActivityError, ApplicationError) as error:
                 failure = error.cause if isinstance(error, ActivityError) else error
                 message = getattr(failure, "message", str(error))
@@ -390,6 +411,7 @@ class TicketWorkflow:
             merged.append(secondary)
             result.merged_ticket_ids.append(secondary_id)
             result.comments_merged += outcome.comments_merged
+            result.attachments_merged += outcome.attachments_merged
             result.secondary_tickets_closed += secondary.status == TicketStatus.CLOSED
         if merged and input.add_merge_note:
             note = AddCommentInput(actor=input.actor, body=merge_note([(t.number, t.subject) for t in merged]),

@@ -115,6 +115,7 @@ WHO_MAY: dict[tuple[str, str], str] = {
     ("GET", "/api/tickets/{ticket_ref}/attachments"): READ,
     ("POST", "/api/tickets/{ticket_ref}/attachments"): WRITE,
     ("GET", "/api/tickets/{ticket_ref}/attachments/{attachment_id}/content"): READ,
+    ("DELETE", "/api/tickets/{ticket_ref}/attachments/{attachment_id}"): WRITE,
     ("GET", "/api/tickets/{ticket_ref}/comments"): READ,
     ("POST", "/api/tickets/{ticket_ref}/comments"): WRITE,
     ("GET", "/api/tickets/{ticket_ref}/escalations"): READ,

@@ -143,3 +143,60 @@ async def test_concurrent_merges_into_each_other_never_deadlock(account: Account
     bodies = [r.json() for r in results if r.status_code == 200]
     merged = [body for body in bodies if body["mergedTicketIds"]]
     assert len(merged) == 1, (statuses, bodies)
+
+
+async def attach(account: AccountContext, ticket: dict[str, Any], content: bytes, name: str) -> dict[str, Any]:
+    response = await account.post(f"/api/tickets/{ticket['id']}/attachments",
+                                  files={"file": (name, content, "application/pdf")})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def attachments_of(account: AccountContext, ticket: dict[str, Any]) -> list[dict[str, Any]]:
+    return (await account.get(f"/api/tickets/{ticket['id']}/attachments")).json()["data"]
+
+
+async def test_merging_shows_the_secondaries_attachments_on_the_primary_each_content_once(
+        account: AccountContext) -> None:
+    invoice, photo, contract = b"%PDF invoice 1001\n" * 50, b"\x89PNG photo of the terminal" * 40, b"%PDF contract" * 30
+    primary = await account.create_ticket(subject="Refund for order 1001")
+    first = await account.create_ticket(subject="Refund please")
+    second = await account.create_ticket(subject="Where is my refund")
+    await attach(account, primary, invoice, "invoice.pdf")
+    await attach(account, first, invoice, "invoice-again.pdf")  # the primary holds these bytes already
+    await attach(account, first, photo, "terminal.png")
+    await attach(account, second, photo, "photo.png")  # the first secondary brings the same photo
+    await attach(account, second, contract, "contract.pdf")
+    await attach(account, second, contract, "contract-copy.pdf")  # twice on the same secondary
+
+    result = (await merge(account, primary["id"], [first["id"], second["id"]])).json()
+
+    assert result["success"] is True and result["attachmentsMerged"] == 2, result
+    on_primary = await attachments_of(account, primary)
+    assert [(a["fileName"], a["mergedFromTicketId"]) for a in on_primary] == [
+        ("invoice.pdf", None), ("terminal.png", first["id"]), ("contract.pdf", second["id"])]
+    assert all(a["ticketId"] == primary["id"] for a in on_primary)
+    assert len({a["sha256"] for a in on_primary}) == 3
+    after = (await account.get(f"/api/tickets/{primary['id']}")).json()
+    assert after["attachmentCount"] == 3
+    copied = on_primary[1]
+    download = await account.get(f"/api/tickets/{primary['id']}/attachments/{copied['id']}/content")
+    assert download.status_code == 200 and download.content == photo
+    # Copied, not moved: each secondary keeps its own record.
+    assert [a["fileName"] for a in await attachments_of(account, first)] == ["invoice-again.pdf", "terminal.png"]
+    assert len(await attachments_of(account, second)) == 3
+    timeline = (await account.get(f"/api/tickets/{primary['id']}/timeline")).json()["data"]
+    assert [e["data"]["attachmentsMerged"] for e in timeline if e["eventType"] == "ticket_merged_in"] == [1, 1]
+    assert [e["eventType"] for e in timeline].count("attachment_added") == 1  # only the primary's own upload
+
+
+async def test_merging_without_attachments_leaves_them_on_the_secondary(account: AccountContext) -> None:
+    primary = await account.create_ticket(subject="Primary")
+    secondary = await account.create_ticket(subject="Secondary")
+    await attach(account, secondary, b"%PDF statement" * 20, "statement.pdf")
+
+    result = (await merge(account, primary["id"], [secondary["id"]], mergeAttachments=False)).json()
+
+    assert result["success"] is True and result["attachmentsMerged"] == 0
+    assert await attachments_of(account, primary) == []
+    assert (await account.get(f"/api/tickets/{primary['id']}")).json()["attachmentCount"] == 0

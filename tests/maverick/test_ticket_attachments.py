@@ -25,7 +25,9 @@ async def test_an_uploaded_file_is_listed_downloaded_byte_for_byte_and_counted_o
     response = await upload(tenant, ticket["id"], PDF)
     assert response.status_code == 201, response.text
     attachment = response.json()
-    assert set(attachment) == {"id", "ticketId", "fileName", "contentType", "size", "sha256", "source", "createdAt"}
+    assert set(attachment) == {"id", "ticketId", "fileName", "contentType", "size", "sha256", "source", "createdAt",
+                               "mergedFromTicketId"}
+    assert attachment["mergedFromTicketId"] is None
     assert (attachment["ticketId"], attachment["fileName"], attachment["contentType"], attachment["size"],
             attachment["sha256"], attachment["source"]) == \
         (ticket["id"], "evidence.pdf", "application/pdf", len(PDF), hashlib.sha256(PDF).hexdigest(), "pulse")
@@ -104,3 +106,48 @@ async def test_a_closed_ticket_takes_no_attachments(tenant: AccountContext) -> N
     response = await upload(tenant, ticket["id"], PDF)
     assert response.status_code == 409 and response.json()["error"] == "ticket_closed"
     assert (await tenant.get(f"/api/tickets/{ticket['id']}")).json()["attachmentCount"] == 0
+
+
+async def test_a_deleted_attachment_is_no_longer_listed_or_served_and_the_ticket_counts_it_out(
+        tenant: AccountContext) -> None:
+    ticket = await tenant.create_ticket(subject="Wrong file sent")
+    kept = (await upload(tenant, ticket["id"], PDF, "evidence.pdf")).json()
+    wrong = (await upload(tenant, ticket["id"], b"card 4111 1111 1111 1111", "card.txt", "text/plain")).json()
+    before = (await tenant.get(f"/api/tickets/{ticket['id']}")).json()
+
+    response = await tenant.request("DELETE", f"/api/tickets/{ticket['ticketNumber']}/attachments/{wrong['id']}")
+
+    assert response.status_code == 200, response.text
+    assert response.json()["id"] == wrong["id"] and response.json()["fileName"] == "card.txt"
+    listed = (await tenant.get(f"/api/tickets/{ticket['id']}/attachments")).json()
+    assert [a["id"] for a in listed["data"]] == [kept["id"]] and listed["pagination"]["total"] == 1
+    gone = await tenant.get(f"/api/tickets/{ticket['id']}/attachments/{wrong['id']}/content")
+    assert gone.status_code == 404 and gone.json()["error"] == "not_found"
+    after = (await tenant.get(f"/api/tickets/{ticket['id']}")).json()
+    assert (after["attachmentCount"], after["version"]) == (1, before["version"] + 1)
+    timeline = (await tenant.get(f"/api/tickets/{ticket['id']}/timeline")).json()["data"]
+    deleted = [e for e in timeline if e["eventType"] == "attachment_deleted"]
+    assert len(deleted) == 1 and deleted[0]["data"]["attachmentId"] == wrong["id"], timeline
+    assert deleted[0]["actor"] == "user"
+    again = await tenant.request("DELETE", f"/api/tickets/{ticket['id']}/attachments/{wrong['id']}")
+    assert again.status_code == 404
+    assert (await tenant.get(f"/api/tickets/{ticket['id']}")).json()["attachmentCount"] == 1
+
+
+async def test_who_may_delete_an_attachment_and_what_cannot_be_deleted(tenant: AccountContext,
+                                                                       other_tenant: AccountContext) -> None:
+    ticket = await tenant.create_ticket()
+    other = await tenant.create_ticket()
+    attachment = (await upload(tenant, ticket["id"], PDF)).json()
+    path = f"/api/tickets/{ticket['id']}/attachments/{attachment['id']}"
+    assert (await tenant.request("DELETE", path, token=tenant.tokens["read"])).status_code == 403
+    assert (await other_tenant.request("DELETE", path)).status_code == 404
+    assert (await tenant.request("DELETE", f"/api/tickets/{other['id']}/attachments/{attachment['id']}")).status_code == 404
+    for bad_id in ("999999999", str(2**63), str(2**64 + 5), "0", "-1"):
+        response = await tenant.request("DELETE", f"/api/tickets/{ticket['id']}/attachments/{bad_id}")
+        assert response.status_code in (404, 422), (bad_id, response.status_code, response.text)
+        assert response.status_code == 404 or bad_id == "-1", (bad_id, response.text)
+    assert (await tenant.patch(f"/api/tickets/{ticket['id']}", json={"status": "closed"})).status_code == 200
+    closed = await tenant.request("DELETE", path)
+    assert closed.status_code == 409 and closed.json()["error"] == "ticket_closed"
+    assert (await tenant.get(f"{path}/content")).status_code == 200

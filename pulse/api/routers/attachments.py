@@ -1,5 +1,6 @@
 """Ticket attachments (spec §2.3): ``POST /api/tickets/{id}/attachments`` (multipart ``file``,
-writeSupport), ``GET …/attachments`` and ``GET …/attachments/{attachmentId}/content`` (readSupport)."""
+writeSupport), ``GET …/attachments`` and ``GET …/attachments/{attachmentId}/content`` (readSupport),
+``DELETE …/attachments/{attachmentId}`` (writeSupport; not in the spec's table, see docs/decisions.md)."""
 
 from __future__ import annotations
 
@@ -55,3 +56,10 @@ async def download_attachment(ticket_ref: str, attachment_id: int, principal: Re
         "X-Content-Type-Options": "nosniff",
         "ETag": f'"{attachment.sha256}"',
     })
+
+
+@router.delete("/{ticket_ref}/attachments/{attachment_id}")
+async def delete_attachment(ticket_ref: str, attachment_id: int, principal: Writer, attachments: Attachments) -> dict:
+    """Delete one attachment: it is no longer listed or served, the ticket's ``attachmentCount``
+    goes down and its timeline shows ``attachment_deleted``; answers the deleted attachment."""
+    return (await attachments.delete(principal, ticket_ref, attachment_id)).to_api()

@@ -57,6 +57,7 @@ async def bulk_operation_progress(bulk_id: int, principal: Reader, bulk: Bulk) -
 async def merge_tickets(body: MergeBody, principal: Writer, sessions: Sessions, tickets: Tickets) -> dict:
     return await MergeService(sessions, tickets).merge(
         principal, str(body.primary_ticket_id), [str(ref) for ref in body.ticket_ids_to_merge],
-        merge_comments=body.merge_comments, close_secondary_tickets=body.close_secondary_tickets,
+        merge_comments=body.merge_comments, merge_attachments=body.merge_attachments,
+        close_secondary_tickets=body.close_secondary_tickets,
         add_merge_note=body.add_merge_note,
     )
