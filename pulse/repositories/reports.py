@@ -149,12 +149,16 @@ class ReportQueries:
                            filters: dict[str, Any]) -> tuple[int, list[Marks]]:
         """The same figures from the tickets (current team, priority, type) and their timelines."""
         where = _filters(filters)
+        # A ticket has marks in the range only if its last status change (or creation) is at or after
+        # its start: the tickets so found (``ix_tickets_status_changed``, filters in the index), then
+        # their timelines (``ix_ticket_timeline_ticket``).
         marks = text(
             f"SELECT width_bucket(e.created_at, :starts) AS bucket, {_SUMS} FROM ("
-            f"  SELECT e.created_at, {_MARK_COLUMNS} FROM ticket_timeline e {_STATUSES}"
-            "   JOIN tickets t ON t.id = e.ticket_id AND t.deleted_at IS NULL"
-            "  WHERE e.account_id = :account_id AND e.event_type IN ('ticket_created', 'status_changed')"
-            f"   AND e.created_at >= :since AND e.created_at < :until {where}) e GROUP BY 1"
+            f"  SELECT e.created_at, {_MARK_COLUMNS} FROM tickets t"
+            "   JOIN ticket_timeline e ON e.ticket_id = t.id AND e.event_type IN ('ticket_created', 'status_changed')"
+            f"    AND e.created_at >= :since AND e.created_at < :until {_STATUSES}"
+            "  WHERE t.account_id = :account_id AND t.deleted_at IS NULL AND t.status_changed_at >= :since"
+            f"   AND t.created_at < :until {where}) e GROUP BY 1"
         ).bindparams(bindparam("starts", type_=ARRAY(TIMESTAMP(timezone=True))))
         rows = await self.session.execute(marks, _params(account_id, filters, starts=bounds[:-1], since=bounds[0],
                                                          until=bounds[-1]))
