@@ -69,6 +69,12 @@ FETCH_TIMEOUT = timedelta(seconds=60)
 # A retry due later than this waits on a durable timer, not inside the workflow task: a Maverick
 # that is down for long neither holds the task open nor keeps a stopping worker waiting.
 LOCAL_RETRY_THRESHOLD = timedelta(seconds=2)
+# From this patch on the fetch is a regular activity. As a local activity it held its workflow
+# task, and so one of the worker's workflow-task slots, while it waited for the ticket's own
+# workflow — which needs a slot of the same worker to apply the change. With more fetches in flight
+# than slots (10), every slot waited on a ticket update that could not start until a workflow
+# task's heartbeat gave one back: webhook → Pulse change took 7–12 s in the 5,000-ticket bench.
+FETCH_ACTIVITY_PATCH = "maverick-fetch-regular-activity"
 FETCH_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1),
                           maximum_attempts=30, non_retryable_error_types=["maverick_refused"])
 
@@ -90,13 +96,16 @@ class MaverickTicketFetchWorkflow:
     async def run(self, input: FetchTicketInput) -> None:
         while True:
             asked = self._wanted
+            summary = f"read Maverick ticket {input.maverick_ticket_id[:60]}"
             try:
-                # Local: no round trip through the server between the webhook and the change
-                # (webhook → Pulse change is a latency goal); retries back off with timers.
-                await workflow.execute_local_activity(
-                    MaverickSyncActivities.fetch_and_apply, input, start_to_close_timeout=FETCH_TIMEOUT,
-                    retry_policy=FETCH_RETRY, local_retry_threshold=LOCAL_RETRY_THRESHOLD,
-                    summary=f"read Maverick ticket {input.maverick_ticket_id[:60]}")
+                if workflow.patched(FETCH_ACTIVITY_PATCH):
+                    await workflow.execute_activity(
+                        MaverickSyncActivities.fetch_and_apply, input, start_to_close_timeout=FETCH_TIMEOUT,
+                        retry_policy=FETCH_RETRY, summary=summary)
+                else:  # runs that started as local activities replay as such
+                    await workflow.execute_local_activity(
+                        MaverickSyncActivities.fetch_and_apply, input, start_to_close_timeout=FETCH_TIMEOUT,
+                        retry_policy=FETCH_RETRY, local_retry_threshold=LOCAL_RETRY_THRESHOLD, summary=summary)
             except ActivityError as failure:
                 workflow.logger.warning("Maverick ticket %s not applied: %s", input.maverick_ticket_id, failure.cause)
                 return
