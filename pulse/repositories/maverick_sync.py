@@ -26,21 +26,26 @@ class MaverickLinkRepository:
             MaverickTicketLink.account_id == account_id, MaverickTicketLink.maverick_ticket_id == maverick_ticket_id,
         ).execution_options(populate_existing=True))
 
-    async def reserve(self, account_id: int, maverick_ticket_id: str) -> tuple[MaverickTicketLink, bool]:
+    async def reserve(self, account_id: int, maverick_ticket_id: str, *,
+                      looked_up: bool = False) -> tuple[MaverickTicketLink, bool]:
         """The link of a Maverick ticket, reserving a Pulse ticket id and number for it the first
         time (True: reserved now): concurrent first sightings agree on one (the loser's
-        reservation leaves a gap in the numbers, as any refused create does)."""
-        found = await self.get(account_id, maverick_ticket_id)
-        if found is not None:
-            return found, False
+        reservation leaves a gap in the numbers, as any refused create does). ``looked_up``: the
+        caller has just found no link, so it is not looked for again before the insert."""
+        if not looked_up:
+            found = await self.get(account_id, maverick_ticket_id)
+            if found is not None:
+                return found, False
         ticket_id, number = await TicketRepository(self.session).allocate(account_id)
         inserted = await self.session.scalar(pg_insert(MaverickTicketLink).values(
             account_id=account_id, maverick_ticket_id=maverick_ticket_id, ticket_id=ticket_id, number=number,
         ).on_conflict_do_nothing(index_elements=[MaverickTicketLink.account_id, MaverickTicketLink.maverick_ticket_id])
-            .returning(MaverickTicketLink.ticket_id))
+            .returning(MaverickTicketLink))
+        if inserted is not None:
+            return inserted, True
         link = await self.get(account_id, maverick_ticket_id)
         assert link is not None
-        return link, inserted is not None
+        return link, False
 
     async def remember(self, account_id: int, maverick_ticket_id: str, fields: dict[str, Any],
                        version: int | None = None) -> None:
