@@ -13,6 +13,7 @@ from pulse.api.errors import ERROR_RESPONSES, install_error_handlers
 from pulse.api.limits import RequestLimits
 from pulse.api.observability import ApiMetrics, Observability, bind_request_context
 from pulse.api.observability import router as metrics_router
+from pulse.api.openapi import install_openapi
 from pulse.api.routers import accounts, health, reference, sla, ticket_ops, tickets, views
 from pulse.api.routers import automation, escalations, rotations
 from pulse.api.routers import notifications
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None, *, sessions: SessionFactory | N
         dependencies=[Depends(reject_unknown_write_params), Depends(bind_request_context)],
     )
     install_error_handlers(app)
+    install_openapi(app)
     app.add_middleware(RequestLimits, settings=settings)
     app.state.metrics = ApiMetrics()
     app.add_middleware(Observability, metrics=app.state.metrics)  # outermost: sees the limits' answers too

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -80,6 +81,22 @@ def validation_details(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
     return details
 
 
+def allowed_methods(request: Request) -> list[str] | None:
+    """The methods the API documents for this path (the most specific path template that matches:
+    ``/api/tickets/bulk`` over ``/api/tickets/{ticket_ref}``); None for a path it does not document.
+    FastAPI makes one route per method, and Starlette's own 405 names only the first route that
+    matched the path."""
+    templates = getattr(request.app.state, "path_templates", None)
+    if templates is None:
+        templates = [(re.compile("^" + re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(path)) + "$"), path.count("{"),
+                      sorted(method.upper() for method in operations))
+                     for path, operations in request.app.openapi().get("paths", {}).items()]
+        request.app.state.path_templates = templates
+    matching = [(parameters, methods) for pattern, parameters, methods in templates
+                if pattern.match(request.url.path)]
+    return min(matching)[1] if matching else None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(_: Request, error: DomainError) -> JSONResponse:
@@ -95,7 +112,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(422, "validation_error", f"invalid request: {summary}", details)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         if error.status_code == 400 and error.detail == "There was an error parsing the body":
             # Bytes that are not JSON text at all (FastAPI's 400): bad input like any other, a 422.
             return error_response(422, "validation_error", "the body is not valid JSON",
@@ -104,7 +121,11 @@ def install_error_handlers(app: FastAPI) -> None:
         message = error.detail if isinstance(error.detail, str) else code
         if error.status_code == 404 and message == "Not Found":
             message = "no such endpoint"
-        return error_response(error.status_code, code, message)
+        response = error_response(error.status_code, code, message)
+        response.headers.update(error.headers or {})
+        if error.status_code == 405 and (methods := allowed_methods(request)) is not None:
+            response.headers["Allow"] = ", ".join(methods)
+        return response
 
     @app.exception_handler(IntegrityError)
     async def integrity(_: Request, error: IntegrityError) -> JSONResponse:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, ValidationInfo, field_validator, model_validator
+from pydantic.json_schema import JsonSchemaValue
 from pydantic.alias_generators import to_camel
 
 from pulse.domain.changes import NewTicket, TicketChanges
-from pulse.domain.ticket_fields import INPUT_ALIASES, RowId, plausible_email
+from pulse.domain.ticket_fields import EMAIL_SCHEMA, INPUT_ALIASES, RowId, plausible_email
 from pulse.domain.tickets import AuthorType, Permission
 
 # A reference to a stored row: anything outside the id column's range names nothing (422).
@@ -31,27 +33,85 @@ def _contains_unstorable(value: Any) -> bool:
     return False
 
 
+def _json_kind(annotation: Any) -> str | None:
+    """``int`` or ``bool`` for a field (or list of them) that JSON must send as that very type;
+    None for anything else."""
+    arguments = [argument for argument in get_args(annotation) if argument is not type(None)]
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _json_kind(arguments[0])
+    if origin in (Union, UnionType):
+        kinds = {_json_kind(argument) for argument in arguments}
+        return kinds.pop() if len(kinds) == 1 else None
+    if origin is list and len(arguments) == 1:
+        item = _json_kind(arguments[0])
+        return f"list[{item}]" if item in ("int", "bool") else None
+    if annotation is bool:
+        return "bool"
+    if annotation is int:
+        return "int"
+    return None
+
+
+def _wrong_json_type(kind: str | None, value: Any) -> str | None:
+    """What is wrong with ``value`` for a field of this kind: pydantic's lax mode would take
+    ``0`` for false, ``true`` for 1 and ``"7"`` for 7, which the schema does not allow."""
+    if kind == "int" and isinstance(value, (bool, str)):
+        return "must be an integer"
+    if kind == "bool" and value is not None and not isinstance(value, bool):
+        return "must be true or false"
+    if kind in ("list[int]", "list[bool]") and isinstance(value, list):
+        return next((problem for item in value if (problem := _wrong_json_type(kind[5:-1], item))), None)
+    return None
+
+
+def not_null(value: Any) -> Any:
+    """For PATCH bodies: a field that may be left out but not set to null (the schema says so too:
+    ``Body`` drops ``null`` from the types of fields validated by this function)."""
+    if value is None:
+        raise ValueError("cannot be null")
+    return value
+
+
 class Body(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=False, extra="forbid")
 
     @field_validator("*", mode="before")
     @classmethod
-    def storable_text(cls, value: Any) -> Any:
-        """Refuse here (422) what PostgreSQL would refuse later: NUL characters and lone surrogates."""
+    def storable_and_typed(cls, value: Any, info: ValidationInfo) -> Any:
+        """Refuse here (422) what PostgreSQL would refuse later (NUL characters and lone surrogates)
+        and what the schema's types do not allow (a number for a boolean, a boolean for an id)."""
         if _contains_unstorable(value):
             raise ValueError("must not contain NUL (\\u0000) characters or unpaired surrogates (\\ud800-\\udfff)")
+        field = cls.model_fields.get(info.field_name or "")
+        if field is not None and (problem := _wrong_json_type(_json_kind(field.annotation), value)):
+            raise ValueError(problem)
         return value
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        """Fields that may be left out but not set to null are not nullable in the schema."""
+        json_schema = handler(core_schema)
+        properties = handler.resolve_ref_schema(json_schema).get("properties", {})
+        for name in cls._refusing_null():
+            field = cls.model_fields[name]
+            prop = properties.get(field.alias or name)
+            if prop is None or "anyOf" not in prop:
+                continue
+            kept = [option for option in prop.pop("anyOf") if option.get("type") != "null"]
+            prop.pop("default", None)
+            prop.update(kept[0] if len(kept) == 1 else {"anyOf": kept})
+        return json_schema
+
+    @classmethod
+    def _refusing_null(cls) -> set[str]:
+        return {name for decorator in cls.__pydantic_decorators__.field_validators.values()
+                if getattr(decorator.func, "__func__", decorator.func) is not_null
+                for name in decorator.info.fields}
 
     def changes(self) -> dict[str, Any]:
         """The fields the client sent, snake_case."""
         return self.model_dump(exclude_unset=True, by_alias=False)
-
-
-def not_null(value: Any) -> Any:
-    """For PATCH bodies: a field that may be left out but not set to null."""
-    if value is None:
-        raise ValueError("cannot be null")
-    return value
 
 
 def _rename_aliases(data: Any, aliases: dict[str, str]) -> Any:
@@ -122,7 +182,7 @@ class TokenBody(Body):
 
 class UserBody(Body):
     name: str = Field(min_length=1, max_length=200)
-    email: str | None = Field(default=None, max_length=320)
+    email: str | None = Field(default=None, max_length=320, json_schema_extra=EMAIL_SCHEMA)
     phone: str | None = Field(default=None, max_length=50)
     role: str = Field(default="agent", max_length=50)
     is_active: bool = True
@@ -132,7 +192,7 @@ class UserBody(Body):
 
 class UserPatch(Body):
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    email: str | None = Field(default=None, max_length=320)
+    email: str | None = Field(default=None, max_length=320, json_schema_extra=EMAIL_SCHEMA)
     phone: str | None = Field(default=None, max_length=50)
     role: str | None = Field(default=None, max_length=50)
     is_active: bool | None = None

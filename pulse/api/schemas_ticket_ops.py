@@ -34,7 +34,7 @@ class BulkBody(Body):
 
 class MergeBody(Body):
     primary_ticket_id: int | str
-    ticket_ids_to_merge: list[int | str]
+    ticket_ids_to_merge: list[int | str] = Field(json_schema_extra={"minItems": 1})
     merge_comments: bool = True
     merge_attachments: bool = True
     close_secondary_tickets: bool = True

@@ -50,10 +50,10 @@ import math
 import re
 from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime, time, timedelta
-from functools import lru_cache
+from functools import cache, lru_cache
 from itertools import pairwise
 from typing import Any, Final, Self
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import holidays as holidays_pkg
 from pydantic import BaseModel, ConfigDict, PrivateAttr, field_validator
@@ -151,6 +151,18 @@ def is_iana_zone(name: str) -> bool:
     except (ZoneInfoNotFoundError, ValueError, OSError):
         return False
     return True
+
+
+@cache
+def iana_zone_names() -> tuple[str, ...]:
+    """Every zone :func:`is_iana_zone` accepts, sorted (for the API's schema)."""
+    return tuple(sorted(name for name in available_timezones() if is_iana_zone(name)))
+
+
+@cache
+def holiday_country_codes() -> tuple[str, ...]:
+    """The countries whose public holidays a calendar can follow (``holidayCountry``)."""
+    return tuple(sorted(holidays_pkg.list_supported_countries()))
 
 
 class BusinessCalendar(BaseModel):

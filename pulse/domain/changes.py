@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, field
 from pulse.domain import records
 from pulse.domain.errors import Conflict, ValidationFailed, VersionConflict
 from pulse.domain.notify import notify_payload
-from pulse.domain.ticket_fields import TICKET_FIELDS, RowId, limited, plausible_email, tags_are_short
+from pulse.domain.ticket_fields import EMAIL_SCHEMA, TICKET_FIELDS, RowId, limited, plausible_email, tags_are_short
 from pulse.domain.tickets import (
     PRIORITY_SEVERITY,
     AuthorType,
@@ -79,7 +79,7 @@ class TicketChanges(BaseModel):
     category_id: RowId | None = None
     tags: list[str] | None = None
     requester_name: str | None = limited("requester_name")
-    requester_email: str | None = limited("requester_email")
+    requester_email: str | None = limited("requester_email", schema=EMAIL_SCHEMA)
     requester_phone: str | None = limited("requester_phone")
     custom_fields: dict[str, Any] | None = None
     external_source: str | None = limited("external_source")

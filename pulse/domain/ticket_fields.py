@@ -125,12 +125,16 @@ INPUT_ALIASES: dict[str, str] = {alias: field.api for field in TICKET_FIELDS for
 RowId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
-def limited(column: str, *, required: bool = False) -> Any:
+EMAIL_SCHEMA = {"format": "email"}  # what the schema says of an email address (checked by plausible_email)
+
+
+def limited(column: str, *, required: bool = False, schema: dict[str, Any] | None = None) -> Any:
     """A text field's pydantic ``Field`` with the table's length limits (optional unless required)."""
     row = FIELDS[column]
     bounds = {name: value for name, value in (("min_length", row.min_length), ("max_length", row.max_length))
               if value is not None}
-    return Field(**bounds) if required else Field(default=None, **bounds)
+    return Field(**bounds, json_schema_extra=schema) if required else Field(default=None, **bounds,
+                                                                           json_schema_extra=schema)
 
 
 def plausible_email(value: str | None) -> str | None:

@@ -72,3 +72,41 @@ async def test_invalid_json_is_a_422_and_authentication_comes_before_the_body(ac
     assert not_text.status_code == 422 and not_text.json()["error"] == "validation_error", not_text.text
     anonymous = await account.http.post("/api/tickets", content=b'{"subject": ', headers={"Content-Type": "application/json"})
     assert anonymous.status_code == 401, anonymous.text
+
+
+async def test_an_undeclared_method_is_a_405_naming_every_method_the_path_serves(account: AccountContext) -> None:
+    rotation = await account.request("TRACE", "/api/rotations/1")
+    assert rotation.status_code == 405 and rotation.json()["error"] == "method_not_allowed", rotation.text
+    assert rotation.headers["Allow"] == "DELETE, GET, PATCH"
+    bulk = await account.request("OPTIONS", "/api/tickets/bulk")  # not /api/tickets/{ticket_ref}'s methods
+    assert bulk.status_code == 405 and bulk.headers["Allow"] == "POST"
+
+
+@pytest.mark.parametrize(("path", "body", "field"), [
+    ("/api/tokens", {"name": "t", "permissions": ["readSupport"], "userId": True}, "userId"),
+    ("/api/ticket-types", {"name": "t", "autoAssignmentEnabled": 0}, "autoAssignmentEnabled"),
+    ("/api/tickets/bulk", {"operation": "delete", "ticketIds": [False]}, "ticketIds"),
+    ("/api/users", {"name": "u", "isActive": "yes"}, "isActive"),
+    ("/api/tickets", {"subject": "x", "assignedToUserId": "7"}, "assignedToUserId"),
+])
+async def test_a_value_of_another_json_type_is_refused_not_coerced(account: AccountContext, path: str,
+                                                                    body: dict, field: str) -> None:
+    response = await account.post(path, json=body)
+    assert response.status_code == 422, response.text
+    assert [detail["field"] for detail in response.json()["details"]] == [field]
+
+
+async def test_the_openapi_document_states_what_the_api_checks(account: AccountContext) -> None:
+    document = (await account.get("/openapi.json")).json()
+    schemas = document["components"]["schemas"]
+    user_id = schemas["TokenBody"]["properties"]["userId"]["anyOf"][0]
+    assert user_id["maximum"] == 2**63 - 1 and isinstance(user_id["maximum"], int)  # not 2**63 as a float
+    # May be left out of a PATCH, but not set to null.
+    assert schemas["TicketUpdateBody"]["properties"]["priority"] == {"$ref": "#/components/schemas/Priority"}
+    assert schemas["UserPatch"]["properties"]["isActive"]["type"] == "boolean"
+    assert "Europe/Berlin" in schemas["CalendarBody"]["properties"]["timezone"]["enum"]
+    if_match = next(parameter for parameter in document["paths"]["/api/views/{view_id}"]["put"]["parameters"]
+                    if parameter["name"] == "If-Match")
+    assert if_match["in"] == "header" and "pattern" in if_match["schema"]["anyOf"][0]
+    stream = document["paths"]["/api/notifications/stream"]["get"]["responses"]["200"]["content"]
+    assert list(stream) == ["text/event-stream"]

@@ -3,12 +3,12 @@ escalation history (``/api/tickets/{id}/escalations``)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import Field, model_validator
 
-from pulse.api.deps import Manager, Reader, Sessions, Temporal, get_settings
+from pulse.api.deps import IfMatchHeader, Manager, Reader, Sessions, Temporal, get_settings
 from pulse.api.pagination import Page, page_params, paginated
 from pulse.api.routers.tickets import Tickets, expected_version
 from pulse.api.schemas import Body, Id
@@ -27,11 +27,15 @@ def rule_service(sessions: Sessions, temporal: Temporal,
 Rules = Annotated[EscalationRuleService, Depends(rule_service)]
 
 
+EscalationPriority = Literal["urgent", "high", "medium", "low", "all"]
+_PRIORITY = {"enum": list(get_args(EscalationPriority))}
+
+
 class EscalationRuleBody(Body):
     name: str = Field(min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=5_000)
     enabled: bool = True
-    priority: Literal["urgent", "high", "medium", "low", "all"] = "all"
+    priority: EscalationPriority = "all"
     level: int = Field(default=1, ge=1, le=100)
     conditions: list[dict[str, Any]] = Field(default=[], max_length=50)
     when: dict[str, Any]
@@ -58,7 +62,8 @@ class EscalationRuleBody(Body):
 
 @router.get("")
 async def list_rules(principal: Reader, rules: Rules, page: Annotated[Page, Depends(page_params)],
-                     enabled: bool | None = None, priority: str | None = None,
+                     enabled: bool | None = None,
+                     priority: Annotated[str | None, Query(json_schema_extra=_PRIORITY)] = None,
                      search: Annotated[str | None, Query(max_length=200)] = None) -> dict:
     items, total = await rules.list(principal.account_id, enabled=enabled, priority=priority, search=search,
                                     page=page.page, page_size=page.page_size)
@@ -80,7 +85,7 @@ async def get_rule(rule_id: Id, principal: Reader, rules: Rules) -> dict:
 
 @router.put("/{rule_id}")
 async def replace_rule(rule_id: Id, body: EscalationRuleBody, principal: Manager, rules: Rules,
-                       if_match: Annotated[str | None, Header()] = None) -> dict:
+                       if_match: IfMatchHeader = None) -> dict:
     values = body.model_dump(exclude={"version"})
     return await rules.replace(principal.account_id, rule_id, values, expected_version(if_match, body.version))
 

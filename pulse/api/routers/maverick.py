@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import Field
 from temporalio.service import RPCError
 
-from pulse.api.deps import Manager, Session, Sessions, Temporal
+from pulse.api.deps import IfMatchHeader, Manager, Session, Sessions, Temporal
 from pulse.api.pagination import Page, page_params, paginated
 from pulse.api.routers.tickets import expected_version
 from pulse.api.schemas import Body, Id
@@ -83,7 +83,7 @@ async def get_config(request: Request, principal: Manager, session: Session, box
 
 @router.put("/config")
 async def put_config(body: ConfigBody, request: Request, principal: Manager, session: Session, box: Box,
-                     temporal: Temporal, if_match: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+                     temporal: Temporal, if_match: IfMatchHeader = None) -> dict[str, Any]:
     """Saved, then the account's sync schedule made to match (a Temporal that cannot be reached
     is a 503 and nothing is saved)."""
     sent = body.changes()
@@ -150,7 +150,7 @@ async def get_mapping(mapping_id: int, principal: Manager, session: Session) -> 
 
 @router.put("/ticket-type-mappings/{mapping_id}")
 async def replace_mapping(mapping_id: int, body: MappingBody, principal: Manager, session: Session,
-                          if_match: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+                          if_match: IfMatchHeader = None) -> dict[str, Any]:
     values = body.changes()
     version = expected_version(if_match, values.pop("version", None))
     return (await MaverickMappingService(session).replace(principal.account_id, mapping_id, values, version)).to_api()

@@ -14,7 +14,7 @@ from pydantic import Field
 from sse_starlette import EventSourceResponse
 from starlette.background import BackgroundTask
 
-from pulse.api.deps import Manager, Reader, Session
+from pulse.api.deps import IfMatchHeader, Manager, Reader, Session
 from pulse.api.pagination import Page, page_params, paginated
 from pulse.api.routers.tickets import expected_version
 from pulse.api.schemas import Body
@@ -72,7 +72,7 @@ async def get_notification_settings(principal: Manager, session: Session) -> dic
 
 @settings_router.put("")
 async def put_notification_settings(body: NotificationSettingsBody, principal: Manager, session: Session,
-                                    if_match: Annotated[str | None, Header()] = None) -> dict:
+                                    if_match: IfMatchHeader = None) -> dict:
     sent: dict[str, dict[str, Any] | None] = {}
     for channel in ("email", "sms", "slack"):
         if channel in body.model_fields_set:
@@ -108,7 +108,8 @@ async def list_notifications(principal: Reader, session: Session, page: Annotate
     return paginated([row.to_api() for row in rows], page, total)
 
 
-@router.get("/stream")
+@router.get("/stream", response_class=EventSourceResponse, responses={
+    200: {"description": "a stream of server-sent events", "content": {"text/event-stream": {"schema": {"type": "string"}}}}})
 async def stream_notifications(
     request: Request, principal: Reader,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,

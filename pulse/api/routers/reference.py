@@ -4,10 +4,10 @@ Reads need readSupport; writes need manageSettings. ``version`` + ``If-Match`` o
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Response
+from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel
 
-from pulse.api.deps import IdempotencyKeyHeader, Manager, Reader, Session, request_hash
+from pulse.api.deps import IdempotencyKeyHeader, IfMatchHeader, Manager, Reader, Session, request_hash
 from pulse.api.pagination import Page, page_params, paginated
 from pulse.api.routers.tickets import expected_version
 from pulse.api.schemas import (
@@ -55,7 +55,7 @@ def _crud(path: str, service: type[ReferenceService], create_body: type[BaseMode
 
     @router.patch(f"/{path}/{{row_id}}", name=f"update {label}")
     async def update_row(row_id: int, body: patch_body, principal: Manager, session: Session,  # type: ignore[valid-type]
-                         if_match: Annotated[str | None, Header()] = None) -> dict:
+                         if_match: IfMatchHeader = None) -> dict:
         values = body.changes()  # type: ignore[attr-defined]
         version = expected_version(if_match, values.pop("version", None))
         return (await service(session).update(principal.account_id, row_id, values, version)).to_api()

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Response
+from fastapi import APIRouter, Depends, Response
 from pydantic import Field, ValidationError, field_validator
 
-from pulse.api.deps import IdempotencyKeyHeader, Manager, Reader, Session, request_hash
+from pulse.api.deps import IdempotencyKeyHeader, IfMatchHeader, Manager, Reader, Session, request_hash
 from pulse.api.pagination import Page, page_params, paginated
 from pulse.api.routers.tickets import expected_version
 from pulse.api.schemas import Body, Id, not_null
@@ -93,7 +93,7 @@ async def create_rotation(body: RotationBody, principal: Manager, session: Sessi
 
 @router.patch("/{rotation_id}", name="update rotation")
 async def update_rotation(rotation_id: int, body: RotationPatch, principal: Manager, session: Session,
-                          if_match: Annotated[str | None, Header()] = None) -> dict:
+                          if_match: IfMatchHeader = None) -> dict:
     values = members_values(body.changes())
     version = expected_version(if_match, values.pop("version", None))
     return (await RotationService(session).update(principal.account_id, rotation_id, values, version)).to_api()

@@ -10,14 +10,15 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 from typing import Annotated, Any, Union
 
-from fastapi import APIRouter, Body as BodyParam, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Body as BodyParam, Depends, Query, Request, Response
 from pydantic import Field, field_validator
 from pydantic.alias_generators import to_camel
 
-from pulse.api.deps import Manager, Reader, Session, Writer
+from pulse.api.deps import IfMatchHeader, Manager, Reader, Session, Writer
 from pulse.api.pagination import Page, page_params, paginated
 from pulse.api.routers.tickets import Tickets, expected_version
-from pulse.api.schemas import Body
+from pulse.api.schemas import Body, not_null
+from pulse.domain.calendar import DAY_NAMES, holiday_country_codes, iana_zone_names
 from pulse.domain.errors import ValidationFailed
 from pulse.domain.ids import MAX_INT
 from pulse.domain.settings_records import SlaCalendarRecord, SlaPolicyRecord
@@ -34,30 +35,33 @@ MAX_MINUTES = 366 * 24 * 60
 # -- bodies and views -------------------------------------------------------------------------------
 
 Window = tuple[str, str]
+# What the schema can say of a calendar (the rest: a window starts before it ends, a day's windows
+# do not overlap, is checked by ``BusinessCalendar``).
+_ZONE = {"enum": list(iana_zone_names())}
+_COUNTRY = {"enum": list(holiday_country_codes())}
+_HHMM = {"type": "string", "pattern": "^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"}
+_WEEK = {"propertyNames": {"enum": list(DAY_NAMES)},
+         "additionalProperties": {"type": "array", "items": {
+             "type": "array", "prefixItems": [_HHMM, _HHMM], "minItems": 2, "maxItems": 2}}}
 
 
 class CalendarBody(Body):
     name: str = Field(min_length=1, max_length=200)
-    timezone: str = Field(min_length=1, max_length=64)
-    weekly_hours: dict[str, list[Window]]
+    timezone: str = Field(min_length=1, max_length=64, json_schema_extra=_ZONE)
+    weekly_hours: dict[str, list[Window]] = Field(json_schema_extra=_WEEK)
     holidays: list[date] = []
-    holiday_country: str | None = Field(default=None, max_length=8)
+    holiday_country: str | None = Field(default=None, max_length=8, json_schema_extra=_COUNTRY)
 
 
 class CalendarUpdateBody(Body):
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    timezone: str | None = Field(default=None, min_length=1, max_length=64)
-    weekly_hours: dict[str, list[Window]] | None = None
+    timezone: str | None = Field(default=None, min_length=1, max_length=64, json_schema_extra=_ZONE)
+    weekly_hours: dict[str, list[Window]] | None = Field(default=None, json_schema_extra=_WEEK)
     holidays: list[date] | None = None
-    holiday_country: str | None = Field(default=None, max_length=8)
+    holiday_country: str | None = Field(default=None, max_length=8, json_schema_extra=_COUNTRY)
     version: int | None = None
 
-    @field_validator("name", "timezone", "weekly_hours", "holidays")
-    @classmethod
-    def not_null(cls, value: Any) -> Any:
-        if value is None:
-            raise ValueError("cannot be null")
-        return value
+    _not_null = field_validator("name", "timezone", "weekly_hours", "holidays")(not_null)
 
 
 class ConditionsBody(Body):
@@ -77,12 +81,8 @@ class PolicyFields(Body):
     pause_statuses: list[TicketStatus] | None = None
     version: int | None = None
 
-    @field_validator("name", "first_response_minutes", "resolution_minutes", "at_risk_percent", "pause_statuses")
-    @classmethod
-    def not_null(cls, value: Any) -> Any:
-        if value is None:
-            raise ValueError("cannot be null")
-        return value
+    _not_null = field_validator("name", "first_response_minutes", "resolution_minutes", "at_risk_percent",
+                                "pause_statuses")(not_null)
 
 
 class PolicyUpdateBody(PolicyFields):
@@ -174,7 +174,7 @@ async def get_policy(reference: str, principal: Reader, session: Session) -> dic
 
 @router.put("/policies/{reference}")
 async def put_policy(reference: str, body: PolicyUpdateBody, principal: Manager, session: Session,
-                     if_match: Annotated[str | None, Header()] = None) -> dict:
+                     if_match: IfMatchHeader = None) -> dict:
     values = body.changes()
     version = expected_version(if_match, values.pop("version", None))
     if body.conditions is not None:
@@ -214,7 +214,7 @@ async def get_calendar(calendar_id: int, principal: Reader, session: Session) ->
 
 @router.put("/calendars/{calendar_id}")
 async def update_calendar(calendar_id: int, body: CalendarUpdateBody, principal: Manager, session: Session,
-                          if_match: Annotated[str | None, Header()] = None) -> dict:
+                          if_match: IfMatchHeader = None) -> dict:
     values = body.changes()
     version = expected_version(if_match, values.pop("version", None))
     row = await SlaSettingsService(session).update_calendar(principal.account_id, calendar_id, values, version)
@@ -251,7 +251,7 @@ async def compliance(
     end: Annotated[str | None, Query(alias="to")] = None,
     priority: str | None = None,
     team_id: Annotated[int | None, Query(alias="teamId")] = None,
-    group_by: Annotated[str | None, Query(alias="groupBy")] = None,
+    group_by: Annotated[str | None, Query(alias="groupBy", json_schema_extra={"enum": list(GROUPS)})] = None,
 ) -> dict:
     """SLA compliance of the tickets created in ``[from, to)`` (default: the last 30 days).
     ``met``/``breached`` count decided metrics (a running metric past its due date counts as

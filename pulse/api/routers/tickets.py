@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from pulse.api.deps import IdempotencyKeyHeader, Reader, Sessions, Temporal, Writer, get_settings
+from pulse.api.deps import IdempotencyKeyHeader, IfMatchHeader, Reader, Sessions, Temporal, Writer, get_settings
 from pulse.api.pagination import Page, page_params, paginated, pagination
 from pulse.api.schemas import CommentBody, TicketCreateBody, TicketUpdateBody
 from pulse.config import Settings
@@ -38,7 +38,7 @@ def expected_version(if_match: str | None, body_version: int | None) -> int | No
     try:
         return int(cleaned)
     except ValueError:
-        raise ValidationFailed("If-Match must be the ticket's version number",
+        raise ValidationFailed("If-Match must be a version number or *",
                                details=[{"field": "If-Match", "message": "not an integer"}]) from None
 
 
@@ -85,7 +85,7 @@ async def get_ticket(ticket_ref: str, principal: Reader, tickets: Tickets) -> di
 
 @router.patch("/{ticket_ref}")
 async def update_ticket(ticket_ref: str, body: TicketUpdateBody, principal: Writer, tickets: Tickets,
-                        if_match: Annotated[str | None, Header()] = None) -> dict:
+                        if_match: IfMatchHeader = None) -> dict:
     changes = body.changes()
     version = expected_version(if_match, changes.pop("version", None))
     return (await tickets.update(principal, ticket_ref, changes, version)).to_api()
@@ -93,7 +93,7 @@ async def update_ticket(ticket_ref: str, body: TicketUpdateBody, principal: Writ
 
 @router.delete("/{ticket_ref}")
 async def delete_ticket(ticket_ref: str, principal: Writer, tickets: Tickets,
-                        if_match: Annotated[str | None, Header()] = None) -> dict:
+                        if_match: IfMatchHeader = None) -> dict:
     return (await tickets.delete(principal, ticket_ref, expected_version(if_match, None))).to_api()
 
 

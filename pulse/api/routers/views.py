@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 
-from pulse.api.deps import Reader, Session
+from pulse.api.deps import IfMatchHeader, Reader, Session
 from pulse.api.pagination import Page, page_params, paginated
 from pulse.api.routers.tickets import Tickets, expected_version, render_ticket_list
 from pulse.api.schemas_ticket_ops import ViewBody
@@ -57,7 +57,7 @@ async def get_view(view_id: int, principal: Reader, views: Views) -> dict:
 
 @router.put("/{view_id}")
 async def replace_view(view_id: int, body: ViewBody, principal: Reader, views: Views,
-                       if_match: Annotated[str | None, Header()] = None) -> dict:
+                       if_match: IfMatchHeader = None) -> dict:
     version = expected_version(if_match, body.version)
     view = await views.replace(principal, view_id, body.name, body.filters, body.sort, body.shared, version)
     return SavedViewRecord.model_validate(view).to_api()
