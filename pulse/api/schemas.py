@@ -100,7 +100,8 @@ class Body(BaseModel):
                 continue
             kept = [option for option in prop.pop("anyOf") if option.get("type") != "null"]
             prop.pop("default", None)
-            prop.update(kept[0] if len(kept) == 1 else {"anyOf": kept})
+            stated = kept[0] if len(kept) == 1 else {"anyOf": kept}
+            prop.update({key: value for key, value in stated.items() if key not in prop})  # the field's extras win
         return json_schema
 
     @classmethod
@@ -131,13 +132,15 @@ TICKET_ALIASES = INPUT_ALIASES
 # Bounded lists: ids named in one request are checked in one query, but not without end.
 MAX_MENTIONS = 100
 MAX_TEAM_MEMBERS = 1000
+MAX_DESCRIPTION = 5_000
+MAX_URL = 2_000
 
 
 class TicketFieldsBody(Body, TicketChanges):
     """The ticket's writable fields and their limits (``TicketChanges``), in camelCase; with the API
     guide's aliases and ``category`` (a category's id or name, resolved by the service)."""
 
-    category: Id | str | None = None
+    category: Id | Annotated[str, Field(max_length=200)] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -176,7 +179,7 @@ class AccountBody(Body):
 
 class TokenBody(Body):
     name: str = Field(min_length=1, max_length=200)
-    permissions: list[Permission] = Field(min_length=1)
+    permissions: list[Permission] = Field(min_length=1, max_length=len(Permission))
     user_id: Id | None = None
 
 
@@ -204,10 +207,10 @@ class UserPatch(Body):
 
 class TeamBody(Body):
     name: str = Field(min_length=1, max_length=200)
-    description: str | None = None
+    description: str | None = Field(default=None, max_length=MAX_DESCRIPTION)
     manager_user_id: Id | None = None
     member_ids: list[Id] = Field(default=[], max_length=MAX_TEAM_MEMBERS)
-    slack_webhook_url: str | None = None
+    slack_webhook_url: str | None = Field(default=None, max_length=MAX_URL)
 
     @model_validator(mode="before")
     @classmethod
@@ -217,10 +220,10 @@ class TeamBody(Body):
 
 class TeamPatch(Body):
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    description: str | None = None
+    description: str | None = Field(default=None, max_length=MAX_DESCRIPTION)
     manager_user_id: Id | None = None
     member_ids: list[Id] | None = Field(default=None, max_length=MAX_TEAM_MEMBERS)
-    slack_webhook_url: str | None = None
+    slack_webhook_url: str | None = Field(default=None, max_length=MAX_URL)
     version: int | None = None
 
     _not_null = field_validator("name")(not_null)
@@ -233,12 +236,12 @@ class TeamPatch(Body):
 
 class NamedBody(Body):
     name: str = Field(min_length=1, max_length=200)
-    description: str | None = None
+    description: str | None = Field(default=None, max_length=MAX_DESCRIPTION)
 
 
 class NamedPatch(Body):
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    description: str | None = None
+    description: str | None = Field(default=None, max_length=MAX_DESCRIPTION)
     version: int | None = None
 
     _not_null = field_validator("name")(not_null)

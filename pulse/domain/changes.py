@@ -17,12 +17,13 @@ import json
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, field_validator, model_serializer
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, field_validator, model_serializer
 
 from pulse.domain import records
 from pulse.domain.errors import Conflict, ValidationFailed, VersionConflict
 from pulse.domain.notify import notify_payload
-from pulse.domain.ticket_fields import EMAIL_SCHEMA, TICKET_FIELDS, RowId, limited, plausible_email, tags_are_short
+from pulse.domain.ticket_fields import (EMAIL_SCHEMA, TICKET_FIELDS, RowId, limited, plausible_email, tags_are_short,
+                                       tags_schema)
 from pulse.domain.tickets import (
     PRIORITY_SEVERITY,
     AuthorType,
@@ -77,7 +78,7 @@ class TicketChanges(BaseModel):
     assigned_to_team_id: RowId | None = None
     type_id: RowId | None = None
     category_id: RowId | None = None
-    tags: list[str] | None = None
+    tags: list[str] | None = Field(default=None, json_schema_extra=tags_schema)  # checked by tags_are_short
     requester_name: str | None = limited("requester_name")
     requester_email: str | None = limited("requester_email", schema=EMAIL_SCHEMA)
     requester_phone: str | None = limited("requester_phone")

@@ -146,6 +146,13 @@ def plausible_email(value: str | None) -> str | None:
 MAX_TAGS = 50  # tags on one ticket
 
 
+def tags_schema(schema: dict[str, Any]) -> None:
+    """The bounds :func:`tags_are_short` checks, stated on the field's array (a list or null)."""
+    for option in schema.get("anyOf", [schema]):
+        if option.get("type") == "array":
+            option.update(maxItems=MAX_TAGS, items={"type": "string", "maxLength": FIELDS["tags"].max_length})
+
+
 def tags_are_short(value: list[str] | None) -> list[str] | None:
     limit = FIELDS["tags"].max_length
     if value is not None and len(value) > MAX_TAGS:

@@ -110,3 +110,42 @@ async def test_the_openapi_document_states_what_the_api_checks(account: AccountC
     assert if_match["in"] == "header" and "pattern" in if_match["schema"]["anyOf"][0]
     stream = document["paths"]["/api/notifications/stream"]["get"]["responses"]["200"]["content"]
     assert list(stream) == ["text/event-stream"]
+
+
+def unbounded_parts(schemas: dict, node: object, path: str, seen: frozenset[str] = frozenset()) -> list[str]:
+    """The strings, lists and maps under ``node`` (a request body's schema) with no size limit."""
+    if not isinstance(node, dict):
+        return []
+    if "$ref" in node:
+        name = node["$ref"].rsplit("/", 1)[-1]
+        return [] if name in seen else unbounded_parts(schemas, schemas[name], path, seen | {name})
+    found = [part for key in ("anyOf", "oneOf", "allOf") for option in node.get(key, [])
+             for part in unbounded_parts(schemas, option, path, seen)]
+    kind = node.get("type")
+    if kind == "string" and not {"maxLength", "enum", "format", "pattern"} & set(node) and "enum" not in node:
+        found.append(path)
+    if kind == "array":
+        if "maxItems" not in node and "prefixItems" not in node:
+            found.append(f"{path}[]")
+        found += unbounded_parts(schemas, node.get("items"), f"{path}[]", seen)
+    for name, value in node.get("properties", {}).items():
+        found += unbounded_parts(schemas, value, f"{path}.{name}", seen)
+    if isinstance(node.get("additionalProperties"), dict):
+        if "maxProperties" not in node:
+            found.append(f"{path}{{}}")
+        found += unbounded_parts(schemas, node["additionalProperties"], f"{path}{{}}", seen)
+    return found
+
+
+async def test_every_string_and_list_a_request_body_may_hold_has_a_limit(account: AccountContext) -> None:
+    """Bounded inputs (422 naming the field) beyond the body limit: a new field cannot ship without one.
+    An uploaded file is bounded by the upload limit instead."""
+    document = (await account.get("/openapi.json")).json()
+    unbounded = []
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            for media, content in operation.get("requestBody", {}).get("content", {}).items():
+                if media == "application/json":
+                    unbounded += [f"{method.upper()} {path} {part}"
+                                  for part in unbounded_parts(document["components"]["schemas"], content["schema"], "body")]
+    assert unbounded == [], "\n".join(unbounded)

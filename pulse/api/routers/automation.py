@@ -61,13 +61,13 @@ class UnsavedRule(RuleParts):
 
 class TestSavedBody(Body):
     ticket_id: Id
-    trigger: str | None = Field(default=None, json_schema_extra=_TRIGGER)
+    trigger: str | None = Field(default=None, max_length=50, json_schema_extra=_TRIGGER)
 
 
 class TestUnsavedBody(Body):
     rule: UnsavedRule
     ticket_id: Id
-    trigger: str | None = Field(default=None, json_schema_extra=_TRIGGER)
+    trigger: str | None = Field(default=None, max_length=50, json_schema_extra=_TRIGGER)
 
 
 @router.get("")
@@ -96,19 +96,19 @@ async def test_unsaved_rule(body: TestUnsavedBody, principal: Manager, rules: Ru
     return await rules.test_unsaved(principal.account_id, body.rule.model_dump(), body.ticket_id, body.trigger)
 
 
-@router.get("/{rule_id}")
+@router.get("/{rule_id:int}")
 async def get_rule(rule_id: Id, principal: Reader, rules: Rules) -> dict:
     return await rules.get(principal.account_id, rule_id)
 
 
-@router.put("/{rule_id}")
+@router.put("/{rule_id:int}")
 async def replace_rule(rule_id: Id, body: AutomationRuleBody, principal: Manager, rules: Rules,
                        if_match: IfMatchHeader = None) -> dict:
     return await rules.replace(principal.account_id, rule_id, body.model_dump(exclude={"version"}),
                                expected_version(if_match, body.version))
 
 
-@router.delete("/{rule_id}", status_code=204)
+@router.delete("/{rule_id:int}", status_code=204)
 async def delete_rule(rule_id: Id, principal: Manager, rules: Rules) -> Response:
     await rules.delete(principal.account_id, rule_id)
     return Response(status_code=204)

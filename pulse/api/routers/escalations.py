@@ -44,7 +44,7 @@ class EscalationRuleBody(Body):
     escalate_to_team_id: Id | None = None
     escalate_to_rotation_id: Id | None = None
     reassign: bool = False
-    notification_channels: list[str] = Field(default=["in_app"], max_length=4)
+    notification_channels: list[Annotated[str, Field(max_length=20)]] = Field(default=["in_app"], max_length=4)
     business_hours_only: bool = False
     add_internal_note: bool = False
     internal_note_template: str | None = Field(default=None, max_length=5_000)

@@ -48,16 +48,16 @@ class ConfigBody(Body):
     write-only: leave them out (or send back the masked value) to keep them."""
 
     enabled: bool | None = None
-    api_url: str | None = None
-    api_key: str | None = Field(default=None, description="write-only")
-    webhook_secret: str | None = Field(default=None, description="write-only")
+    api_url: str | None = Field(default=None, max_length=2000)
+    api_key: str | None = Field(default=None, max_length=1000, description="write-only")
+    webhook_secret: str | None = Field(default=None, max_length=1000, description="write-only")
     auto_sync: bool | None = None
     sync_interval_minutes: int | None = None
     sync_direction: SyncDirection | None = None
     default_assignee_id: int | None = None
     default_team_id: int | None = None
     sync_internal_notes: bool | None = None
-    status_mapping: dict[str, str] | None = None
+    status_mapping: dict[str, Annotated[str, Field(max_length=100)]] | None = Field(default=None, max_length=100)
     version: int | None = None
 
 

@@ -36,23 +36,26 @@ SSE_PING_SECONDS = 15
 # -- settings ---------------------------------------------------------------------------------------
 
 class EmailSettingsBody(Body):
-    smtp_host: str | None = None
+    smtp_host: str | None = Field(default=None, max_length=255)
     smtp_port: int | None = None
     starttls: bool | None = None
-    username: str | None = None
-    password: str | None = Field(default=None, description="write-only; omit (or send the masked value) to keep it")
-    from_address: str | None = None
+    username: str | None = Field(default=None, max_length=320)
+    password: str | None = Field(default=None, max_length=1000,
+                                 description="write-only; omit (or send the masked value) to keep it")
+    from_address: str | None = Field(default=None, max_length=320)
 
 
 class SmsSettingsBody(Body):
-    gateway_url: str | None = None
-    account_sid: str | None = None
-    auth_token: str | None = Field(default=None, description="write-only; omit (or send the masked value) to keep it")
-    from_number: str | None = None
+    gateway_url: str | None = Field(default=None, max_length=2000)
+    account_sid: str | None = Field(default=None, max_length=100)
+    auth_token: str | None = Field(default=None, max_length=500,
+                                   description="write-only; omit (or send the masked value) to keep it")
+    from_number: str | None = Field(default=None, max_length=50)
 
 
 class SlackSettingsBody(Body):
-    webhook_url: str | None = Field(default=None, description="write-only; omit (or send the masked value) to keep it")
+    webhook_url: str | None = Field(default=None, max_length=2000,
+                                    description="write-only; omit (or send the masked value) to keep it")
 
 
 class NotificationSettingsBody(Body):

@@ -12,7 +12,7 @@ from pydantic import Field, ValidationError, field_validator
 from pulse.api.deps import IdempotencyKeyHeader, IfMatchHeader, Manager, Reader, Session, request_hash
 from pulse.api.pagination import Page, page_params, paginated
 from pulse.api.routers.tickets import expected_version
-from pulse.api.schemas import Body, Id, not_null
+from pulse.api.schemas import MAX_TEAM_MEMBERS, Body, Id, not_null
 from pulse.domain.errors import ValidationFailed
 from pulse.domain.rotation import MAX_WEIGHT, MIN_WEIGHT
 from pulse.services.rotations import RotationService
@@ -29,12 +29,12 @@ class RotationMemberBody(Body):
 class RotationBody(Body):
     name: str = Field(min_length=1, max_length=200)
     # Checked one by one (``members_values``), so a bad member is named ``members[2].userId``.
-    members: list[Any] = []
+    members: list[Any] = Field(default=[], max_length=MAX_TEAM_MEMBERS)
 
 
 class RotationPatch(Body):
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    members: list[Any] | None = None
+    members: list[Any] | None = Field(default=None, max_length=MAX_TEAM_MEMBERS)
     version: int | None = None
 
     _not_null = field_validator("name", "members")(not_null)

@@ -35,13 +35,16 @@ MAX_MINUTES = 366 * 24 * 60
 # -- bodies and views -------------------------------------------------------------------------------
 
 Window = tuple[str, str]
+MAX_WINDOWS = 48  # opening windows in one day
+MAX_HOLIDAYS = 2_000  # holiday dates in one calendar
+MAX_REFERENCES = 500  # types, categories or teams a conditional policy names
 # What the schema can say of a calendar (the rest: a window starts before it ends, a day's windows
 # do not overlap, is checked by ``BusinessCalendar``).
 _ZONE = {"enum": list(iana_zone_names())}
 _COUNTRY = {"enum": list(holiday_country_codes())}
 _HHMM = {"type": "string", "pattern": "^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"}
-_WEEK = {"propertyNames": {"enum": list(DAY_NAMES)},
-         "additionalProperties": {"type": "array", "items": {
+_WEEK = {"propertyNames": {"enum": list(DAY_NAMES)}, "maxProperties": len(DAY_NAMES),
+         "additionalProperties": {"type": "array", "maxItems": MAX_WINDOWS, "items": {
              "type": "array", "prefixItems": [_HHMM, _HHMM], "minItems": 2, "maxItems": 2}}}
 
 
@@ -49,7 +52,7 @@ class CalendarBody(Body):
     name: str = Field(min_length=1, max_length=200)
     timezone: str = Field(min_length=1, max_length=64, json_schema_extra=_ZONE)
     weekly_hours: dict[str, list[Window]] = Field(json_schema_extra=_WEEK)
-    holidays: list[date] = []
+    holidays: list[date] = Field(default=[], max_length=MAX_HOLIDAYS)
     holiday_country: str | None = Field(default=None, max_length=8, json_schema_extra=_COUNTRY)
 
 
@@ -57,7 +60,7 @@ class CalendarUpdateBody(Body):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     timezone: str | None = Field(default=None, min_length=1, max_length=64, json_schema_extra=_ZONE)
     weekly_hours: dict[str, list[Window]] | None = Field(default=None, json_schema_extra=_WEEK)
-    holidays: list[date] | None = None
+    holidays: list[date] | None = Field(default=None, max_length=MAX_HOLIDAYS)
     holiday_country: str | None = Field(default=None, max_length=8, json_schema_extra=_COUNTRY)
     version: int | None = None
 
@@ -65,11 +68,11 @@ class CalendarUpdateBody(Body):
 
 
 class ConditionsBody(Body):
-    priorities: list[Priority] | None = None
-    tags: list[str] | None = None
-    type_ids: list[int] | None = None
-    category_ids: list[int] | None = None
-    team_ids: list[int] | None = None
+    priorities: list[Priority] | None = Field(default=None, max_length=len(Priority))
+    tags: list[Annotated[str, Field(max_length=100)]] | None = Field(default=None, max_length=50)
+    type_ids: list[int] | None = Field(default=None, max_length=MAX_REFERENCES)
+    category_ids: list[int] | None = Field(default=None, max_length=MAX_REFERENCES)
+    team_ids: list[int] | None = Field(default=None, max_length=MAX_REFERENCES)
 
 
 class PolicyFields(Body):
@@ -78,7 +81,7 @@ class PolicyFields(Body):
     resolution_minutes: int | None = Field(default=None, ge=1, le=MAX_MINUTES)
     at_risk_percent: int | None = Field(default=None, ge=1, le=100)
     calendar_id: int | None = None
-    pause_statuses: list[TicketStatus] | None = None
+    pause_statuses: list[TicketStatus] | None = Field(default=None, max_length=len(TicketStatus))
     version: int | None = None
 
     _not_null = field_validator("name", "first_response_minutes", "resolution_minutes", "at_risk_percent",
@@ -99,7 +102,7 @@ class PriorityPolicyBody(PolicyFields):
 
 
 class PolicyListBody(Body):
-    policies: list[PriorityPolicyBody] = Field(min_length=1)
+    policies: list[PriorityPolicyBody] = Field(min_length=1, max_length=len(Priority))
 
 
 class PolicyCreateBody(Body):
@@ -109,7 +112,7 @@ class PolicyCreateBody(Body):
     resolution_minutes: int = Field(ge=1, le=MAX_MINUTES)
     at_risk_percent: int = Field(default=80, ge=1, le=100)
     calendar_id: int | None = None
-    pause_statuses: list[TicketStatus] = [TicketStatus.WAITING_CUSTOMER]
+    pause_statuses: list[TicketStatus] = Field(default=[TicketStatus.WAITING_CUSTOMER], max_length=len(TicketStatus))
     order: int = Field(default=0, ge=0, le=MAX_INT)
     enabled: bool = True
 
@@ -143,7 +146,8 @@ async def list_policies(principal: Reader, session: Session,
 @router.put("/policies")
 async def put_priority_policies(
     principal: Manager, session: Session,
-    body: Annotated[Union[list[PriorityPolicyBody], PolicyListBody], BodyParam()],
+    body: Annotated[Union[Annotated[list[PriorityPolicyBody], Field(max_length=len(Priority))], PolicyListBody],
+                    BodyParam()],
 ) -> dict:
     """Set several priority policies at once: a list of ``{priority, …}`` or ``{"policies": [...]}``.
     Answers with every policy."""
