@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 
 from pulse.api.deps import Reader, Session
+from pulse.domain.calendar import iana_zone_names
 from pulse.domain.errors import ValidationFailed
 from pulse.domain.ids import is_storable_id
 from pulse.domain.reports import GROUPS, report_range, zone_named
@@ -98,16 +99,23 @@ def summary_csv(report: dict[str, Any]) -> Response:
     return _csv(rows, "summary.csv")
 
 
+# What the schema says of the parameters (the handlers check them and name the one that is wrong).
+_DAY_OR_INSTANT = {"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]}
+_ZONE = {"enum": list(iana_zone_names())}
+_ID = "^[0-9]{1,19}$"
+_PRIORITIES = "^(urgent|high|medium|low)(,(urgent|high|medium|low))*$"
+
+
 @router.get("/tickets", responses=_CSV_RESPONSE)
 async def tickets_report(
     request: Request, principal: Reader, session: Session,
-    start: Annotated[str | None, Query(alias="from", max_length=64)] = None,
-    end: Annotated[str | None, Query(alias="to", max_length=64)] = None,
-    group_by: Annotated[str, Query(alias="groupBy", max_length=16)] = "day",
-    time_zone: Annotated[str | None, Query(alias="timezone", max_length=64)] = None,
-    team_id: Annotated[str | None, Query(alias="teamId", max_length=32)] = None,
-    priority: Annotated[str | None, Query(max_length=64)] = None,
-    type_id: Annotated[str | None, Query(alias="typeId", max_length=32)] = None,
+    start: Annotated[str | None, Query(alias="from", max_length=64, json_schema_extra=_DAY_OR_INSTANT)] = None,
+    end: Annotated[str | None, Query(alias="to", max_length=64, json_schema_extra=_DAY_OR_INSTANT)] = None,
+    group_by: Annotated[str, Query(alias="groupBy", max_length=16, json_schema_extra={"enum": list(GROUPS)})] = "day",
+    time_zone: Annotated[str | None, Query(alias="timezone", max_length=64, json_schema_extra=_ZONE)] = None,
+    team_id: Annotated[str | None, Query(alias="teamId", max_length=32, pattern=_ID)] = None,
+    priority: Annotated[str | None, Query(max_length=64, pattern=_PRIORITIES)] = None,
+    type_id: Annotated[str | None, Query(alias="typeId", max_length=32, pattern=_ID)] = None,
 ) -> Any:
     """Tickets created, resolutions, reopens, closes and the backlog at each bucket's end, per
     day, week (Monday–Sunday) or month of ``timezone`` (default UTC: accounts carry no time zone).
@@ -127,9 +135,9 @@ async def tickets_report(
 @router.get("/summary", responses=_CSV_RESPONSE)
 async def summary_report(
     request: Request, principal: Reader, session: Session,
-    start: Annotated[str | None, Query(alias="from", max_length=64)] = None,
-    end: Annotated[str | None, Query(alias="to", max_length=64)] = None,
-    time_zone: Annotated[str | None, Query(alias="timezone", max_length=64)] = None,
+    start: Annotated[str | None, Query(alias="from", max_length=64, json_schema_extra=_DAY_OR_INSTANT)] = None,
+    end: Annotated[str | None, Query(alias="to", max_length=64, json_schema_extra=_DAY_OR_INSTANT)] = None,
+    time_zone: Annotated[str | None, Query(alias="timezone", max_length=64, json_schema_extra=_ZONE)] = None,
 ) -> Any:
     """The tickets created in ``[from, to)``: SLA compliance (decided metrics met, %), average
     first response and resolution time (``timeUnit``: minutes on each ticket's SLA clock —
