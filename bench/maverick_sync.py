@@ -45,7 +45,7 @@ import psycopg  # noqa: E402
 from bench.common import wait_healthy  # noqa: E402
 from bench.escalation import Stack, admin_url, percentile  # noqa: E402
 
-DATABASE = "pulse_bench_maverick"
+DATABASE = os.environ.get("PULSE_BENCH_DATABASE", "pulse_bench_maverick")
 TASK_QUEUE = "pulse-bench-maverick"
 SIM_KEY = "bench-maverick-key"
 

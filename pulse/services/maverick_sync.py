@@ -114,8 +114,10 @@ class MaverickImporter:
             ticket = await TicketStore(session).read(account_id, link.ticket_id) if link is not None else None
         if link is None:
             async with self.sessions() as session, session.begin():
-                link, fresh = await MaverickLinkRepository(session).reserve(account_id, remote.id, looked_up=True)
+                # The placement first: the reservation locks the account's row (its ticket
+                # numbers) until this transaction ends, so it comes last.
                 placement = await self._placement_in(session, account_id, settings, remote, placements)
+                link, fresh = await MaverickLinkRepository(session).reserve(account_id, remote.id, looked_up=True)
             if not fresh:  # another caller reserved it first: its ticket may exist by now
                 async with self.sessions() as session:
                     ticket = await TicketStore(session).read(account_id, link.ticket_id)
