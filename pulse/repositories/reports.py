@@ -172,7 +172,7 @@ class ReportQueries:
         where = _filters(filters)
         unchanged = await self.session.scalar(text(
             "SELECT count(*) FROM tickets t WHERE t.account_id = :account_id AND t.deleted_at IS NULL"
-            " AND t.status NOT IN ('resolved', 'closed') AND coalesce(t.status_changed_at, t.created_at) < :at"
+            " AND t.status IN ('open', 'in_progress', 'waiting_customer') AND coalesce(t.status_changed_at, t.created_at) < :at"
             f" AND t.created_at < :at {where}"), _params(account_id, filters, at=instant))
         changed = await self.session.scalar(text(
             "SELECT count(*) FROM tickets t CROSS JOIN LATERAL ("
