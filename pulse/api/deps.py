@@ -56,7 +56,11 @@ def requires(permission: Permission) -> Callable[..., Principal]:
     return check
 
 
-Session = Annotated[AsyncSession, Depends(db_session)]
+# scope="function": the transaction commits before the answer is sent. FastAPI's default for a
+# dependency with yield ("request") ends it after the response: a client could read before the
+# write was committed (a config PUT, then "sync now" → 409 not enabled), and a failing commit would
+# follow a 2xx already sent.
+Session = Annotated[AsyncSession, Depends(db_session, scope="function")]
 Sessions = Annotated[SessionFactory, Depends(get_sessions)]
 Temporal = Annotated[Client, Depends(get_temporal)]
 Reader = Annotated[Principal, Depends(requires(Permission.READ_SUPPORT))]
