@@ -113,10 +113,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        if error.status_code == 400 and error.detail == "There was an error parsing the body":
-            # Bytes that are not JSON text at all (FastAPI's 400): bad input like any other, a 422.
-            return error_response(422, "validation_error", "the body is not valid JSON",
-                                  [{"field": "body", "message": "not valid JSON (UTF-8)"}])
+        if error.status_code == 400:
+            # A body that cannot be parsed at all (bytes that are not JSON text, a multipart body
+            # without its boundary): bad input like any other, a 422.
+            if error.detail == "There was an error parsing the body":
+                return error_response(422, "validation_error", "the body is not valid JSON",
+                                      [{"field": "body", "message": "not valid JSON (UTF-8)"}])
+            message = error.detail if isinstance(error.detail, str) else "the body cannot be parsed"
+            return error_response(422, "validation_error", message, [{"field": "body", "message": message}])
         code = _HTTP_CODES.get(error.status_code, "error")
         message = error.detail if isinstance(error.detail, str) else code
         if error.status_code == 404 and message == "Not Found":

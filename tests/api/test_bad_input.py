@@ -149,3 +149,10 @@ async def test_every_string_and_list_a_request_body_may_hold_has_a_limit(account
                     unbounded += [f"{method.upper()} {path} {part}"
                                   for part in unbounded_parts(document["components"]["schemas"], content["schema"], "body")]
     assert unbounded == [], "\n".join(unbounded)
+
+
+async def test_a_body_that_cannot_be_parsed_at_all_is_a_422(account: AccountContext) -> None:
+    ticket = await account.create_ticket()
+    no_boundary = await account.post(f"/api/tickets/{ticket['id']}/attachments", content=b"--x\r\n",
+                                     headers={"Content-Type": "multipart/form-data"})
+    assert no_boundary.status_code == 422 and no_boundary.json()["error"] == "validation_error", no_boundary.text
