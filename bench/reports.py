@@ -17,7 +17,7 @@ While a writer process changes tickets through ``TicketEngine`` (creates, resolv
 closes, one transaction each, rollup included) at ``--write-rate`` per second.
 
     .venv/bin/python bench/search.py --embedded /work/bench/pg --generate-only   # data, once (~10 min)
-    .venv/bin/python bench/reports.py --embedded /work/bench/pg [--queries 60] [--write-rate 50]
+    .venv/bin/python bench/reports.py --embedded /work/bench/pg [--queries 60] [--write-rate 25]
 """
 
 from __future__ import annotations
@@ -61,15 +61,18 @@ def prepare() -> None:
         db.execute("""
             INSERT INTO ticket_timeline (account_id, ticket_id, event_type, actor, field, from_value, to_value, data,
                                          created_at)
-            SELECT account_id, id, 'ticket_created', 'user', NULL, NULL, NULL, '{"status": "open"}', created_at
+            SELECT account_id, id, 'ticket_created', 'user', NULL, 'null'::jsonb, 'null'::jsonb, '{"status": "open"}'::jsonb,
+                   created_at
               FROM tickets t WHERE account_id = %(a)s
                AND NOT EXISTS (SELECT 1 FROM ticket_timeline e WHERE e.ticket_id = t.id)
             UNION ALL
-            SELECT account_id, id, 'status_changed', 'user', 'status', '"open"', '"resolved"', '{}', resolved_at
+            SELECT account_id, id, 'status_changed', 'user', 'status', '"open"'::jsonb, '"resolved"'::jsonb, '{}'::jsonb,
+                   resolved_at
               FROM tickets t WHERE account_id = %(a)s AND resolved_at IS NOT NULL
                AND NOT EXISTS (SELECT 1 FROM ticket_timeline e WHERE e.ticket_id = t.id)
             UNION ALL
-            SELECT account_id, id, 'status_changed', 'user', 'status', '"resolved"', '"closed"', '{}', closed_at
+            SELECT account_id, id, 'status_changed', 'user', 'status', '"resolved"'::jsonb, '"closed"'::jsonb, '{}'::jsonb,
+                   closed_at
               FROM tickets t WHERE account_id = %(a)s AND closed_at IS NOT NULL
                AND NOT EXISTS (SELECT 1 FROM ticket_timeline e WHERE e.ticket_id = t.id)
             ORDER BY 9""", {"a": account_id})
@@ -222,7 +225,7 @@ async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--embedded", type=Path, metavar="DIR")
     parser.add_argument("--queries", type=int, default=60, help="queries per kind")
-    parser.add_argument("--write-rate", type=float, default=50, help="ticket writes per second meanwhile (0: none)")
+    parser.add_argument("--write-rate", type=float, default=25, help="ticket writes per second meanwhile (0: none)")
     parser.add_argument("--writer-url", help=argparse.SUPPRESS)  # the writer subprocess
     parser.add_argument("--writer-seconds", type=float, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
