@@ -70,7 +70,7 @@ Authenticated = Annotated[Principal, Depends(current_principal)]
 # ``Idempotency-Key`` on creating POSTs (stored in a 200-character column).
 IdempotencyKeyHeader = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)]
 # ``If-Match``: the version the change was made against (``3``, ``"3"`` and ``W/"3"`` alike), or ``*``.
-IfMatchHeader = Annotated[str | None, Header(alias="If-Match", pattern=r'^\s*(\*|(W/)?"?[0-9]{1,10}"?)\s*$',
+IfMatchHeader = Annotated[str | None, Header(alias="If-Match", pattern=r'^(\*|(W/)?"?[0-9]{1,10}"?)$',
                                              description="the version the change was made against, or *")]
 
 

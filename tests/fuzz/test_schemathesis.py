@@ -72,6 +72,9 @@ async def fuzz(api: str, token: str, report: Path, selection: list[str]) -> tupl
         "run", f"{api}/openapi.json", "--header", f"Authorization: Bearer {token}", "--workers", "2",
         "--request-timeout", "60", "--seed", "20261201", "--report-dir", str(report),
         "--checks", "all" if LONG else "not_a_server_error",
+        # "A request the schema allows was refused": the 422s for rules a JSON schema cannot state
+        # (docs/decisions.md, "Zero 5xx on bad input").
+        *(["--exclude-checks", "positive_data_acceptance"] if LONG else []),
         "--max-examples", "100" if LONG else "2",
         *([] if LONG else ["--phases", "fuzzing"]), *selection,
     ]

@@ -100,7 +100,8 @@ def summary_csv(report: dict[str, Any]) -> Response:
 
 
 # What the schema says of the parameters (the handlers check them and name the one that is wrong).
-_DAY_OR_INSTANT = {"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]}
+_DAY_OR_INSTANT: dict[str, Any] = {"min_length": 1, "max_length": 64, "json_schema_extra": {
+    "anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]}}
 _ZONE = {"enum": list(iana_zone_names())}
 _ID = "^[0-9]{1,19}$"
 _PRIORITIES = "^(urgent|high|medium|low)(,(urgent|high|medium|low))*$"
@@ -109,8 +110,8 @@ _PRIORITIES = "^(urgent|high|medium|low)(,(urgent|high|medium|low))*$"
 @router.get("/tickets", responses=_CSV_RESPONSE)
 async def tickets_report(
     request: Request, principal: Reader, session: Session,
-    start: Annotated[str | None, Query(alias="from", max_length=64, json_schema_extra=_DAY_OR_INSTANT)] = None,
-    end: Annotated[str | None, Query(alias="to", max_length=64, json_schema_extra=_DAY_OR_INSTANT)] = None,
+    start: Annotated[str | None, Query(alias="from", **_DAY_OR_INSTANT)] = None,
+    end: Annotated[str | None, Query(alias="to", **_DAY_OR_INSTANT)] = None,
     group_by: Annotated[str, Query(alias="groupBy", max_length=16, json_schema_extra={"enum": list(GROUPS)})] = "day",
     time_zone: Annotated[str | None, Query(alias="timezone", max_length=64, json_schema_extra=_ZONE)] = None,
     team_id: Annotated[str | None, Query(alias="teamId", max_length=32, pattern=_ID)] = None,
@@ -135,8 +136,8 @@ async def tickets_report(
 @router.get("/summary", responses=_CSV_RESPONSE)
 async def summary_report(
     request: Request, principal: Reader, session: Session,
-    start: Annotated[str | None, Query(alias="from", max_length=64, json_schema_extra=_DAY_OR_INSTANT)] = None,
-    end: Annotated[str | None, Query(alias="to", max_length=64, json_schema_extra=_DAY_OR_INSTANT)] = None,
+    start: Annotated[str | None, Query(alias="from", **_DAY_OR_INSTANT)] = None,
+    end: Annotated[str | None, Query(alias="to", **_DAY_OR_INSTANT)] = None,
     time_zone: Annotated[str | None, Query(alias="timezone", max_length=64, json_schema_extra=_ZONE)] = None,
 ) -> Any:
     """The tickets created in ``[from, to)``: SLA compliance (decided metrics met, %), average

@@ -26,15 +26,20 @@ class RotationMemberBody(Body):
     paused: bool = False
 
 
+# What the schema says of a member (the list is checked member by member, for exact error paths).
+_MEMBERS = {"items": {key: value for key, value in RotationMemberBody.model_json_schema(by_alias=True).items()
+                      if key != "title"}}
+
+
 class RotationBody(Body):
     name: str = Field(min_length=1, max_length=200)
     # Checked one by one (``members_values``), so a bad member is named ``members[2].userId``.
-    members: list[Any] = Field(default=[], max_length=MAX_TEAM_MEMBERS)
+    members: list[Any] = Field(default=[], max_length=MAX_TEAM_MEMBERS, json_schema_extra=_MEMBERS)
 
 
 class RotationPatch(Body):
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    members: list[Any] | None = Field(default=None, max_length=MAX_TEAM_MEMBERS)
+    members: list[Any] | None = Field(default=None, max_length=MAX_TEAM_MEMBERS, json_schema_extra=_MEMBERS)
     version: int | None = None
 
     _not_null = field_validator("name", "members")(not_null)
