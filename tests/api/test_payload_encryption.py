@@ -68,17 +68,17 @@ async def test_a_tickets_history_holds_no_plaintext_and_the_codec_endpoint_reads
     stored, payloads = await raw_history_payloads(temporal_address, f"ticket-{account.account_id}-{ticket['id']}")
     for secret in (SECRET_SUBJECT, SECRET_TEXT, SECRET_EMAIL, "SECRET-DESCRIPTION", "SECRET"):
         assert secret.encode() not in stored, f"{secret!r} is in the history in plaintext"
-    # Left readable by design: search attributes (typed, for visibility queries) and the SDK's
-    # local-activity marker metadata (sequence, attempt, activity type).
+    # Left readable by design: search attributes (typed, for visibility queries) and the SDK's own
+    # marker metadata: local activities' (sequence, attempt, activity type) and patches' (the id).
     plain = [(dict(p.metadata), p.data[:60]) for p in payloads if p.metadata["encoding"] != ENCODING
-             and "type" not in p.metadata and not p.data.startswith(b'{"seq":')]
+             and "type" not in p.metadata and not p.data.startswith((b'{"seq":', b'{"id":'))]
     assert not plain, plain
     assert sum(p.metadata["encoding"] == ENCODING for p in payloads) >= 4  # input, create, comment, results
 
     decoded = await account.post("/codec/decode", json=protobuf_json(payloads),
                                  headers={"X-Namespace": "default"})
     assert decoded.status_code == 200, decoded.text
-    plain = b"".join(base64.b64decode(p["data"]) for p in decoded.json()["payloads"])
+    plain = b"".join(base64.b64decode(p.get("data", "")) for p in decoded.json()["payloads"])  # empty: no "data"
     assert SECRET_SUBJECT.encode() in plain and SECRET_TEXT.encode() in plain
 
 
