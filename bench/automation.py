@@ -26,13 +26,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
-import signal
 import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,7 +40,7 @@ import httpx  # noqa: E402
 import psycopg  # noqa: E402
 
 import bench.write_path as write_path  # noqa: E402
-from bench.common import wait_healthy  # noqa: E402
+from bench.common import run_bench, wait_healthy  # noqa: E402
 from bench.write_path import PROCESSES, Run, Stack, drive, load, merge, show  # noqa: E402
 
 DATABASE = "pulse_bench_automation"
@@ -67,11 +65,6 @@ def recreate_database(server_url: str) -> str:
     return url
 
 
-def drop_database(server_url: str) -> None:
-    from pulse.devstack import with_database
-
-    with psycopg.connect(with_database(server_url, "postgres"), autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
 
 
 async def make_account(database_url: str) -> str:
@@ -246,30 +239,8 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="pulse-bench-automation-"))
     stack = Stack(workdir)
 
-    def on_term(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
-    code = 1
-    try:
-        code = asyncio.run(bench(args, stack))
-    except Exception:
-        stack.show_logs()
-        raise
-    except KeyboardInterrupt:
-        print("\ninterrupted; stopping …", flush=True)
-        code = 130
-    finally:
-        stack.close()
-        if args.keep:
-            print(f"kept {workdir} and database {DATABASE}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-            try:
-                drop_database(os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres")
-            except Exception as error:  # noqa: BLE001
-                print(f"could not drop {DATABASE}: {error}")
-    return code
+    return run_bench(lambda: bench(args, stack), stack, keep=args.keep, database=DATABASE,
+                     server_url=os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 if __name__ == "__main__":

@@ -39,8 +39,6 @@ import email.policy
 import json
 import os
 import re
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -58,7 +56,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import psycopg  # noqa: E402
 
-from bench.common import wait_healthy  # noqa: E402
+from bench.common import drop_database, run_bench, wait_healthy  # noqa: E402
 
 DATABASE = "pulse_bench_escalation"
 TASK_QUEUE = "bench-escalation"
@@ -181,15 +179,7 @@ class Stack:
         self.children.clear()
 
 
-def admin_url(server_url: str) -> str:
-    from pulse.devstack import with_database
 
-    return with_database(server_url, "postgres")
-
-
-def drop_database(server_url: str) -> None:
-    with psycopg.connect(admin_url(server_url), autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
 
 
 # -- the benchmark --------------------------------------------------------------------------------
@@ -261,7 +251,7 @@ async def bench(args: argparse.Namespace, stack: Stack, server_url: str) -> int:
     from pulse.temporal import connect_when_ready
 
     print(f"machine: {os.cpu_count()} CPUs, load {load()} (1/5/15 min)", flush=True)
-    drop_database(server_url)
+    drop_database(server_url, DATABASE)
     database_url = ensure_database(server_url, DATABASE)
     migrate(database_url)
     token = await setup_account(database_url, args)
@@ -455,25 +445,8 @@ def main() -> int:
     server_url = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
     stack = Stack(Path(tempfile.mkdtemp(prefix="pulse-bench-escalation-")))
 
-    def on_term(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
-    try:
-        return asyncio.run(bench(args, stack, server_url))
-    except KeyboardInterrupt:
-        print("interrupted", flush=True)
-        return 130
-    finally:
-        stack.close()
-        if args.keep:
-            print(f"logs kept in {stack.workdir}; database {DATABASE} kept")
-        else:
-            shutil.rmtree(stack.workdir, ignore_errors=True)
-            try:
-                drop_database(server_url)
-            except Exception as error:  # noqa: BLE001 - reported, not fatal
-                print(f"could not drop {DATABASE}: {error}")
+    return run_bench(lambda: bench(args, stack, server_url), stack, keep=args.keep, database=DATABASE,
+                     server_url=server_url)
 
 
 if __name__ == "__main__":

@@ -46,7 +46,6 @@ import asyncio
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -61,9 +60,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
-import psycopg  # noqa: E402
 
-from bench.common import wait_healthy  # noqa: E402
+from bench.common import drop_database, run_bench, wait_healthy  # noqa: E402
 
 DATABASE = "pulse_bench_fanout"
 TASK_QUEUE = "bench-fanout"
@@ -166,17 +164,12 @@ class Stack:
 def recreate_database() -> str:
     from pulse.devstack import ensure_database, migrate
 
-    drop_database()
+    drop_database(server_url(), DATABASE)
     url = ensure_database(server_url(), DATABASE)
     migrate(url)
     return url
 
 
-def drop_database() -> None:
-    from pulse.devstack import with_database
-
-    with psycopg.connect(with_database(server_url(), "postgres"), autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
 
 
 # -- measuring ------------------------------------------------------------------------------------
@@ -691,30 +684,7 @@ def main() -> int:
     sys.path.insert(0, str(stack.code))  # this process too: nothing of pulse is imported before this line
     print(f"code under test: {code} (copied to {stack.code})", flush=True)
 
-    def on_term(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
-    code = 1
-    try:
-        code = asyncio.run(bench(args, stack))
-    except KeyboardInterrupt:
-        print("\ninterrupted; stopping …", flush=True)
-        code = 130
-    except Exception:
-        stack.show_logs()
-        raise
-    finally:
-        stack.close()
-        if args.keep:
-            print(f"kept {workdir} and database {DATABASE}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-            try:
-                drop_database()
-            except Exception as error:  # noqa: BLE001
-                print(f"could not drop {DATABASE}: {error}")
-    return code
+    return run_bench(lambda: bench(args, stack), stack, keep=args.keep, database=DATABASE, server_url=server_url())
 
 
 if __name__ == "__main__":

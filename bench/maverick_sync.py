@@ -28,8 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -42,17 +40,14 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import psycopg  # noqa: E402
 
-from bench.common import wait_healthy  # noqa: E402
-from bench.escalation import Stack, admin_url, percentile  # noqa: E402
+from bench.common import drop_database, run_bench, wait_healthy  # noqa: E402
+from bench.escalation import Stack, percentile  # noqa: E402
 
 DATABASE = os.environ.get("PULSE_BENCH_DATABASE", "pulse_bench_maverick")
 TASK_QUEUE = "pulse-bench-maverick"
 SIM_KEY = "bench-maverick-key"
 
 
-def drop_database(server_url: str) -> None:
-    with psycopg.connect(admin_url(server_url), autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
 
 
 async def make_accounts(database_url: str) -> list[tuple[int, str]]:
@@ -76,7 +71,7 @@ async def bench(args: argparse.Namespace, stack: Stack, server_url: str) -> int:
     from pulse.secretbox import new_key
     from pulse.temporal import connect_when_ready
 
-    drop_database(server_url)
+    drop_database(server_url, DATABASE)
     database_url = ensure_database(server_url, DATABASE)
     migrate(database_url)
     (account_a, token_a), (account_b, token_b) = await make_accounts(database_url)
@@ -265,25 +260,8 @@ def main() -> int:
     server_url = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
     stack = Stack(Path(tempfile.mkdtemp(prefix="pulse-bench-maverick-")))
 
-    def on_term(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
-    try:
-        return asyncio.run(bench(args, stack, server_url))
-    except KeyboardInterrupt:
-        print("interrupted", flush=True)
-        return 130
-    finally:
-        stack.close()
-        if args.keep:
-            print(f"logs kept in {stack.workdir}; database {DATABASE} kept")
-        else:
-            shutil.rmtree(stack.workdir, ignore_errors=True)
-            try:
-                drop_database(server_url)
-            except Exception as error:  # noqa: BLE001 - reported, not fatal
-                print(f"could not drop {DATABASE}: {error}")
+    return run_bench(lambda: bench(args, stack, server_url), stack, keep=args.keep, database=DATABASE,
+                     server_url=server_url)
 
 
 if __name__ == "__main__":
