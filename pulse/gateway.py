@@ -85,6 +85,16 @@ class NoRunningWorkflow(Exception):
     """The ticket has no running workflow (closed, deleted, another account's, or lost)."""
 
 
+async def resuming_when_needed(closed: bool, send: Callable[[bool], Awaitable[Result]]) -> Result:
+    """Send a command to a ticket already looked up: ``send(resume)`` with ``resume`` when its row
+    says closed (a run that loads the ticket takes it), and again with it when an open ticket's
+    workflow turns out to be lost."""
+    try:
+        return await send(closed)
+    except NoRunningWorkflow:
+        return await send(True)
+
+
 class _TicketGates:
     """One semaphore per ticket workflow with waiting or running updates (dropped when idle)."""
 

@@ -17,7 +17,7 @@ from pulse.domain.attachments import Attachment, AttachmentSource, NewAttachment
 from pulse.domain.commands import AddAttachmentInput, DeleteAttachmentInput
 from pulse.domain.errors import DomainError, NotFound
 from pulse.domain.tickets import TicketStatus
-from pulse.gateway import NoRunningWorkflow
+from pulse.gateway import resuming_when_needed
 from pulse.repositories.attachments import AttachmentRepository
 from pulse.services.auth import Principal
 from pulse.services.tickets import TicketService, actor_of
@@ -57,11 +57,8 @@ class AttachmentService:
         command = AddAttachmentInput(actor=actor_of(principal), command_id=command_id, attachment=NewAttachment(
             file_name=clean_file_name(file_name), content_type=clean_content_type(content_type), size=len(content),
             sha256=sha256, source=AttachmentSource.PULSE))
-        closed = ticket.status == TicketStatus.CLOSED.value
-        try:
-            result = await self.tickets.gateway.add_attachment(ticket.account_id, ticket.id, command, resume=closed)
-        except NoRunningWorkflow:
-            result = await self.tickets.gateway.add_attachment(ticket.account_id, ticket.id, command, resume=True)
+        result = await resuming_when_needed(ticket.status == TicketStatus.CLOSED.value, lambda resume: (
+            self.tickets.gateway.add_attachment(ticket.account_id, ticket.id, command, resume=resume)))
         return result.attachment
 
     async def delete(self, principal: Principal, reference: str, attachment_id: int) -> Attachment:
@@ -72,11 +69,8 @@ class AttachmentService:
         if attachment is None:  # checked here too, so a missing one costs no round trip through Temporal
             raise NotFound(f"attachment {attachment_id} of ticket {reference} not found")
         command = DeleteAttachmentInput(actor=actor_of(principal), attachment_id=attachment_id)
-        closed = ticket.status == TicketStatus.CLOSED.value
-        try:
-            result = await self.tickets.gateway.delete_attachment(ticket.account_id, ticket.id, command, resume=closed)
-        except NoRunningWorkflow:
-            result = await self.tickets.gateway.delete_attachment(ticket.account_id, ticket.id, command, resume=True)
+        result = await resuming_when_needed(ticket.status == TicketStatus.CLOSED.value, lambda resume: (
+            self.tickets.gateway.delete_attachment(ticket.account_id, ticket.id, command, resume=resume)))
         return result.attachment
 
     async def list(self, principal: Principal, reference: str, *, page: int,

@@ -13,6 +13,7 @@ were applied, so a later pull sends only new ones).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from pulse.db import SessionFactory
@@ -21,7 +22,7 @@ from pulse.domain.commands import AddAttachmentInput, AddCommentInput
 from pulse.domain.errors import DomainError
 from pulse.domain.maverick_sync import MAVERICK_ACTOR
 from pulse.domain.tickets import AuthorType
-from pulse.gateway import NoRunningWorkflow, TicketGateway
+from pulse.gateway import TicketGateway, resuming_when_needed
 from pulse.integrations.maverick import MaverickClient, MaverickComment, MaverickDocument
 from pulse.repositories.attachments import AttachmentRepository
 
@@ -95,14 +96,12 @@ class MaverickContent:
                          closed, document.id, outcome.documents, outcome)
 
     @staticmethod
-    async def _send(call: object, closed: bool, remote_id: str, applied: list[str], outcome: ContentOutcome) -> None:
+    async def _send(call: Callable[[bool], Awaitable[object]], closed: bool, remote_id: str, applied: list[str],
+                    outcome: ContentOutcome) -> None:
         """Applied, or refused for good (4xx: recorded as skipped, not tried again); an engine that
         cannot be reached leaves it for the next pull."""
         try:
-            try:
-                await call(closed)  # type: ignore[operator]
-            except NoRunningWorkflow:
-                await call(True)  # type: ignore[operator]
+            await resuming_when_needed(closed, call)
         except DomainError as error:
             if error.status >= 500:
                 outcome.failed.append(f"{remote_id}: {error.code}: {error.message}")

@@ -34,7 +34,7 @@ from pulse.domain.errors import DomainError, Forbidden, NotFound, ValidationFail
 from pulse.domain.ids import MAX_INT, parse_id
 from pulse.domain.ticket_query import TicketQuery
 from pulse.domain.tickets import Permission, TicketStatus, parse_ticket_number
-from pulse.gateway import NoRunningWorkflow, TicketGateway
+from pulse.gateway import NoRunningWorkflow, TicketGateway, resuming_when_needed
 from pulse.models import Ticket, TicketCategory, User
 from pulse.repositories.reference import ReferenceRepository
 from pulse.repositories.ticket_lists import TicketLists
@@ -274,10 +274,8 @@ class TicketService:
             # attempt that failed is not replayed as a failure.
             digest = hashlib.sha256(f"{ticket.id}/{idempotency_key}".encode()).hexdigest()[:32]
             comment = comment.model_copy(update={"command_id": f"comment-key/{principal.account_id}/{digest}"})
-        try:
-            result = await self.gateway.comment(ticket.account_id, ticket.id, comment, resume=closed)
-        except NoRunningWorkflow:
-            result = await self.gateway.comment(ticket.account_id, ticket.id, comment, resume=True)
+        result = await resuming_when_needed(closed, lambda resume: (
+            self.gateway.comment(ticket.account_id, ticket.id, comment, resume=resume)))
         return result.comment
 
     async def pause_sla(self, principal: Principal, reference: str, reason: str | None) -> records.Ticket:
