@@ -27,6 +27,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import wait_healthy  # noqa: E402
 from pulse.devstack import free_port  # noqa: E402
 
 TOKEN = "pulse_outage_bench_token"
@@ -92,14 +93,8 @@ async def main(args: argparse.Namespace) -> None:
                            start_new_session=True)
     api = f"http://127.0.0.1:{ports['PULSE_API_PORT']}"
     try:
-        async with httpx.AsyncClient() as http:
-            for _ in range(600):
-                try:
-                    if (await http.get(f"{api}/api/health")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.5)
+        async with httpx.AsyncClient(base_url=api) as http:
+            await wait_healthy(http, timeout=300)
         print(f"pulse dev up ({data_dir}); load {os.getloadavg()[0]:.1f}", flush=True)
 
         def kill_postgres() -> None:
