@@ -4,15 +4,17 @@ p50/p95/p99, while a writer changes tickets.
 Data: ``bench/search.py``'s million tickets (its generator and database, ``--embedded DIR`` for
 its PostgreSQL 18 with shared_buffers 4 GB). Generated tickets have no timeline, so the first
 run gives each one the timeline its row implies (created open; resolved at ``resolved_at``;
-closed at ``closed_at``), sets ``status_changed_at`` and builds the rollup from the timelines
-(``ReportRollup.rebuild``), once.
+closed at ``closed_at``), sets ``status_changed_at`` and builds the rollups from the timelines and
+the tickets (``ReportRollup.rebuild``'s statements), once.
 
 Measured, interleaved, through the repository/service code:
 - **rollup**: ``ReportService.tickets`` (unfiltered, 90 days by day, UTC and Europe/Paris): the
-  15-minute slots ``ticket_report_slots`` kept in each write's transaction;
+  rollups kept in each write's transaction — UTC days for the backlog before the range (and for the
+  whole range when it is cut on UTC days), 15-minute slots for Paris's days;
 - **plain aggregate**: the same figures from the tickets and their timelines
   (``ReportQueries.from_history``, what filtered reports use), unfiltered and by team / priority;
-- **summary**: ``ReportService.summary`` over the same 90 days.
+- **summary**: ``ReportService.summary`` over the same 90 days, from its rollup by UTC creation
+  day (UTC), plus the tickets of the hours around the whole UTC days (Europe/Paris).
 While a writer process changes tickets through ``TicketEngine`` (creates, resolves, reopens and
 closes, one transaction each, rollup included) at ``--write-rate`` per second.
 
@@ -43,6 +45,7 @@ from bench import search  # noqa: E402
 from bench.search import Series, database_url, load, log, start_embedded  # noqa: E402
 
 DAYS = 90
+ROLLUPS = ("ticket_report_slots", "ticket_report_days", "ticket_summary_days")
 
 
 def prepare() -> None:
@@ -78,15 +81,16 @@ def prepare() -> None:
             ORDER BY 9""", {"a": account_id})
         db.execute("UPDATE tickets SET status_changed_at = coalesce(closed_at, resolved_at, created_at) "
                    "WHERE account_id = %s AND status_changed_at IS NULL", (account_id,))
-        log(f"timelines written ({time.monotonic() - started:.0f} s); building the rollup …")
-        with db.transaction():
-            db.execute("DELETE FROM ticket_report_slots WHERE account_id = %s", (account_id,))
-            from pulse.repositories.reports import REBUILD_SQL
+        log(f"timelines written ({time.monotonic() - started:.0f} s); building the rollups …")
+        from pulse.repositories.reports import REBUILD_DAYS_SQL, REBUILD_SQL, REBUILD_SUMMARY_SQL
 
-            db.execute(REBUILD_SQL.replace(":account_id", "%(a)s"), {"a": account_id})
-        db.execute("VACUUM (ANALYZE) tickets")
-        db.execute("VACUUM (ANALYZE) ticket_timeline")
-        db.execute("VACUUM (ANALYZE) ticket_report_slots")
+        with db.transaction():
+            for table in ROLLUPS:
+                db.execute(f"DELETE FROM {table} WHERE account_id = %s", (account_id,))
+            for statement in (REBUILD_SQL, REBUILD_DAYS_SQL, REBUILD_SUMMARY_SQL):
+                db.execute(statement.replace(":account_id", "%(a)s"), {"a": account_id})
+        for table in ("tickets", "ticket_timeline", *ROLLUPS):
+            db.execute(f"VACUUM (ANALYZE) {table}")
         db.execute("INSERT INTO bench_reports_setup VALUES (now())")
         slots = db.execute("SELECT count(*) FROM ticket_report_slots WHERE account_id = %s", (account_id,)).fetchone()[0]
         log(f"prepared in {time.monotonic() - started:.0f} s; {slots:,} rollup slots")
@@ -96,10 +100,9 @@ def prewarm() -> None:
     with psycopg.connect(database_url(), autocommit=True) as db:
         db.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
         db.execute("SELECT pg_prewarm(c.oid, 'buffer') FROM pg_class c WHERE c.relkind IN ('r', 'i') AND c.oid IN ("
-                   "SELECT 'tickets'::regclass UNION SELECT 'ticket_timeline'::regclass "
-                   "UNION SELECT 'ticket_report_slots'::regclass UNION SELECT indexrelid FROM pg_index "
-                   "WHERE indrelid IN ('tickets'::regclass, 'ticket_timeline'::regclass, "
-                   "'ticket_report_slots'::regclass))")
+                   "SELECT unnest(%(tables)s::regclass[]) UNION SELECT indexrelid FROM pg_index "
+                   "WHERE indrelid = ANY(%(tables)s::regclass[]))",
+                   {"tables": ["tickets", "ticket_timeline", *ROLLUPS]})
 
 
 # -- the writer (a separate process, so its CPU is not the measuring loop's) ---------------------------
@@ -194,16 +197,19 @@ async def measure(queries: int, writer: subprocess.Popen[str] | None) -> list[Se
         async with sessions() as session:
             return await ReportQueries(session).from_history(account_id, bounds, filters)
 
-    async def summary() -> Any:
+    async def summary(zone: str) -> Any:
         since, until = window()
+        if zone != "UTC":  # local midnights: the hours around the UTC days are read from the tickets
+            since, until = since - timedelta(hours=1), until - timedelta(hours=1)
         async with sessions() as session:
-            return await ReportService(session).summary(account_id, since, until, zone_named("UTC"))
+            return await ReportService(session).summary(account_id, since, until, zone_named(zone))
 
     kinds: list[tuple[Series, Callable[[], Awaitable[Any]]]] = [
         (Series("by day, 90 days — rollup (UTC)", 50), lambda: rollup("UTC")),
         (Series("by day, 90 days — rollup (Europe/Paris)", 50), lambda: rollup("Europe/Paris")),
         (Series("by day, 90 days — plain aggregate (tickets + timeline)", 50), lambda: plain({})),
-        (Series("summary, 90 days", 50), summary),
+        (Series("summary, 90 days (UTC)", 50), lambda: summary("UTC")),
+        (Series("summary, 90 days (Europe/Paris)", 50), lambda: summary("Europe/Paris")),
         (Series("by day, 90 days, one team — plain aggregate", None),
          lambda: plain({"team_id": rng.choice(team_ids)})),
         (Series("by day, 90 days, priority=urgent — plain aggregate", None), lambda: plain({"priorities": ["urgent"]})),

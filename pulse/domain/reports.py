@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 
 from pulse.domain.calendar import _local_to_utc, is_iana_zone
 from pulse.domain.errors import ValidationFailed
+from pulse.domain.records import Ticket
 
 DONE_STATUSES = frozenset({"resolved", "closed"})
 GROUPS = ("day", "week", "month")
@@ -35,6 +36,7 @@ MAX_BUCKETS = 1000
 # so a day, week or month in any zone starts on a slot boundary (else the report reads the history).
 SLOT = timedelta(minutes=15)
 SLOT_ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)
+DAY = timedelta(days=1)
 COUNTS = ("created", "resolved", "reopened", "closed", "backlog_change")
 
 
@@ -96,6 +98,15 @@ def on_slot(at: datetime) -> bool:
     return (at - SLOT_ORIGIN) % SLOT == timedelta(0)
 
 
+def day_of(at: datetime) -> datetime:
+    """The start of the UTC day holding ``at`` (the rollup's coarse rows)."""
+    return SLOT_ORIGIN + DAY * ((at - SLOT_ORIGIN) // DAY)
+
+
+def on_day(at: datetime) -> bool:
+    return (at - SLOT_ORIGIN) % DAY == timedelta(0)
+
+
 def slot_marks(history: Iterable[StatusMark], *, sign: int = 1) -> dict[datetime, Marks]:
     """The marks of a ticket's history (or part of it) per slot, zero sums left out."""
     slots: dict[datetime, Marks] = {}
@@ -103,6 +114,80 @@ def slot_marks(history: Iterable[StatusMark], *, sign: int = 1) -> dict[datetime
         slot = slot_of(mark.at)
         slots[slot] = slots.get(slot, Marks()) + (mark.marks() if sign > 0 else -mark.marks())
     return {slot: marks for slot, marks in slots.items() if not marks.is_zero()}
+
+
+# -- the summary's rollup ------------------------------------------------------------------------------
+# What the summary counts of a ticket, by its UTC creation day and each dimension the summary groups
+# by. A write adds the difference between the ticket's figures after it and before it (usually
+# none: only a creation, a delete, and changes of priority, team, category, SLA results, response
+# times and escalations move them).
+
+SUMMARY_COUNTS = ("tickets", "escalated", "first_response_met", "first_response_breached", "resolution_met",
+                  "resolution_breached", "first_response_minutes", "first_responses", "resolution_minutes",
+                  "resolutions")
+SUMMARY_DIMENSIONS = ("total", "priority", "team", "category")
+
+
+@dataclass(frozen=True)
+class SummaryFigures:
+    tickets: int = 0
+    escalated: int = 0
+    first_response_met: int = 0
+    first_response_breached: int = 0
+    resolution_met: int = 0
+    resolution_breached: int = 0
+    first_response_minutes: int = 0
+    first_responses: int = 0
+    resolution_minutes: int = 0
+    resolutions: int = 0
+
+    def __add__(self, other: "SummaryFigures") -> "SummaryFigures":
+        return SummaryFigures(*(getattr(self, name) + getattr(other, name) for name in SUMMARY_COUNTS))
+
+    def __neg__(self) -> "SummaryFigures":
+        return SummaryFigures(*(-getattr(self, name) for name in SUMMARY_COUNTS))
+
+    def is_zero(self) -> bool:
+        return not any(getattr(self, name) for name in SUMMARY_COUNTS)
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in SUMMARY_COUNTS}
+
+
+# (UTC creation day, dimension, value): value is the priority, the team or category id as text,
+# "" for no team / no category and for the total.
+SummaryKey = tuple[date, str, str]
+
+
+def _figures(ticket: Ticket) -> SummaryFigures:
+    return SummaryFigures(
+        tickets=1, escalated=int(ticket.escalation_count > 0),
+        first_response_met=int(ticket.sla_first_response_met is True),
+        first_response_breached=int(ticket.sla_first_response_met is False),
+        resolution_met=int(ticket.sla_resolution_met is True),
+        resolution_breached=int(ticket.sla_resolution_met is False),
+        first_response_minutes=ticket.first_response_time or 0, first_responses=int(ticket.first_response_time is not None),
+        resolution_minutes=ticket.resolution_time or 0, resolutions=int(ticket.resolution_time is not None))
+
+
+def summary_marks(ticket: Ticket | None) -> dict[SummaryKey, SummaryFigures]:
+    """What ``ticket`` adds to the summary's rollup (nothing when deleted)."""
+    if ticket is None or ticket.deleted_at is not None:
+        return {}
+    day, figures = ticket.created_at.astimezone(UTC).date(), _figures(ticket)
+    return {(day, "total", ""): figures, (day, "priority", ticket.priority.value): figures,
+            (day, "team", str(ticket.assigned_to_team_id or "")): figures,
+            (day, "category", str(ticket.category_id or "")): figures}
+
+
+def summary_change(before: Ticket | None, after: Ticket | None) -> dict[SummaryKey, SummaryFigures]:
+    """The rollup rows a write moves, and by how much (zero changes left out)."""
+    change: dict[SummaryKey, SummaryFigures] = {}
+    for key, figures in summary_marks(before).items():
+        change[key] = change.get(key, SummaryFigures()) + -figures
+    for key, figures in summary_marks(after).items():
+        change[key] = change.get(key, SummaryFigures()) + figures
+    return {key: figures for key, figures in change.items() if not figures.is_zero()}
 
 
 # -- the buckets of a report -------------------------------------------------------------------------

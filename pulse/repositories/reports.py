@@ -8,7 +8,7 @@ count nowhere. The tests hold the two ways to the same figures."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, text
@@ -17,8 +17,17 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pulse.domain.ids import is_storable_id
-from pulse.domain.reports import COUNTS, Marks, StatusMark
-from pulse.models.reports import TicketReportSlot
+from pulse.domain.reports import (
+    COUNTS,
+    SUMMARY_COUNTS,
+    Marks,
+    StatusMark,
+    SummaryFigures,
+    SummaryKey,
+    day_of,
+    on_day,
+)
+from pulse.models.reports import TicketSummaryDay
 
 # The whole rollup of one account, from its tickets' timelines (the bench's load; migration 0018
 # holds the same statement for every account).
@@ -50,6 +59,54 @@ SELECT account_id, date_bin('15 minutes', at, timestamptz '2000-01-01 00:00:00+0
   ) marks
  GROUP BY account_id, slot
 """
+
+REBUILD_DAYS_SQL = """
+INSERT INTO ticket_report_days (account_id, day, created, resolved, reopened, closed, backlog_change)
+SELECT account_id, date_bin('1 day', slot, timestamptz '2000-01-01 00:00:00+00'),
+       sum(created), sum(resolved), sum(reopened), sum(closed), sum(backlog_change)
+  FROM ticket_report_slots WHERE account_id = :account_id GROUP BY 1, 2
+"""
+
+# The summary's rollup from the tickets: the figures of ``pulse.domain.reports.summary_marks``.
+_SUMMARY_FIGURES = """
+       count(*) AS tickets, count(*) FILTER (WHERE escalation_count > 0) AS escalated,
+       count(*) FILTER (WHERE sla_first_response_met) AS first_response_met,
+       count(*) FILTER (WHERE NOT sla_first_response_met) AS first_response_breached,
+       count(*) FILTER (WHERE sla_resolution_met) AS resolution_met,
+       count(*) FILTER (WHERE NOT sla_resolution_met) AS resolution_breached,
+       coalesce(sum(first_response_time), 0) AS first_response_minutes, count(first_response_time) AS first_responses,
+       coalesce(sum(resolution_time), 0) AS resolution_minutes, count(resolution_time) AS resolutions
+"""
+_SUMMARY_KEYS = """
+       CASE WHEN grouping(priority) = 0 THEN 'priority' WHEN grouping(assigned_to_team_id) = 0 THEN 'team'
+            WHEN grouping(category_id) = 0 THEN 'category' ELSE 'total' END AS dimension,
+       CASE WHEN grouping(priority) = 0 THEN priority
+            WHEN grouping(assigned_to_team_id) = 0 THEN coalesce(assigned_to_team_id::text, '')
+            WHEN grouping(category_id) = 0 THEN coalesce(category_id::text, '') ELSE '' END AS value
+"""
+_SUMMARY_SETS = "GROUPING SETS ((), (priority), (assigned_to_team_id), (category_id))"
+REBUILD_SUMMARY_SQL = f"""
+INSERT INTO ticket_summary_days (account_id, created_on, dimension, value, {", ".join(SUMMARY_COUNTS)})
+SELECT account_id, (created_at AT TIME ZONE 'UTC')::date, {_SUMMARY_KEYS}, {_SUMMARY_FIGURES}
+  FROM tickets WHERE deleted_at IS NULL AND account_id = :account_id
+ GROUP BY account_id, (created_at AT TIME ZONE 'UTC')::date, {_SUMMARY_SETS}
+"""
+
+# A write's marks: per slot, and summed per UTC day (slots locked first, each table in order).
+_ADD_MARKS = text(f"""
+WITH marks AS (
+  SELECT * FROM unnest(CAST(:slots AS timestamptz[]), {", ".join(f"CAST(:{n} AS int[])" for n in COUNTS)})
+           AS m(slot, {", ".join(COUNTS)})),
+slots AS (
+  INSERT INTO ticket_report_slots AS r (account_id, slot, {", ".join(COUNTS)})
+  SELECT :account_id, slot, {", ".join(COUNTS)} FROM marks ORDER BY slot
+  ON CONFLICT (account_id, slot) DO UPDATE SET {", ".join(f"{n} = r.{n} + excluded.{n}" for n in COUNTS)})
+INSERT INTO ticket_report_days AS r (account_id, day, {", ".join(COUNTS)})
+SELECT :account_id, date_bin('1 day', slot, timestamptz '2000-01-01 00:00:00+00'),
+       {", ".join(f"sum({n})" for n in COUNTS)}
+  FROM marks GROUP BY 2 ORDER BY 2
+ON CONFLICT (account_id, day) DO UPDATE SET {", ".join(f"{n} = r.{n} + excluded.{n}" for n in COUNTS)}
+""")
 
 # The marks of the timeline, as SQL over a row ``e`` of ticket_timeline (creation or status change).
 _MARK_COLUMNS = """
@@ -92,15 +149,28 @@ class ReportRollup:
         self.session = session
 
     async def add(self, account_id: int, slots: dict[datetime, Marks]) -> None:
-        """Add the marks per slot (slots in order, so two writes never lock two rows in opposite
-        orders)."""
+        """Add the marks per slot, and their sums to the slots' UTC days: one statement. Slots and
+        days are locked in order (slots first), so two writes never lock two rows in opposite
+        orders."""
         if not slots:
             return
-        rows = [{"account_id": account_id, "slot": slot, **marks.as_dict()} for slot, marks in sorted(slots.items())]
-        statement = pg_insert(TicketReportSlot).values(rows)
+        ordered = sorted(slots.items())
+        columns: dict[str, Any] = {"slots": [slot for slot, _ in ordered]}
+        for name in COUNTS:
+            columns[name] = [getattr(marks, name) for _, marks in ordered]
+        await self.session.execute(_ADD_MARKS, {"account_id": account_id, **columns})
+
+    async def add_summary(self, account_id: int, change: dict[SummaryKey, SummaryFigures]) -> None:
+        """Add a write's change of the summary's figures (rows in key order)."""
+        if not change:
+            return
+        rows = [{"account_id": account_id, "created_on": day, "dimension": dimension, "value": value,
+                 **figures.as_dict()} for (day, dimension, value), figures in sorted(change.items())]
+        statement = pg_insert(TicketSummaryDay).values(rows)
         await self.session.execute(statement.on_conflict_do_update(
-            index_elements=["account_id", "slot"],
-            set_={name: getattr(TicketReportSlot, name) + getattr(statement.excluded, name) for name in COUNTS}))
+            index_elements=["account_id", "created_on", "dimension", "value"],
+            set_={name: getattr(TicketSummaryDay, name) + getattr(statement.excluded, name)
+                  for name in SUMMARY_COUNTS}))
 
     async def history(self, ticket_id: int) -> list[StatusMark]:
         """A ticket's creation and status changes (what a delete takes back out of the rollup)."""
@@ -111,9 +181,13 @@ class ReportRollup:
         return [StatusMark(at=row[0], from_status=row[1], to_status=row[2]) for row in rows]
 
     async def rebuild(self, account_id: int) -> None:
-        await self.session.execute(text("DELETE FROM ticket_report_slots WHERE account_id = :account_id"),
-                                   {"account_id": account_id})
-        await self.session.execute(text(REBUILD_SQL), {"account_id": account_id})
+        """The account's rollups from what is stored (the bench's load; migrations 0018 and 0021
+        hold the same statements for every account)."""
+        for table in ("ticket_report_slots", "ticket_report_days", "ticket_summary_days"):
+            await self.session.execute(text(f"DELETE FROM {table} WHERE account_id = :account_id"),
+                                       {"account_id": account_id})
+        for statement in (REBUILD_SQL, REBUILD_DAYS_SQL, REBUILD_SUMMARY_SQL):
+            await self.session.execute(text(statement), {"account_id": account_id})
 
 
 def _per_bucket(rows: Any, count: int) -> tuple[int, list[Marks]]:
@@ -130,19 +204,35 @@ def _per_bucket(rows: Any, count: int) -> tuple[int, list[Marks]]:
     return before, buckets
 
 
+def _add_figures(figures: dict[tuple[str, str], SummaryFigures],
+                 rows: Any) -> dict[tuple[str, str], SummaryFigures]:
+    """``figures`` plus rows ``(dimension, value, counts…)``; keys left with no ticket dropped."""
+    for row in rows:
+        values = dict(row._mapping)
+        key = (values.pop("dimension"), values.pop("value"))
+        figures[key] = figures.get(key, SummaryFigures()) + SummaryFigures(**{n: int(values[n]) for n in SUMMARY_COUNTS})
+    return {key: value for key, value in figures.items() if value.tickets}
+
+
 class ReportQueries:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
     async def from_rollup(self, account_id: int, bounds: list[datetime]) -> tuple[int, list[Marks]]:
         """Per bucket (``bounds``: the buckets' starts and the last end, all on slot boundaries) the
-        rollup's sums, and the backlog at the start (every slot before it)."""
+        rollup's sums, and the backlog at the start. Days before the first bucket's UTC day are read
+        from the days (the backlog), the rest from the slots — or all from the days when every
+        bound is a UTC midnight."""
+        coarse_until = bounds[-1] if all(on_day(bound) for bound in bounds) else day_of(bounds[0])
         statement = text(
-            f"SELECT width_bucket(slot, :starts) AS bucket, {_SUMS} FROM ticket_report_slots "
-            "WHERE account_id = :account_id AND slot < :until GROUP BY 1"
+            f"SELECT width_bucket(at, :starts) AS bucket, {_SUMS} FROM ("
+            f"  SELECT day AS at, {', '.join(COUNTS)} FROM ticket_report_days"
+            "    WHERE account_id = :account_id AND day < :coarse_until"
+            f"  UNION ALL SELECT slot, {', '.join(COUNTS)} FROM ticket_report_slots"
+            "    WHERE account_id = :account_id AND slot >= :coarse_until AND slot < :until) m GROUP BY 1"
         ).bindparams(bindparam("starts", type_=ARRAY(TIMESTAMP(timezone=True))))
         rows = await self.session.execute(statement, {"account_id": account_id, "starts": bounds[:-1],
-                                                      "until": bounds[-1]})
+                                                      "coarse_until": coarse_until, "until": bounds[-1]})
         return _per_bucket(rows, len(bounds) - 1)
 
     async def from_history(self, account_id: int, bounds: list[datetime],
@@ -185,25 +275,34 @@ class ReportQueries:
 
     # -- the summary -------------------------------------------------------------------------------
 
-    async def summary(self, account_id: int, since: datetime, until: datetime) -> list[dict[str, Any]]:
-        """One scan of the tickets created in ``[since, until)``: totals, and counts by priority,
-        team and category (``GROUPING SETS``; ``grouped`` names the set of each row)."""
+    async def summary(self, account_id: int, since: datetime, until: datetime) -> dict[tuple[str, str], SummaryFigures]:
+        """The summary's figures of the tickets created in ``[since, until)``, in total and per
+        priority, team and category, keyed ``(dimension, value)`` as the rollup keys them: the whole
+        UTC days inside from the rollup, the hours before and after them from the tickets."""
+        first_day = day_of(since) if on_day(since) else day_of(since) + timedelta(days=1)
+        last_day = day_of(until)
+        if first_day >= last_day:
+            return await self._summary_scan(account_id, [(since, until)])
+        figures = await self._summary_scan(account_id, [(since, first_day), (last_day, until)])
         rows = await self.session.execute(text(
-            "SELECT CASE WHEN grouping(priority) = 0 THEN 'priority' WHEN grouping(assigned_to_team_id) = 0"
-            "            THEN 'team' WHEN grouping(category_id) = 0 THEN 'category' ELSE 'total' END AS grouped,"
-            "       priority, assigned_to_team_id AS team_id, category_id, count(*) AS tickets,"
-            "       count(*) FILTER (WHERE escalation_count > 0) AS escalated,"
-            "       count(*) FILTER (WHERE sla_first_response_met) AS first_response_met,"
-            "       count(*) FILTER (WHERE NOT sla_first_response_met) AS first_response_breached,"
-            "       count(*) FILTER (WHERE sla_resolution_met) AS resolution_met,"
-            "       count(*) FILTER (WHERE NOT sla_resolution_met) AS resolution_breached,"
-            "       sum(first_response_time) AS first_response_minutes, count(first_response_time) AS first_responses,"
-            "       sum(resolution_time) AS resolution_minutes, count(resolution_time) AS resolutions"
-            "  FROM tickets WHERE account_id = :account_id AND deleted_at IS NULL"
-            "   AND created_at >= :since AND created_at < :until"
-            " GROUP BY GROUPING SETS ((), (priority), (assigned_to_team_id), (category_id))"),
-            {"account_id": account_id, "since": since, "until": until})
-        return [dict(row._mapping) for row in rows]
+            f"SELECT dimension, value, {', '.join(f'sum({n})::bigint AS {n}' for n in SUMMARY_COUNTS)}"
+            "  FROM ticket_summary_days WHERE account_id = :account_id AND created_on >= :first AND created_on < :last"
+            " GROUP BY dimension, value"), {"account_id": account_id, "first": first_day.date(), "last": last_day.date()})
+        return _add_figures(figures, rows)
+
+    async def _summary_scan(self, account_id: int, ranges: list[tuple[datetime, datetime]]) -> dict[tuple[str, str], SummaryFigures]:
+        """The same figures read from the tickets created in the (non-empty) ranges given."""
+        ranges = [(start, end) for start, end in ranges if start < end]
+        if not ranges:
+            return {}
+        within = " OR ".join(f"(created_at >= :since{i} AND created_at < :until{i})" for i in range(len(ranges)))
+        params: dict[str, Any] = {"account_id": account_id}
+        for i, (start, end) in enumerate(ranges):
+            params |= {f"since{i}": start, f"until{i}": end}
+        rows = await self.session.execute(text(
+            f"SELECT {_SUMMARY_KEYS}, {_SUMMARY_FIGURES} FROM tickets"
+            f" WHERE account_id = :account_id AND deleted_at IS NULL AND ({within}) GROUP BY {_SUMMARY_SETS}"), params)
+        return _add_figures({}, rows)
 
     async def names(self, account_id: int, table: str, ids: list[int]) -> dict[int, str]:
         """Names of the account's teams or categories (``table``: ``teams`` / ``ticket_categories``)."""

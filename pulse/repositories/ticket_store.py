@@ -16,7 +16,7 @@ from pulse.domain.agenda import AgendaProbe as ProbeRule
 from pulse.domain.agenda import TicketRules
 from pulse.domain.changes import TicketEvent
 from pulse.domain.commands import TicketWrite
-from pulse.domain.reports import StatusMark, slot_marks
+from pulse.domain.reports import StatusMark, slot_marks, summary_change
 from pulse.repositories.automation import AutomationRuleRepository
 from pulse.repositories.escalations import EscalationRuleRepository
 from pulse.repositories.reports import ReportRollup
@@ -242,6 +242,11 @@ class TicketStore:
         ids = await self.session.scalars(insert(OutboxRow).returning(OutboxRow.id, sort_by_parameter_order=True),
                                          outbox)
         return list(ids)
+
+    async def add_report_summary(self, before: records.Ticket | None, after: records.Ticket) -> None:
+        """The summary's rollup, in the write's transaction: what the write changed of the ticket's
+        figures (usually nothing)."""
+        await ReportRollup(self.session).add_summary(after.account_id, summary_change(before, after))
 
     async def _add_report_marks(self, ticket: records.Ticket, events: list[TicketEvent]) -> None:
         """The reports' rollup, in the write's transaction: a creation or status change adds its

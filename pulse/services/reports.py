@@ -1,9 +1,10 @@
 """Reports (spec §7): ticket volume per day/week/month in a time zone, and the summary of the
 tickets created in a range. What counts is in ``pulse.domain.reports`` and docs/decisions.md.
 
-An unfiltered report whose buckets start on the rollup's 15-minute slots reads the rollup
-(``ticket_report_slots``, a few thousand rows for 90 days); a filtered one (team, priority,
-type) reads the tickets and their timelines, which count the same way."""
+An unfiltered report whose buckets start on the rollup's 15-minute slots reads the rollup (the
+days before it and, unless every bound is a UTC midnight, the slots of its range); a filtered one
+(team, priority, type) reads the tickets and their timelines, which count the same way. The
+summary reads its own rollup for the whole UTC days of its range and the tickets for the rest."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pulse.domain.reports import Marks, buckets, on_slot
+from pulse.domain.reports import Marks, SummaryFigures, buckets, on_slot
 from pulse.domain.tickets import PRIORITY_SEVERITY, Priority
 from pulse.repositories.reports import ReportQueries
 
@@ -29,8 +30,8 @@ def _rate(part: int, whole: int) -> float | None:
     return round(100.0 * part / whole, 2) if whole else None
 
 
-def _average(minutes: int | None, count: int) -> float | None:
-    return round(minutes / count, 1) if count and minutes is not None else None
+def _average(minutes: int, count: int) -> float | None:
+    return round(minutes / count, 1) if count else None
 
 
 class ReportService:
@@ -63,42 +64,38 @@ class ReportService:
         }
 
     async def summary(self, account_id: int, since: datetime, until: datetime, zone: ZoneInfo) -> dict[str, Any]:
-        rows = await self.queries.summary(account_id, since, until)
-        total = next((row for row in rows if row["grouped"] == "total"), None) or {
-            "tickets": 0, "escalated": 0, "first_response_met": 0, "first_response_breached": 0, "resolution_met": 0,
-            "resolution_breached": 0, "first_response_minutes": None, "first_responses": 0,
-            "resolution_minutes": None, "resolutions": 0}
-        met = total["first_response_met"] + total["resolution_met"]
-        decided = met + total["first_response_breached"] + total["resolution_breached"]
-        by_priority = {row["priority"]: row["tickets"] for row in rows if row["grouped"] == "priority"}
-        teams = [row for row in rows if row["grouped"] == "team"]
-        categories = sorted((row for row in rows if row["grouped"] == "category" and row["category_id"] is not None),
-                            key=lambda row: (-row["tickets"], row["category_id"]))[:TOP_CATEGORIES]
-        team_names = await self.queries.names(account_id, "teams", [r["team_id"] for r in teams if r["team_id"]])
-        category_names = await self.queries.names(account_id, "ticket_categories",
-                                                  [r["category_id"] for r in categories])
+        figures = await self.queries.summary(account_id, since, until)
+        total = figures.get(("total", ""), SummaryFigures())
+        met = total.first_response_met + total.resolution_met
+        decided = met + total.first_response_breached + total.resolution_breached
+        by_priority = {value: f.tickets for (dimension, value), f in figures.items() if dimension == "priority"}
+        teams = sorted(((int(value) if value else None, f.tickets) for (dimension, value), f in figures.items()
+                        if dimension == "team"), key=lambda team: (-team[1], team[0] is None, team[0] or 0))
+        categories = sorted(((int(value), f.tickets) for (dimension, value), f in figures.items()
+                             if dimension == "category" and value), key=lambda c: (-c[1], c[0]))[:TOP_CATEGORIES]
+        team_names = await self.queries.names(account_id, "teams", [team_id for team_id, _ in teams if team_id])
+        category_names = await self.queries.names(account_id, "ticket_categories", [c for c, _ in categories])
         return {
             "from": _instant(since), "to": _instant(until), "timezone": zone.key,
-            "totalTickets": total["tickets"],
+            "totalTickets": total.tickets,
             "slaCompliance": _rate(met, decided),
             "sla": {
-                "firstResponse": {"met": total["first_response_met"], "breached": total["first_response_breached"],
-                                  "complianceRate": _rate(total["first_response_met"],
-                                                          total["first_response_met"] + total["first_response_breached"])},
-                "resolution": {"met": total["resolution_met"], "breached": total["resolution_breached"],
-                               "complianceRate": _rate(total["resolution_met"],
-                                                       total["resolution_met"] + total["resolution_breached"])},
+                "firstResponse": {"met": total.first_response_met, "breached": total.first_response_breached,
+                                  "complianceRate": _rate(total.first_response_met,
+                                                          total.first_response_met + total.first_response_breached)},
+                "resolution": {"met": total.resolution_met, "breached": total.resolution_breached,
+                               "complianceRate": _rate(total.resolution_met,
+                                                       total.resolution_met + total.resolution_breached)},
             },
-            "averageFirstResponseTime": _average(total["first_response_minutes"], total["first_responses"]),
-            "averageResolutionTime": _average(total["resolution_minutes"], total["resolutions"]),
+            "averageFirstResponseTime": _average(total.first_response_minutes, total.first_responses),
+            "averageResolutionTime": _average(total.resolution_minutes, total.resolutions),
             "timeUnit": TIME_UNIT,
-            "escalatedTickets": total["escalated"],
-            "escalationRate": _rate(total["escalated"], total["tickets"]) or 0.0,
-            "topCategories": [{"categoryId": row["category_id"], "name": category_names.get(row["category_id"]),
-                               "count": row["tickets"]} for row in categories],
+            "escalatedTickets": total.escalated,
+            "escalationRate": _rate(total.escalated, total.tickets) or 0.0,
+            "topCategories": [{"categoryId": category_id, "name": category_names.get(category_id), "count": count}
+                              for category_id, count in categories],
             "byPriority": [{"priority": priority.value, "count": by_priority.get(priority.value, 0)}
                            for priority in sorted(Priority, key=lambda p: -PRIORITY_SEVERITY[p])],
-            "byTeam": [{"teamId": row["team_id"], "name": team_names.get(row["team_id"]), "count": row["tickets"]}
-                       for row in sorted(teams, key=lambda row: (-row["tickets"], row["team_id"] is None,
-                                                                 row["team_id"] or 0))],
+            "byTeam": [{"teamId": team_id, "name": team_names.get(team_id), "count": count}
+                       for team_id, count in teams],
         }

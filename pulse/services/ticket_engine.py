@@ -139,6 +139,7 @@ class TicketEngine:
             await search(ticket)
         events = await hook.store(ticket, result) if rules.automations else result.events
         event_ids = await self.store.add_events(ticket, events)
+        await self.store.add_report_summary(before, ticket)
         deliveries = [Delivery(event_id=event_id, consumer=consumer, event_type=event.type)
                       for event_id, event in zip(event_ids, events) for consumer in consumers_for(event, ticket)]
         running, by_status, by_hand = pipeline.sla_flags(result.ledger, ticket.status)

@@ -28,9 +28,9 @@ from pulse.domain.commands import (
     UpdateCommand,
     UpdateTicketInput,
 )
-from pulse.domain.reports import on_slot
+from pulse.domain.reports import COUNTS, SUMMARY_COUNTS, on_slot
 from pulse.domain.tickets import AuthorType, TicketStatus
-from pulse.repositories.reports import ReportQueries
+from pulse.repositories.reports import ReportQueries, ReportRollup
 from pulse.repositories.tickets import TicketRepository
 from pulse.services.ticket_engine import TicketEngine
 from tests.conftest import AccountContext
@@ -63,14 +63,20 @@ class History:
         return ticket_id
 
     async def status(self, ticket_id: int, status: str, now: datetime) -> None:
-        async with self.sessions() as session, session.begin():
-            await TicketEngine(session).update(UpdateCommand(**self._ids(ticket_id, now), input=UpdateTicketInput(
-                actor=AGENT, changes=TicketChanges(status=TicketStatus(status)))))
+        await self.change(ticket_id, now, status=TicketStatus(status))
 
     async def customer_reply(self, ticket_id: int, now: datetime) -> None:
+        await self.reply(ticket_id, now, AuthorType.CUSTOMER)
+
+    async def reply(self, ticket_id: int, now: datetime, author: AuthorType = AuthorType.AGENT) -> None:
         async with self.sessions() as session, session.begin():
             await TicketEngine(session).comment(CommentCommand(**self._ids(ticket_id, now), input=AddCommentInput(
-                actor=AGENT, body="It is broken again", author_type=AuthorType.CUSTOMER)))
+                actor=AGENT, body="It is broken again", author_type=author)))
+
+    async def change(self, ticket_id: int, now: datetime, **fields: Any) -> None:
+        async with self.sessions() as session, session.begin():
+            await TicketEngine(session).update(UpdateCommand(**self._ids(ticket_id, now), input=UpdateTicketInput(
+                actor=AGENT, changes=TicketChanges(**fields))))
 
     async def pause(self, ticket_id: int, now: datetime) -> None:
         async with self.sessions() as session, session.begin():
@@ -211,7 +217,10 @@ async def test_the_summary_covers_the_tickets_created_in_the_range(
 ) -> None:
     ids = await build_march(sessions, account, other_account)
     sla = {ids["t1"]: (True, False, 10, 500), ids["t2"]: (False, None, 40, None), ids["t3"]: (True, True, 20, 100)}
-    async with sessions() as session, session.begin():  # the SLA clock's results, as stored
+    # The SLA clock's results, as stored: written here directly, so the rollups are rebuilt from the
+    # tickets afterwards as migration 0021 fills them (test_the_rollups_kept_by_the_writes_… shows
+    # that the writes keep them equal to that).
+    async with sessions() as session, session.begin():
         await session.execute(text("UPDATE tickets SET sla_first_response_met = NULL, sla_resolution_met = NULL,"
                                    " first_response_time = NULL, resolution_time = NULL WHERE account_id = :a"),
                               {"a": account.account_id})
@@ -220,6 +229,7 @@ async def test_the_summary_covers_the_tickets_created_in_the_range(
                                        " first_response_time = :frt, resolution_time = :rt WHERE id = :id"),
                                   {"fr": fr, "res": res, "frt": frt, "rt": rt, "id": ticket_id})
         await session.execute(text("UPDATE tickets SET escalation_count = 2 WHERE id = :id"), {"id": ids["t3"]})
+        await ReportRollup(session).rebuild(account.account_id)
 
     response = await account.get("/api/reports/summary?from=2026-03-02&to=2026-03-04", token=account.tokens["read"])
     assert response.status_code == 200, response.text
@@ -243,6 +253,71 @@ async def test_the_summary_covers_the_tickets_created_in_the_range(
     assert (empty["totalTickets"], empty["escalationRate"], empty["slaCompliance"], empty["averageResolutionTime"],
             empty["topCategories"], empty["byTeam"]) == (0, 0.0, None, None, [], [])
     assert [row["count"] for row in empty["byPriority"]] == [0, 0, 0, 0]
+
+
+ROLLUPS = {"ticket_report_slots": ("slot", COUNTS), "ticket_report_days": ("day", COUNTS),
+           "ticket_summary_days": ("created_on, dimension, value", SUMMARY_COUNTS)}
+
+
+async def rollup_rows(sessions: SessionFactory, account_id: int) -> dict[str, list[tuple[Any, ...]]]:
+    """The account's rollup rows, those summing to nothing left out."""
+    rows = {}
+    async with sessions() as session:
+        for table, (order, counts) in ROLLUPS.items():
+            result = await session.execute(text(
+                f"SELECT * FROM {table} WHERE account_id = :a AND ({' OR '.join(f'{c} <> 0' for c in counts)})"
+                f" ORDER BY {order}"), {"a": account_id})
+            rows[table] = [tuple(row) for row in result]
+    return rows
+
+
+async def test_the_rollups_kept_by_the_writes_equal_the_rollups_rebuilt_from_the_tickets(
+    account: AccountContext, other_account: AccountContext, sessions: SessionFactory
+) -> None:
+    """Every kind of write moves the rollups as the stored tickets and timelines say: creations,
+    status changes, reopens, merges, deletes, SLA results from the real clock (a first response
+    late and on time, a resolution late), and changes of priority, team and category."""
+    ids = await build_march(sessions, account, other_account)
+    h = History(sessions, account.account_id)
+    late = await h.create(at(2, 9), priority="urgent", category_id=ids["cat_x"])
+    await h.reply(late, at(2, 9, 40))  # urgent: first response due in 15 minutes
+    await h.status(late, "resolved", at(2, 10))
+    slow = await h.create(at(3, 9), priority="high", assigned_to_team_id=ids["team_b"])
+    await h.reply(slow, at(3, 9, 10))
+    await h.status(slow, "resolved", at(4, 20))  # high: resolution due in 8 hours
+    await h.change(ids["t2"], at(4, 13), priority="high", assigned_to_team_id=ids["team_a"], category_id=ids["cat_y"])
+    gone = await h.create(at(3, 1), category_id=ids["cat_y"])
+    await h.reply(gone, at(3, 1, 5))
+    await h.delete(gone, at(3, 2))
+
+    kept = await rollup_rows(sessions, account.account_id)
+    async with sessions() as session:
+        queries = ReportQueries(session)
+        figures = await queries.summary(account.account_id, at(1, 0), at(6, 0))
+        assert figures == await queries._summary_scan(account.account_id, [(at(1, 0), at(6, 0))])
+    total = figures[("total", "")]
+    assert total.tickets == 9  # t1–t4, t6–t8, late, slow
+    assert min(total.first_response_met, total.first_response_breached, total.resolution_met,
+               total.resolution_breached) > 0  # the clock's results moved the rollup both ways
+    assert figures[("priority", "high")].tickets == 3 and figures[("category", str(ids["cat_y"]))].tickets == 2
+    async with sessions() as session, session.begin():
+        await ReportRollup(session).rebuild(account.account_id)
+    assert kept == await rollup_rows(sessions, account.account_id)
+
+
+async def test_the_summary_counts_the_same_from_its_rollup_and_from_the_tickets(
+    account: AccountContext, other_account: AccountContext, sessions: SessionFactory
+) -> None:
+    """Whole UTC days come from the rollup, the hours around them from the tickets: any range
+    gives what the tickets alone give."""
+    await build_march(sessions, account, other_account)
+    ranges = [(at(2, 0), at(5, 0)), (at(2, 9, 7), at(4, 18)), (at(3, 1), at(3, 23)), (at(20, 0, month=2), at(5, 6)),
+              (at(1, 23, 45), at(2, 0, 15))]
+    async with sessions() as session:
+        queries = ReportQueries(session)
+        for since, until in ranges:
+            assert await queries.summary(account.account_id, since, until) == \
+                await queries._summary_scan(account.account_id, [(since, until)]), (since, until)
 
 
 async def test_reports_come_as_csv_when_asked(
