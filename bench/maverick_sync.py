@@ -2,8 +2,9 @@
 push latency, and convergence under a failing Maverick — one run, one stack.
 
 The stack: a Temporal dev server (SQLite, WAL), a fresh PostgreSQL database ``pulse_bench_maverick``
-(on ``$DATABASE_URL``'s server, else 127.0.0.1:5432), a Pulse worker and API as subprocesses with
-one ``PULSE_SECRETS_KEY``, and the simulator as a subprocess (``pulse maverick-sim``), driven over
+(on ``$DATABASE_URL``'s server, else 127.0.0.1:5432), Pulse's two workers (``pulse worker --queue
+tickets`` and ``--queue maverick``; one ``pulse worker`` for both with ``--one-worker``) and API as
+subprocesses with one ``PULSE_SECRETS_KEY``, and the simulator as a subprocess (``pulse maverick-sim``), driven over
 its ``/_admin`` API. Steps:
 
 1. **API create rate**: ``--baseline`` tickets through ``POST /api/tickets`` (``--concurrency`` clients).
@@ -20,7 +21,7 @@ its ``/_admin`` API. Steps:
    Goal: every one once (no duplicate ``externalTicketId``), and no echo pushes (the simulator's
    count of writes by the integration equals the pushes of step 4).
 
-    .venv/bin/python bench/maverick_sync.py [--tickets 5000] [--baseline 500] [--changes 200] [--check] [--keep]
+    .venv/bin/python bench/maverick_sync.py [--tickets 5000] [--baseline 500] [--changes 200] [--one-worker] [--check] [--keep]
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from bench.escalation import Stack, percentile  # noqa: E402
 
 DATABASE = os.environ.get("PULSE_BENCH_DATABASE", "pulse_bench_maverick")
 TASK_QUEUE = "pulse-bench-maverick"
+MAVERICK_TASK_QUEUE = "pulse-bench-maverick-sync"
 SIM_KEY = "bench-maverick-key"
 
 
@@ -81,10 +83,16 @@ async def bench(args: argparse.Namespace, stack: Stack, server_url: str) -> int:
     address = f"127.0.0.1:{temporal_port}"
     api_port, sim_port = free_port(), free_port()
     env = {**os.environ, "DATABASE_URL": database_url, "TEMPORAL_ADDRESS": address, "PULSE_TASK_QUEUE": TASK_QUEUE,
+           "PULSE_MAVERICK_TASK_QUEUE": MAVERICK_TASK_QUEUE,
            "PULSE_API_PORT": str(api_port), "PULSE_SECRETS_KEY": new_key(), "PULSE_RATE_PER_TOKEN": "0", "PULSE_RATE_PER_ADDRESS": "0",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     await connect_when_ready(address)
-    stack.spawn("worker", [sys.executable, "-m", "pulse.cli", "worker"], env)
+    if args.one_worker:  # both task queues in one process (as `pulse worker` alone)
+        stack.spawn("worker", [sys.executable, "-m", "pulse.cli", "worker"], env)
+    else:  # as `pulse dev` and docker-compose: the ticket engine's worker and the Maverick sync's
+        stack.spawn("worker", [sys.executable, "-m", "pulse.cli", "worker", "--queue", "tickets"], env)
+        stack.spawn("maverick-worker", [sys.executable, "-m", "pulse.cli", "worker", "--queue", "maverick"],
+                    {**env, "PULSE_MAVERICK_WORKER_METRICS_PORT": "0"})
     stack.spawn("api", [sys.executable, "-m", "pulse.cli", "api"], env)
     api = f"http://127.0.0.1:{api_port}"
     secret = "whsec_bench_maverick_secret"
@@ -256,6 +264,8 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=10.0, help="changes per second in steps 3 and 4")
     parser.add_argument("--check", action="store_true", help="exit 1 unless every goal is met")
     parser.add_argument("--keep", action="store_true", help="keep the database and the work dir (logs)")
+    parser.add_argument("--one-worker", action="store_true",
+                        help="one worker process for both task queues (default: one for tickets, one for Maverick)")
     args = parser.parse_args()
     server_url = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
     stack = Stack(Path(tempfile.mkdtemp(prefix="pulse-bench-maverick-")))

@@ -15,7 +15,9 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("dev", help="run the whole stack locally (Temporal, PostgreSQL, worker, API)")
     commands.add_parser("api", help="serve the HTTP API")
-    commands.add_parser("worker", help="run a Temporal worker")
+    worker = commands.add_parser("worker", help="run a Temporal worker")
+    worker.add_argument("--queue", choices=("all", "tickets", "maverick"), default="all",
+                        help="the ticket engine's task queue, the Maverick sync's, or both (default)")
     commands.add_parser("migrate", help="apply database migrations")
     sim = commands.add_parser("maverick-sim", help="serve a Maverick simulator (dev and test tool)")
     sim.add_argument("--port", type=int, default=8090)
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "worker":
         from pulse.worker import main as worker_main
 
-        worker_main()
+        worker_main(args.queue)
         return 0
     if args.command == "maverick-sim":
         from pulse.integrations.maverick.simulator import serve

@@ -22,6 +22,11 @@ class Settings(BaseSettings):
     )
     temporal_namespace: str = "default"
     task_queue: str = "pulse-tickets"
+    # The Maverick sync's workflows (imports, webhook fetches) and their activities run on a task
+    # queue of their own, served by `pulse worker --queue maverick` (a process of its own beside the
+    # ticket engine's; `pulse worker` alone serves both). The tickets they change are still written
+    # by the ticket workflows on `task_queue`.
+    maverick_task_queue: str = "pulse-maverick"
     database_url: str | None = Field(
         default=None, validation_alias=AliasChoices("PULSE_DATABASE_URL", "DATABASE_URL")
     )
@@ -70,6 +75,8 @@ class Settings(BaseSettings):
     # the standard OTEL_* variables (pulse.telemetry).
     worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: int = 9464
+    # A worker serving only the Maverick queue serves its metrics here (0: none).
+    maverick_worker_metrics_port: int = 9465
     log_format: str = "json"
 
     @property

@@ -245,8 +245,11 @@ def run_dev(settings: Settings) -> int:
                "PULSE_SECRETS_KEY": secrets_key(settings), "PULSE_PAYLOAD_KEYS": payload_keys(settings),
                "PULSE_CODEC_TRUSTED_ORIGIN": settings.codec_trusted_origin or ui_origins}
         pulse = [sys.executable, "-m", "pulse.cli"]
-        supervisor.add("worker", process(lambda: subprocess.Popen([*pulse, "worker"], env=env,
+        # Two workers: the ticket engine's and the Maverick sync's, a process (a core) each.
+        supervisor.add("worker", process(lambda: subprocess.Popen([*pulse, "worker", "--queue", "tickets"], env=env,
                                                                   start_new_session=True)))
+        supervisor.add("Maverick worker", process(lambda: subprocess.Popen([*pulse, "worker", "--queue", "maverick"],
+                                                                           env=env, start_new_session=True)))
         api = supervisor.add("API", process(lambda: subprocess.Popen([*pulse, "api"], env=env,
                                                                      start_new_session=True)))
         assert isinstance(api, ProcessHandle)
@@ -260,8 +263,10 @@ def run_dev(settings: Settings) -> int:
                 simulator.args, env=env, start_new_session=True)), running=ProcessHandle(simulator, stop))
         maverick_line = (f"  Maverick (sim):  http://127.0.0.1:{settings.maverick_sim_port}/_admin/docs\n"
                          if settings.demo_maverick else "")
-        worker_metrics = (f", http://{settings.worker_metrics_host}:{settings.worker_metrics_port}/metrics (worker)"
-                          if settings.worker_metrics_port else "")
+        worker_metrics = "".join(f", http://{settings.worker_metrics_host}:{port}/metrics ({name})"
+                                 for name, port in (("worker", settings.worker_metrics_port),
+                                                    ("Maverick worker", settings.maverick_worker_metrics_port))
+                                 if port)
         ui = (f"http://127.0.0.1:{settings.temporal_ui_port}" if not settings.temporal_address
               else f"(external Temporal at {temporal_target})")
         print(

@@ -1,4 +1,10 @@
-"""Builds the worker: registers the workflows and the activities (with their clients)."""
+"""Builds the workers: registers the workflows and the activities (with their clients).
+
+Two task queues: the ticket engine's (``Settings.task_queue``: ticket, bulk, fan-out workflows and
+every activity they run, the Maverick push included) and the Maverick sync's
+(``Settings.maverick_task_queue``: imports and webhook fetches, which read Maverick and then
+change tickets through the ticket workflows). ``pulse worker --queue tickets|maverick`` serves one
+of them, so each gets a Python process (a core) of its own; ``pulse worker`` serves both."""
 
 from __future__ import annotations
 
@@ -29,8 +35,11 @@ from pulse.workflows.fanout import RulesFanOutWorkflow
 from pulse.workflows.maverick_sync import MaverickSyncWorkflow, MaverickTicketFetchWorkflow
 from pulse.workflows.ticket import TicketWorkflow
 
-WORKFLOWS = [TicketWorkflow, BulkOperationWorkflow, RulesFanOutWorkflow, MaverickSyncWorkflow,
-             MaverickTicketFetchWorkflow]
+MAVERICK_WORKFLOWS = [MaverickSyncWorkflow, MaverickTicketFetchWorkflow]
+# The ticket worker keeps the Maverick workflows and activities too: sync and fetch runs started on
+# the ticket queue before the Maverick queue existed (and by a schedule not saved since) finish there.
+WORKFLOWS = [TicketWorkflow, BulkOperationWorkflow, RulesFanOutWorkflow, *MAVERICK_WORKFLOWS]
+QUEUES = ("all", "tickets", "maverick")
 
 
 def build_worker(client: Client, sessions: SessionFactory, task_queue: str, *,
@@ -68,42 +77,80 @@ def build_worker(client: Client, sessions: SessionFactory, task_queue: str, *,
     )
 
 
-def _metrics_runtime(settings: Settings) -> Runtime | None:
+def build_maverick_worker(client: Client, sessions: SessionFactory, task_queue: str, ticket_task_queue: str, *,
+                          max_concurrent_workflow_tasks: int = 10, sandboxed: bool = True,
+                          secrets_key: str | None = None) -> Worker:
+    """The Maverick sync's worker: its workflows and activities on ``task_queue``; the tickets they
+    create or change are commands to the ticket workflows on ``ticket_task_queue``."""
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=MAVERICK_WORKFLOWS,
+        activities=MaverickSyncActivities(sessions, client, ticket_task_queue, SecretBox(secrets_key)).all(),
+        max_concurrent_workflow_tasks=max_concurrent_workflow_tasks,
+        workflow_runner=SandboxedWorkflowRunner() if sandboxed else UnsandboxedWorkflowRunner(),
+        interceptors=[ActivityOutcomes()],
+    )
+
+
+def build_workers(client: Client, sessions: SessionFactory, settings: Settings, queue: str = "all") -> list[Worker]:
+    """The workers one process runs for ``queue``: ``tickets``, ``maverick`` or ``all`` (both)."""
+    if queue not in QUEUES:
+        raise ValueError(f"queue must be one of {', '.join(QUEUES)}")
+    secrets_key = settings.secrets_key.get_secret_value() if settings.secrets_key else None
+    workers = []
+    if queue in ("all", "tickets"):
+        workers.append(build_worker(client, sessions, settings.task_queue,
+                                    max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
+                                    max_cached_workflows=settings.worker_max_cached_workflows,
+                                    sandboxed=settings.worker_sandboxed, secrets_key=secrets_key))
+    if queue in ("all", "maverick"):
+        workers.append(build_maverick_worker(client, sessions, settings.maverick_task_queue, settings.task_queue,
+                                             max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
+                                             sandboxed=settings.worker_sandboxed, secrets_key=secrets_key))
+    return workers
+
+
+def metrics_port(settings: Settings, queue: str) -> int:
+    """A Maverick-only worker serves its metrics on a port of its own (beside a ticket worker's)."""
+    return settings.maverick_worker_metrics_port if queue == "maverick" else settings.worker_metrics_port
+
+
+def _metrics_runtime(settings: Settings, port: int) -> Runtime | None:
     """A runtime serving the worker's metrics, or None (port 0, or taken: the worker runs anyway)."""
-    if not settings.worker_metrics_port:
+    if not port:
         return None
     try:
-        return worker_runtime(settings.worker_metrics_host, settings.worker_metrics_port)
+        return worker_runtime(settings.worker_metrics_host, port)
     except ValueError as error:  # the port is taken (another worker on this machine)
         logging.getLogger("pulse.worker").warning("worker metrics are off: %s (set PULSE_WORKER_METRICS_PORT)", error)
         return None
 
 
-async def run_worker(settings: Settings | None = None) -> None:
+async def run_worker(settings: Settings | None = None, queue: str = "all") -> None:
     settings = settings or get_settings()
     if not settings.database_url:
         raise RuntimeError("DATABASE_URL is not set")
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
     keys = settings.payload_keys.get_secret_value() if settings.payload_keys else None
     tracer_provider = tracer_provider_from_env("pulse-worker")
-    runtime = _metrics_runtime(settings)
+    port = metrics_port(settings, queue)
+    runtime = _metrics_runtime(settings, port)
     client = await connect_patiently(settings.temporal_target, settings.temporal_namespace, codec=codec_from(keys),
                                      interceptors=temporal_tracing(tracer_provider), runtime=runtime)
-    worker = build_worker(client, make_sessionmaker(engine), settings.task_queue,
-                          max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
-                          max_cached_workflows=settings.worker_max_cached_workflows,
-                          sandboxed=settings.worker_sandboxed,
-                          secrets_key=settings.secrets_key.get_secret_value() if settings.secrets_key else None)
-    logging.getLogger("pulse.worker").info("worker polling %s on %s", settings.task_queue, settings.temporal_target)
+    workers = build_workers(client, make_sessionmaker(engine), settings, queue)
+    log = logging.getLogger("pulse.worker")
+    log.info("worker polling %s on %s", ", ".join(w.task_queue for w in workers), settings.temporal_target)
     if runtime is not None:
-        logging.getLogger("pulse.worker").info("worker metrics on http://%s:%s/metrics", settings.worker_metrics_host,
-                                               settings.worker_metrics_port)
+        log.info("worker metrics on http://%s:%s/metrics", settings.worker_metrics_host, port)
     try:
-        await worker.run()
+        async with asyncio.TaskGroup() as group:  # one failing stops the other
+            for worker in workers:
+                group.create_task(worker.run())
     finally:
         await engine.dispose()
         shutdown(tracer_provider)
 
 
-def main() -> None:
-    asyncio.run(run_worker())
+def main(queue: str = "all") -> None:
+    asyncio.run(run_worker(queue=queue))

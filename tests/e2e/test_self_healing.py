@@ -82,7 +82,7 @@ def test_pulse_dev_restarts_a_killed_worker_temporal_and_postgresql_and_the_api_
         wait_healthy(api, stack)
         assert create_ticket(api, "before any fault").status_code == 201
 
-        child(stack.pid, "pulse.cli worker").send_signal(signal.SIGKILL)
+        child(stack.pid, "pulse.cli worker --queue tickets").send_signal(signal.SIGKILL)
         output.wait_for("worker stopped")
         output.wait_for("worker restarted")
         assert create_ticket(api, "after the worker came back").status_code == 201

@@ -1,6 +1,7 @@
 """An app whose settings hold a secrets key (the Maverick config encrypts its secrets with it),
-served in process and, for webhooks from the simulator, over real HTTP, with its own worker (on
-its own task queue) whose sync activities hold the same key."""
+served in process and, for webhooks from the simulator, over real HTTP, with its own workers (the
+ticket engine's and the Maverick sync's, on task queues of their own) whose activities hold the
+same key."""
 
 from __future__ import annotations
 
@@ -17,27 +18,31 @@ from pulse.api.app import create_app
 from pulse.config import Settings
 from pulse.db import SessionFactory
 from pulse.secretbox import new_key
-from pulse.worker import build_worker
+from pulse.worker import build_maverick_worker, build_worker
 from tests.conftest import AccountContext, make_account
 
 PUBLIC_URL = "https://pulse.example"
 MAVERICK_TASK_QUEUE = "pulse-tests-maverick"
+SYNC_TASK_QUEUE = "pulse-tests-maverick-sync"
 
 
 @pytest_asyncio.fixture(scope="session")
 async def maverick_settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"secrets_key": SecretStr(new_key()), "public_url": PUBLIC_URL,
-                                       "attachment_max_bytes": 64 * 1024, "task_queue": MAVERICK_TASK_QUEUE})
+                                       "attachment_max_bytes": 64 * 1024, "task_queue": MAVERICK_TASK_QUEUE,
+                                       "maverick_task_queue": SYNC_TASK_QUEUE})
 
 
 @pytest_asyncio.fixture(scope="session")
 async def maverick_worker(maverick_settings: Settings, sessions: SessionFactory,
                           temporal_client: Client) -> AsyncIterator[Worker]:
+    """The ticket engine's worker and the Maverick sync's, each on its own task queue (as deployed)."""
     assert maverick_settings.secrets_key is not None
-    running = build_worker(temporal_client, sessions, MAVERICK_TASK_QUEUE,
-                           secrets_key=maverick_settings.secrets_key.get_secret_value())
-    async with running:
-        yield running
+    key = maverick_settings.secrets_key.get_secret_value()
+    tickets = build_worker(temporal_client, sessions, MAVERICK_TASK_QUEUE, secrets_key=key)
+    sync = build_maverick_worker(temporal_client, sessions, SYNC_TASK_QUEUE, MAVERICK_TASK_QUEUE, secrets_key=key)
+    async with tickets, sync:
+        yield tickets
 
 
 @pytest_asyncio.fixture(scope="session")

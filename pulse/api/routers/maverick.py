@@ -93,7 +93,7 @@ async def put_config(body: ConfigBody, request: Request, principal: Manager, ses
     settings = await configs.settings(principal.account_id)
     assert settings is not None
     try:
-        await MaverickSyncScheduler(temporal, _task_queue(request)).apply(principal.account_id, settings)
+        await MaverickSyncScheduler(temporal, _sync_queue(request)).apply(principal.account_id, settings)
     except RPCError as error:
         raise TemporalUnavailable(f"the sync schedule could not be set: {error.message}") from None
     return {**record.to_api(), "webhookUrl": _webhook_url(request, principal.account_id)}
@@ -107,7 +107,7 @@ async def sync_now(request: Request, principal: Manager, sessions: Sessions, box
         settings = await MaverickConfigService(session, box).settings(principal.account_id)
         run = await SyncRunService(session).start_manual(principal.account_id, settings)
     try:
-        await MaverickSyncScheduler(temporal, _task_queue(request)).start_now(principal.account_id, run.id)
+        await MaverickSyncScheduler(temporal, _sync_queue(request)).start_now(principal.account_id, run.id)
     except RPCError as error:
         raise TemporalUnavailable(f"the sync could not be started: {error.message}") from None
     return {"syncRunId": run.id}
@@ -125,9 +125,10 @@ async def get_sync_run(run_id: int, principal: Manager, session: Session) -> dic
     return (await SyncRunService(session).get(principal.account_id, run_id)).to_api()
 
 
-def _task_queue(request: Request) -> str:
+def _sync_queue(request: Request) -> str:
+    """Syncs and webhook fetches run on the Maverick sync's own task queue (pulse.worker)."""
     settings: Settings = request.app.state.settings
-    return settings.task_queue
+    return settings.maverick_task_queue
 
 
 @router.get("/ticket-type-mappings")
@@ -175,7 +176,7 @@ async def receive_webhook(account_ref: str, request: Request, session: Session, 
                                                                   datetime.now(timezone.utc))
     if received.fetch_ticket_id is not None:
         try:
-            await MaverickSyncScheduler(temporal, _task_queue(request)).fetch(
+            await MaverickSyncScheduler(temporal, _sync_queue(request)).fetch(
                 int(account_ref), received.fetch_ticket_id, received.event.id)
         except RPCError as error:  # not recorded either (rolled back): Maverick sends it again
             raise TemporalUnavailable(f"the change could not be taken now: {error.message}") from None
