@@ -83,14 +83,16 @@ class MaverickSyncActivities:
 
     @activity.defn
     async def fetch_and_apply(self, input: FetchTicketInput) -> str:
-        """Read one Maverick ticket as it is now and apply it (what a webhook asks for)."""
+        """Read one Maverick ticket as it is now and apply it (what a webhook asks for); its
+        comments and documents too unless ``fields_only``."""
         settings = await self.settings(input.account_id)
         if settings is None or not settings.enabled or not settings.sync_direction.pulls:
             return "skipped: the integration does not pull"
         try:
             async with client_for(settings) as client:
                 remote = await client.ticket(input.maverick_ticket_id)
-                applied = await self.importer.apply(input.account_id, settings, remote_of(remote), client)
+                applied = await self.importer.apply(input.account_id, settings, remote_of(remote), client,
+                                                    fields_only=input.fields_only)
         except NotFoundAtMaverick:
             return "skipped: Maverick has no such ticket"
         except MaverickError as error:

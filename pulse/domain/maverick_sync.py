@@ -223,11 +223,29 @@ class FinishSync(BaseModel):
 
 class FetchTicketInput(BaseModel):
     """A webhook said this Maverick ticket changed: read it and apply it (signal-with-start; a
-    signal while a fetch runs makes it read once more)."""
+    signal while a fetch runs makes it read once more). ``fields_only``: every event since the last
+    read announced a change of the ticket's own fields, so its comments and documents are not
+    read; the remote version is then left for the next pull or full fetch to apply."""
 
     account_id: int
     maverick_ticket_id: str
+    fields_only: bool = False
+
+
+# In a link's remembered remote fields: the remote version they are of (ahead of the link's
+# version after a fields-only read, whose comments and documents are left for the next pull).
+FIELDS_VERSION = "fields_version"
+
+# Events announcing a change of a ticket's own fields: a fetch for these alone reads the ticket,
+# not its comments and documents (each comment or document announces itself).
+FIELD_EVENTS = frozenset({"ticket.updated", "ticket.status_changed"})
 
 
 class FetchRequested(BaseModel):
     event_id: str | None = None
+    event_type: str | None = None  # None (a signal sent before it was carried): read everything
+
+
+def fields_only(event_types: set[str | None]) -> bool:
+    """Whether a fetch for these announced events may leave comments and documents unread."""
+    return bool(event_types) and all(kind in FIELD_EVENTS for kind in event_types)

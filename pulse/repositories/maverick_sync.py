@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pulse.domain.ids import is_storable_id
+from pulse.domain.maverick_sync import FIELDS_VERSION
 from pulse.models import OutboxDelivery, TicketComment, TicketEvent, TimelineEvent
 from pulse.models.maverick import MaverickConfig, MaverickSyncRun, MaverickTicketLink
 from pulse.repositories.tickets import TicketRepository
@@ -71,10 +72,13 @@ class MaverickLinkRepository:
             return
         stale = version is not None and version <= link.remote_version  # an older version, applied late
         merged = dict(link.remote_fields or {})
+        # Fields of an older remote version than those held (a fields-only read got ahead) are not taken.
+        held, incoming = merged.get(FIELDS_VERSION), fields.get(FIELDS_VERSION)
+        older_fields = stale or (held is not None and incoming is not None and int(incoming) < int(held))
         for key, value in fields.items():
             if isinstance(value, list):
                 merged[key] = sorted(set(merged.get(key) or []) | set(value))
-            elif not stale:
+            elif not older_fields:
                 merged[key] = value
         values: dict[str, Any] = {"remote_fields": merged, "updated_at": func.now()}
         if version is not None and not stale:

@@ -65,13 +65,13 @@ class MaverickSyncScheduler:
 
             await handle.update(replace)
 
-    async def fetch(self, account_id: int, maverick_ticket_id: str, event_id: str) -> None:
+    async def fetch(self, account_id: int, maverick_ticket_id: str, event_id: str, event_type: str | None = None) -> None:
         """A webhook announced a change of this Maverick ticket: its fetch workflow reads it (one
         per Maverick ticket at a time; a signal while it runs makes it read once more)."""
         await self.temporal.start_workflow(
             FETCH_WORKFLOW, FetchTicketInput(account_id=account_id, maverick_ticket_id=maverick_ticket_id),
             id=f"maverick-fetch-{account_id}-{maverick_ticket_id}"[:1000], task_queue=self.task_queue,
-            start_signal="changed", start_signal_args=[FetchRequested(event_id=event_id)])
+            start_signal="changed", start_signal_args=[FetchRequested(event_id=event_id, event_type=event_type)])
 
     async def start_now(self, account_id: int, run_id: int) -> None:
         await self.temporal.start_workflow(SYNC_WORKFLOW, SyncInput(account_id=account_id, trigger="manual",

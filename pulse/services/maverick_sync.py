@@ -18,6 +18,7 @@ from pulse.domain.commands import CreateTicketInput, UpdateTicketInput
 from pulse.domain.errors import DomainError
 from pulse.domain.maverick import MaverickSettings
 from pulse.domain.maverick_sync import (
+    FIELDS_VERSION,
     MAVERICK_ACTOR,
     PageResult,
     Placement,
@@ -88,15 +89,20 @@ class MaverickImporter:
         self._turns: dict[tuple[int, str], tuple[asyncio.Lock, int]] = {}
 
     async def apply(self, account_id: int, settings: MaverickSettings, remote: RemoteTicket,
-                    client: MaverickClient | None = None, placements: Placements | None = None) -> Applied:
+                    client: MaverickClient | None = None, placements: Placements | None = None,
+                    fields_only: bool = False) -> Applied:
         """Apply one Maverick ticket as read; with ``client``, also its new comments and documents.
-        ``placements``: where a page's tickets go by Maverick category, resolved once per page."""
+        ``placements``: where a page's tickets go by Maverick category, resolved once per page.
+        ``fields_only`` (a webhook announced field changes alone): an existing ticket's comments and
+        documents are not read, and the remote version stays unapplied so the next pull (or full
+        fetch) reads them; the fields applied are remembered with their version
+        (``FIELDS_VERSION``), so an older read applied later changes no field."""
         key = (account_id, remote.id)
         lock, waiting = self._turns.get(key) or (asyncio.Lock(), 0)
         self._turns[key] = (lock, waiting + 1)
         try:
             async with lock:
-                return await self._apply(account_id, settings, remote, client, placements)
+                return await self._apply(account_id, settings, remote, client, placements, fields_only)
         finally:
             lock, waiting = self._turns[key]
             if waiting == 1:
@@ -105,12 +111,17 @@ class MaverickImporter:
                 self._turns[key] = (lock, waiting - 1)
 
     async def _apply(self, account_id: int, settings: MaverickSettings, remote: RemoteTicket,
-                     client: MaverickClient | None, placements: Placements | None) -> Applied:
+                     client: MaverickClient | None, placements: Placements | None, fields_only: bool) -> Applied:
         placement: Placement | None = None
         async with self.sessions() as session:
             link = await MaverickLinkRepository(session).get(account_id, remote.id)
             if link is not None and remote.version <= link.remote_version:
                 return Applied("unchanged")  # seen already (a repeat, or an older version arriving late)
+            # A fields-only read applied this version's fields, or a later one's, already.
+            fields_current = link is not None and remote.version <= int((link.remote_fields or {}).get(FIELDS_VERSION)
+                                                                        or 0)
+            if fields_current and fields_only:
+                return Applied("unchanged")
             ticket = await TicketStore(session).read(account_id, link.ticket_id) if link is not None else None
         if link is None:
             async with self.sessions() as session, session.begin():
@@ -123,6 +134,7 @@ class MaverickImporter:
                     ticket = await TicketStore(session).read(account_id, link.ticket_id)
         applied_fields: dict[str, Any] = link.remote_fields or {}
         status_after: TicketStatus | None = None  # None: no ticket to bring content to
+        read_content = not fields_only or ticket is None  # a new ticket comes with all it has
         if ticket is None:
             new = new_ticket(remote, settings.status_mapping,
                              placement or await self._placement(account_id, settings, remote))
@@ -132,6 +144,8 @@ class MaverickImporter:
             status_after = (new.status or TicketStatus.OPEN) if outcome.kind == "created" else None
         elif ticket.deleted_at is not None:
             outcome = Applied("skipped", ["the linked Pulse ticket was deleted"])
+        elif fields_current:  # its content is what is left to bring
+            outcome, status_after = Applied("unchanged"), ticket.status
         else:
             placement = (await self._placement(account_id, settings, remote, placements)
                          if applied_fields.get("category_id") != remote.category_id else None)
@@ -148,7 +162,9 @@ class MaverickImporter:
             return outcome
         seen = {kind: set(applied_fields.get(kind) or []) for kind in ("comments", "documents")}
         complete = True
-        if client is not None and status_after is not None:
+        # Comments and documents left unread: the version stays unapplied (the next pull reads them).
+        version_applied = read_content
+        if client is not None and status_after is not None and read_content:
             content = ContentOutcome()
             try:
                 await self.content.bring(client, account_id, link.ticket_id, status_after == TicketStatus.CLOSED,
@@ -161,12 +177,14 @@ class MaverickImporter:
             outcome.reasons += content.skipped + content.failed
             # Not all of it: the version stays unapplied, so the next pull brings the rest.
             complete = not content.failed and not outcome.unfinished
+            version_applied = complete
             if outcome.kind == "unchanged" and (content.comments or content.documents):
                 outcome.kind = "updated"
         async with self.sessions() as session, session.begin():
             await MaverickLinkRepository(session).mark_applied(
-                account_id, remote.id, remote.version if complete else None, remote.updated_at,
-                {**remote.snapshot(), **{kind: sorted(ids) for kind, ids in seen.items()}})
+                account_id, remote.id, remote.version if version_applied else None, remote.updated_at,
+                {**({} if fields_current else {**remote.snapshot(), FIELDS_VERSION: remote.version}),
+                 **{kind: sorted(ids) for kind, ids in seen.items()}})
         if not complete and not outcome.unfinished:  # the run's cursor stops before it
             return Applied("failed", outcome.reasons)
         return outcome

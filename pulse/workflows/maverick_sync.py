@@ -13,7 +13,15 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from pulse.activities.maverick import MaverickSyncActivities
-    from pulse.domain.maverick_sync import FetchRequested, FetchTicketInput, FinishSync, PullPage, StartSync, SyncInput
+    from pulse.domain.maverick_sync import (
+        FetchRequested,
+        FetchTicketInput,
+        FinishSync,
+        PullPage,
+        StartSync,
+        SyncInput,
+        fields_only,
+    )
 
 STEP_TIMEOUT = timedelta(seconds=30)
 PAGE_TIMEOUT = timedelta(minutes=10)
@@ -83,28 +91,34 @@ FETCH_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interva
 class MaverickTicketFetchWorkflow:
     """``maverick-fetch-<account>-<maverickTicketId>``: webhooks about one Maverick ticket, as
     signals; each round reads the ticket as it is now and applies it, and a signal that arrives
-    meanwhile makes one more round (so the last change announced is the last one read)."""
+    meanwhile makes one more round (so the last change announced is the last one read). A round
+    whose events all announced field changes reads the ticket alone (``FetchTicketInput.fields_only``)."""
 
     def __init__(self) -> None:
         self._wanted = 0
+        self._announced: set[str | None] = set()  # the event types since the last round began
 
     @workflow.signal
-    def changed(self, _: FetchRequested) -> None:
+    def changed(self, request: FetchRequested) -> None:
         self._wanted += 1
+        self._announced.add(request.event_type)
 
     @workflow.run
     async def run(self, input: FetchTicketInput) -> None:
         while True:
             asked = self._wanted
+            # Only the activity's input depends on it (no command changes: old runs replay).
+            this_round = input.model_copy(update={"fields_only": fields_only(self._announced)})
+            self._announced = set()
             summary = f"read Maverick ticket {input.maverick_ticket_id[:60]}"
             try:
                 if workflow.patched(FETCH_ACTIVITY_PATCH):
                     await workflow.execute_activity(
-                        MaverickSyncActivities.fetch_and_apply, input, start_to_close_timeout=FETCH_TIMEOUT,
+                        MaverickSyncActivities.fetch_and_apply, this_round, start_to_close_timeout=FETCH_TIMEOUT,
                         retry_policy=FETCH_RETRY, summary=summary)
                 else:  # runs that started as local activities replay as such
                     await workflow.execute_local_activity(
-                        MaverickSyncActivities.fetch_and_apply, input, start_to_close_timeout=FETCH_TIMEOUT,
+                        MaverickSyncActivities.fetch_and_apply, this_round, start_to_close_timeout=FETCH_TIMEOUT,
                         retry_policy=FETCH_RETRY, local_retry_threshold=LOCAL_RETRY_THRESHOLD, summary=summary)
             except ActivityError as failure:
                 workflow.logger.warning("Maverick ticket %s not applied: %s", input.maverick_ticket_id, failure.cause)

@@ -177,7 +177,7 @@ async def receive_webhook(account_ref: str, request: Request, session: Session, 
     if received.fetch_ticket_id is not None:
         try:
             await MaverickSyncScheduler(temporal, _sync_queue(request)).fetch(
-                int(account_ref), received.fetch_ticket_id, received.event.id)
+                int(account_ref), received.fetch_ticket_id, received.event.id, received.event.type)
         except RPCError as error:  # not recorded either (rolled back): Maverick sends it again
             raise TemporalUnavailable(f"the change could not be taken now: {error.message}") from None
     return {"received": True, "eventId": received.event.id, "duplicate": received.duplicate}
