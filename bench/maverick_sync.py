@@ -107,8 +107,37 @@ async def bench(args: argparse.Namespace, stack: Stack, server_url: str) -> int:
                              f"http://127.0.0.1:{sim_port}", secret)
 
 
+class CpuMeter:
+    """CPU seconds each child of the stack (and its children: Temporal's, PostgreSQL's are not
+    ours) spent since the last reading: where a step's work went."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.last = self._read()
+
+    def _read(self) -> dict[str, float]:
+        import psutil
+
+        used: dict[str, float] = {}
+        for name, process in self.stack.children:
+            try:
+                times = psutil.Process(process.pid).cpu_times()
+                used[name] = times.user + times.system
+            except psutil.Error:
+                continue
+        return used
+
+    def report(self, step: str, items: int) -> None:
+        now = self._read()
+        spent = {name: now[name] - self.last.get(name, 0.0) for name in now}
+        self.last = now
+        per_item = ", ".join(f"{name} {seconds * 1000 / max(items, 1):.0f}" for name, seconds in spent.items())
+        print(f"CPU ms per item, {step} ({items}): {per_item}", flush=True)
+
+
 async def measure(args: argparse.Namespace, stack: Stack, http: httpx.AsyncClient, sim: httpx.AsyncClient,
                   database_url: str, a: tuple[int, str], b: tuple[int, str], sim_url: str, secret: str) -> int:
+    cpu = CpuMeter(stack)
     def auth(token: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"}
 
@@ -134,6 +163,7 @@ async def measure(args: argparse.Namespace, stack: Stack, http: httpx.AsyncClien
         return args.baseline / seconds
 
     rate_before = await api_create_rate("before the import")
+    cpu.report("API creates", args.baseline)
 
     # 2. import -------------------------------------------------------------------------------------
     await sim.post("/_admin/seed", json={"tickets": args.tickets})
@@ -141,11 +171,13 @@ async def measure(args: argparse.Namespace, stack: Stack, http: httpx.AsyncClien
     await call(a[1], "PUT", "/api/integrations/maverick/config", config)
     import_run = await run_sync(call, a[1], stack)
     import_rate = import_run["created"] / import_run["seconds"]
+    cpu.report("import", import_run["created"])
     print(f"import: {import_run['created']} created in {import_run['seconds']:.1f} s = {import_rate:.1f}/s "
           f"(load {os.getloadavg()[0]:.1f}), status {import_run['status']}", flush=True)
     # The API's rate again, after: on a shared machine the load drifts during a long import, so the
     # import is compared with the mean of the API's rate just before and just after it.
     rate_after = await api_create_rate("after the import")
+    cpu.report("API creates", args.baseline)
     api_rate = (rate_before + rate_after) / 2
     print(f"import vs API: {import_rate / api_rate:.2f}x the mean API rate {api_rate:.1f}/s "
           f"({import_rate / rate_before:.2f}x before, {import_rate / rate_after:.2f}x after; goal >= 0.8x)", flush=True)
@@ -159,8 +191,18 @@ async def measure(args: argparse.Namespace, stack: Stack, http: httpx.AsyncClien
     for n, remote_id in enumerate(targets):
         await sim.patch(f"/_admin/tickets/{remote_id}", json={"subject": f"Webhook change {n}"})
         await asyncio.sleep(1 / args.rate)
-    await asyncio.sleep(5)
-    webhook_ms = await webhook_latencies(database_url, a[0])
+    # Until every change has arrived: rows stop coming for 6 s (two changes of a ticket read in one
+    # fetch make one row), at most 3 minutes.
+    webhook_ms: list[float] = []
+    settled_at = time.monotonic() + 180
+    quiet_since = time.monotonic()
+    while time.monotonic() < settled_at and (len(webhook_ms) < args.changes and time.monotonic() - quiet_since < 6
+                                             or not webhook_ms):
+        await asyncio.sleep(2)
+        found = await webhook_latencies(database_url, a[0])
+        if len(found) > len(webhook_ms):
+            webhook_ms, quiet_since = found, time.monotonic()
+    cpu.report("webhook changes", args.changes)
     report("webhook arrival -> Pulse ticket changed", webhook_ms, args.changes)
 
     # 4. Pulse → Maverick -------------------------------------------------------------------------
@@ -171,6 +213,7 @@ async def measure(args: argparse.Namespace, stack: Stack, http: httpx.AsyncClien
         pushed += 1
         await asyncio.sleep(1 / args.rate)
     await asyncio.sleep(5)
+    cpu.report("pushes", pushed)
     push_ms = await push_latencies(database_url, a[0], sim, [t["externalTicketId"] for t in tickets[:pushed]])
     report("Pulse change -> Maverick updated", push_ms, pushed)
     writes_after_pushes = (await sim.get("/_admin/state")).json()["integrationWrites"]
