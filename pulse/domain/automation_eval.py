@@ -324,26 +324,28 @@ def evaluate(before: records.Ticket | None, ticket: records.Ticket, events: list
         start = result.ticket
         raised: list[tuple[Trigger, int | None, dict[str, Any]]] = []
         raised_events: list[TicketEvent] = []
+        only_rule = context.only_rule if step.depth == 1 else None
         for rule in ordered:
             cause = step.cause_for(rule)
-            if cause is None or rule.id in fired or (step.depth == 1 and context.only_rule not in (None, rule.id)):
+            if cause is None or rule.id in fired or (only_rule is not None and only_rule != rule.id):
                 continue
-            base = dict(rule_id=rule.id, rule_name=rule.name, trigger=rule.trigger.value, caused_by=cause,
-                        depth=step.depth, executed_at=now)
             began = timer()
+            ticket_now, comment = result.ticket, step.comment
             checked = []
             for condition in rule.conditions:
-                actual = actual_value(result.ticket, condition.field, step.comment)
+                actual = actual_value(ticket_now, condition.field, comment)
                 checked.append(ConditionResult(  # the operator as the str it is (a StrEnum)
-                    field=condition.field, operator=condition.operator, value=condition.value, actual_value=_json(actual),
-                    matched=matches(condition, result.ticket, comment=step.comment, before=step.before, actual=actual)))
-            outcomes = [c.matched for c in checked]
-            matched = not outcomes or (all(outcomes) if rule.conditions_match == "all" else any(outcomes))
-            base["condition_results"] = checked
-            if not matched:
-                result.executions.append(_execution(base, status="skipped", conditions_matched=False,
-                                                   execution_time_ms=(timer() - began) * 1000))
+                    condition.field, condition.operator, condition.value, _json(actual),
+                    matches(condition, ticket_now, comment=comment, before=step.before, actual=actual)))
+            if checked and not (all(c.matched for c in checked) if rule.conditions_match == "all"
+                                else any(c.matched for c in checked)):
+                # The common case with many rules, kept short: one record, nothing else.
+                result.executions.append(Execution(
+                    rule.id, rule.trigger.value, "skipped", False, cause, step.depth, now, rule.name, checked,
+                    execution_time_ms=(timer() - began) * 1000))
                 continue
+            base = dict(rule_id=rule.id, rule_name=rule.name, trigger=rule.trigger.value, caused_by=cause,
+                        depth=step.depth, executed_at=now, condition_results=checked)
             fired.add(rule.id)
             actor = Actor(kind=f"automation:{rule.id}")
             if step.depth > MAX_DEPTH:  # it would fire, but the cascade is too deep: stop here

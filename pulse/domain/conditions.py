@@ -63,6 +63,16 @@ class Condition(BaseModel):
         return self
 
 
+_SNAKE: dict[str, str] = {}  # field name → attribute name (to_snake is a regex; rules ask for a few names, often)
+
+
+def _attribute(field: str) -> str:
+    name = _SNAKE.get(field)
+    if name is None:
+        name = _SNAKE[field] = to_snake(field)
+    return name
+
+
 def actual_value(ticket: records.Ticket, field: str, comment: Any = None) -> Any:
     """The field's value on the ticket (``comment.*``: on the comment that caused the evaluation,
     any object with ``body``, ``is_internal`` and ``author_type``)."""
@@ -71,10 +81,10 @@ def actual_value(ticket: records.Ticket, field: str, comment: Any = None) -> Any
     if field.startswith("comment."):
         if comment is None:
             return None
-        return getattr(comment, to_snake(field.removeprefix("comment.")), None)
+        return getattr(comment, _attribute(field.removeprefix("comment.")), None)
     if field == "ticketNumber":
         return ticket.ticket_number
-    value = getattr(ticket, to_snake(field), None)
+    value = getattr(ticket, _attribute(field), None)
     return getattr(value, "value", value)
 
 

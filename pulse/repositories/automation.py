@@ -28,6 +28,11 @@ def _conditions(execution: Execution) -> list[dict[str, Any]]:
              "actual_value": r.actual_value, "matched": r.matched} for r in execution.condition_results]
 
 
+def _ms(value: float) -> float:
+    """An execution's time in ms to the microsecond (a short number in the JSON)."""
+    return round(value, 3)
+
+
 def execution_rows(account_id: int, ticket_id: int, executions: list[Execution]) -> list[dict[str, Any]]:
     """Rows of ``automation_executions``: the evaluations that got past their conditions."""
     return [{
@@ -35,28 +40,41 @@ def execution_rows(account_id: int, ticket_id: int, executions: list[Execution])
         "status": e.status, "conditions_matched": e.conditions_matched, "condition_results": _conditions(e),
         "actions_performed": e.actions_performed, "before_values": e.before, "after_values": e.after,
         "error_message": e.error_message, "caused_by": e.caused_by, "depth": e.depth,
-        "executed_at": e.executed_at.isoformat(), "execution_time_ms": e.execution_time_ms,
+        "executed_at": e.executed_at.isoformat(), "execution_time_ms": _ms(e.execution_time_ms),
     } for e in executions if e.status != "skipped"]
 
 
 def skipped_entries(executions: list[Execution]) -> list[dict[str, Any]]:
     """The ``skipped`` array of a write's ``automation_skips`` row."""
     return [{"rule_id": e.rule_id, "trigger": e.trigger, "condition_results": _conditions(e), "caused_by": e.caused_by,
-             "depth": e.depth, "execution_time_ms": e.execution_time_ms} for e in executions if e.status == "skipped"]
+             "depth": e.depth, "execution_time_ms": _ms(e.execution_time_ms)}
+            for e in executions if e.status == "skipped"]
 
 
 _EXECUTION_COLUMNS = ("account_id, rule_id, ticket_id, trigger, status, conditions_matched, condition_results, "
                       "actions_performed, before_values, after_values, error_message, caused_by, depth, executed_at, "
                       "execution_time_ms")
-# A write's evaluations in one statement: those that ran (rarely more than a few) as rows from a
-# JSON array, and those skipped (often most of the rules) as one ``automation_skips`` row.
-_INSERT_EXECUTIONS = text(
-    f"WITH runs AS (INSERT INTO automation_executions ({_EXECUTION_COLUMNS}) SELECT {_EXECUTION_COLUMNS} "
-    "FROM jsonb_populate_recordset(NULL::automation_executions, CAST(:runs AS jsonb))) "
-    "INSERT INTO automation_skips (account_id, ticket_id, executed_at, rule_ids, skipped) "
-    "SELECT :account_id, :ticket_id, CAST(:executed_at AS timestamptz), "
-    "ARRAY(SELECT CAST(x->>'rule_id' AS bigint) FROM jsonb_array_elements(s) AS x), s "
-    "FROM CAST(:skipped AS jsonb) AS s WHERE jsonb_array_length(s) > 0")
+# A write's evaluations as two data-modifying CTEs (parameters: :runs, :skipped, :account_id,
+# :ticket_id, :executed_at; see :func:`execution_parameters`) that the write's last statement
+# carries (``TicketStore.record_outcome``), so the audit trail costs no statement of its own: those
+# that ran (rarely more than a few) as rows from a JSON array, those skipped (often most of the
+# rules) as one ``automation_skips`` row.
+EXECUTIONS_CTES = (
+    f"audit_runs AS (INSERT INTO automation_executions ({_EXECUTION_COLUMNS}) SELECT {_EXECUTION_COLUMNS} "
+    "FROM jsonb_populate_recordset(NULL::automation_executions, CAST(:runs AS jsonb))), "
+    "audit_skips AS (INSERT INTO automation_skips (account_id, ticket_id, executed_at, rule_ids, skipped) "
+    "SELECT :account_id, :ticket_id, CAST(:executed_at AS timestamptz), CAST(:skipped_rule_ids AS bigint[]), "
+    "CAST(:skipped AS jsonb) WHERE cardinality(CAST(:skipped_rule_ids AS bigint[])) > 0)")
+
+
+def execution_parameters(account_id: int, ticket_id: int, executions: list[Execution]) -> dict[str, Any]:
+    """The parameters of :data:`EXECUTIONS_CTES` for a write's evaluations (not empty)."""
+    skipped = skipped_entries(executions)
+    return {
+        "runs": json.dumps(execution_rows(account_id, ticket_id, executions), separators=(",", ":")),
+        "skipped": json.dumps(skipped, separators=(",", ":")), "skipped_rule_ids": [e["rule_id"] for e in skipped],
+        "account_id": account_id, "ticket_id": ticket_id, "executed_at": executions[0].executed_at,
+    }
 
 # One rule's evaluations, both kinds, as rows of one shape (``{filters}``: static SQL below).
 _RULE_EVALUATIONS = """
@@ -122,16 +140,6 @@ class AutomationRuleRepository:
         return row
 
     # -- executions ------------------------------------------------------------------------------
-
-    async def add_executions(self, account_id: int, ticket_id: int, executions: list[Execution]) -> None:
-        if not executions:
-            return
-        skipped = skipped_entries(executions)
-        await self.session.execute(_INSERT_EXECUTIONS, {
-            "runs": json.dumps(execution_rows(account_id, ticket_id, executions), separators=(",", ":")),
-            "account_id": account_id, "ticket_id": ticket_id, "executed_at": executions[0].executed_at,
-            "skipped": json.dumps(skipped, separators=(",", ":")),
-        })
 
     async def statistics(self, rule_id: int) -> dict[str, Any]:
         """Executions are evaluations that got past the conditions (skipped ones are in the audit

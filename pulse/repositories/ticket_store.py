@@ -4,20 +4,22 @@ applied-command ledger that makes writes idempotent, and the outbox consumers' o
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Text, bindparam, func, insert, literal_column, select, update
+from sqlalchemy import Text, bindparam, func, insert, literal_column, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pulse.domain import records, sla
 from pulse.domain.agenda import AgendaProbe as ProbeRule
 from pulse.domain.agenda import TicketRules
+from pulse.domain.automation_eval import Execution
 from pulse.domain.changes import TicketEvent
 from pulse.domain.commands import TicketWrite
 from pulse.domain.reports import StatusMark, slot_marks, summary_change
-from pulse.repositories.automation import AutomationRuleRepository
+from pulse.repositories.automation import EXECUTIONS_CTES, AutomationRuleRepository, execution_parameters
 from pulse.repositories.escalations import EscalationRuleRepository
 from pulse.repositories.reports import ReportRollup
 from pulse.models import (
@@ -55,6 +57,11 @@ def _settings_json() -> tuple[Any, Any]:
     calendars = select(func.coalesce(func.json_agg(literal_column("c.*")).cast(Text), "[]")).select_from(
         SlaCalendar.__table__.alias("c")).where(literal_column("c.account_id") == bindparam("account_id")).scalar_subquery()
     return policies, calendars
+
+
+_RECORD_OUTCOME_AND_EXECUTIONS = text(
+    f"WITH {EXECUTIONS_CTES} INSERT INTO applied_commands (command_id, ticket_id, result) "
+    "VALUES (:command_id, :ticket_id, CAST(:result AS jsonb))")
 
 
 # The two statements every write starts with, built once (parameters: account_id, ticket_id, command_id).
@@ -107,9 +114,18 @@ class TicketStore:
         stored = await self.session.scalar(select(AppliedCommand.result).where(AppliedCommand.command_id == command_id))
         return None if stored is None else TicketWrite.model_validate(stored)
 
-    async def record_outcome(self, command_id: str, ticket_id: int, outcome: TicketWrite) -> None:
-        await self.session.execute(insert(AppliedCommand), {
-            "command_id": command_id, "ticket_id": ticket_id, "result": outcome.model_dump(mode="json")})
+    async def record_outcome(self, command_id: str, ticket_id: int, outcome: TicketWrite, *, account_id: int = 0,
+                             executions: list[Execution] | None = None) -> None:
+        """The write's outcome (a retried command answers it), and in the same statement the
+        automation rules' evaluations of the write (``executions``: its audit trail)."""
+        result = outcome.model_dump(mode="json")
+        if not executions:
+            await self.session.execute(insert(AppliedCommand), {
+                "command_id": command_id, "ticket_id": ticket_id, "result": result})
+            return
+        await self.session.execute(_RECORD_OUTCOME_AND_EXECUTIONS, {
+            "command_id": command_id, "result": json.dumps(result),
+            **execution_parameters(account_id, ticket_id, executions)})
 
     # -- the ticket ----------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ run by the change pipeline) cannot do itself, done in the write's transaction.
   again with it, and :meth:`store` writes the state the picks left.
 - Internal notes get their comment rows (and search text); ``to: manager`` notifications get
   their receivers (the assigned team's manager, else the account's admins).
-- Every evaluation is stored in ``automation_executions``.
+- Every evaluation is stored with the write's outcome (``TicketStore.record_outcome``, one statement).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from pulse.domain.automation_eval import NOTIFICATION_EVENT
 from pulse.domain.changes import REFERENCE_FIELDS, TicketEvent
 from pulse.domain.pipeline import PipelineResult
 from pulse.domain.rotation import RotationSlot
-from pulse.repositories.automation import AutomationRuleRepository
 from pulse.repositories.escalations import EscalationRuleRepository
 from pulse.repositories.rotations import RotationRepository
 from pulse.repositories.ticket_lists import TicketSearchIndex
@@ -59,16 +58,15 @@ class AutomationHook:
                 if await store.missing_references(self.account_id, {column: value})}
 
     async def store(self, ticket: records.Ticket, result: PipelineResult) -> list[TicketEvent]:
-        """Write what the rules did besides the ticket row; the events to store, completed."""
+        """Write what the rules did besides the ticket row and the audit trail; the events to store,
+        completed."""
         for rotation_id, slots in result.rotations.items():
             before = self.loaded.get(rotation_id)
             if before is None:
                 continue
             changed = {slot.user_id: slot.current for slot, old in zip(slots, before) if slot.current != old.current}
             await self.rotation_repository.set_currents(rotation_id, changed)
-        events = [await self._completed(ticket, event) for event in result.events]
-        await AutomationRuleRepository(self.session).add_executions(self.account_id, ticket.id, result.executions)
-        return events
+        return [await self._completed(ticket, event) for event in result.events]
 
     async def _completed(self, ticket: records.Ticket, event: TicketEvent) -> TicketEvent:
         if event.type == "comment_added" and "note" in event.data:

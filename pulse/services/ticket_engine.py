@@ -151,7 +151,8 @@ class TicketEngine:
                               automation=[f"automation:{e.rule_id} {e.status}: "
                                           + ", ".join(a["type"] for a in e.actions_performed)
                                           for e in result.executions if e.status != "skipped"])
-        await self.store.record_outcome(command.command_id, command.ticket_id, outcome)
+        await self.store.record_outcome(command.command_id, command.ticket_id, outcome, account_id=command.account_id,
+                                        executions=result.executions)
         return outcome
 
     async def _locked(self, command: TicketCommand) -> tuple[LockedTicket, records.Ticket, int]:

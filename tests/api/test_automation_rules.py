@@ -129,6 +129,40 @@ async def test_an_urgent_ticket_is_assigned_to_a_team_on_creation_and_the_audit_
     assert stats["lastExecutedAt"] is not None
 
 
+async def test_every_evaluation_of_a_write_is_stored_with_its_outcome(account: AccountContext,
+                                                                      database_url: str) -> None:
+    quiet = [await create_rule(account, name=f"Plan {plan}", trigger="ticket_updated", executionOrder=index,
+                               conditions=[{"field": "customFields.plan", "operator": "equals", "value": plan}])
+             for index, plan in enumerate(("gold", "silver", "bronze"))]
+    firing = await create_rule(account, name="Any edit", trigger="ticket_updated", executionOrder=9,
+                               conditions=[{"field": "priority", "operator": "equals", "value": "medium"}])
+    ticket = await account.create_ticket(priority="medium")
+    patched = await account.patch(f"/api/tickets/{ticket['id']}", json={"subject": "Edited"})
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["tags"] == ["hot"]
+    for created, plan in zip(quiet, ("gold", "silver", "bronze")):
+        # Skipped for the PATCH (depth 1) and again for the tag the firing rule added (depth 2).
+        evaluations = sorted((await account.get(f"{RULES}/{created['id']}/executions")).json()["data"],
+                             key=lambda e: e["depth"])
+        assert [(e["ticketId"], e["executionStatus"], e["depth"]) for e in evaluations] == [
+            (ticket["id"], "skipped", 1), (ticket["id"], "skipped", 2)]
+        assert [e["causedBy"] for e in evaluations] == [
+            {"kind": "event", "actor": "user", "event": "field_changed"},
+            {"kind": "execution", "ruleId": firing["id"], "depth": 1, "event": "field_changed"}]
+        for evaluation in evaluations:
+            assert evaluation["conditionResults"] == [{"field": "customFields.plan", "operator": "equals",
+                                                       "value": plan, "actualValue": None, "matched": False}]
+            assert evaluation["executionTime"] >= 0
+    ran = (await account.get(f"{RULES}/{firing['id']}/executions")).json()["data"]
+    assert [(e["executionStatus"], e["after"]) for e in ran] == [("success", {"tags": ["hot"]})]
+    # The write's outcome, its skipped evaluations (one row) and the one that ran, all committed.
+    assert rows(database_url, "SELECT count(*) FROM applied_commands WHERE ticket_id = %s", ticket["id"]) == [(2,)]
+    assert rows(database_url, "SELECT rule_ids FROM automation_skips WHERE ticket_id = %s", ticket["id"]) == [
+        ([r["id"] for r in quiet] * 2,)]  # one row for the write: each skipped evaluation's rule, in order
+    assert rows(database_url, "SELECT rule_id, status FROM automation_executions WHERE ticket_id = %s",
+                ticket["id"]) == [(firing["id"], "success")]
+
+
 async def test_rules_run_in_order_and_a_failed_rule_is_rolled_back_alone(account: AccountContext) -> None:
     failing = await create_rule(account, name="Reopen (cannot)", trigger="status_changed", conditions=[],
                                 actions=[{"type": "add_tags", "tags": ["half-done"]},
