@@ -21,6 +21,7 @@
 
     .venv/bin/python bench/search.py [--tickets 1000000] [--comments-per-ticket 3]
                                      [--regenerate] [--queries 60] [--bulk 10000] [--patches 300]
+    .venv/bin/python bench/search.py --http [--queries 60] [--seed 11]   # through HTTP: bench/search_http.py
 """
 
 from __future__ import annotations
@@ -360,6 +361,33 @@ class Series:
         return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
+def list_params(rng: random.Random, team_ids: list[int], user_ids: list[int]) -> dict[str, str]:
+    """A filtered list as agents ask for one: filters (status, team, assignee, tags, custom fields,
+    dates, external ids) with a sort, page 1."""
+    team, user = str(rng.choice(team_ids)), str(rng.choice(user_ids))
+    since = (datetime.now(timezone.utc) - timedelta(days=rng.randrange(3, 60))).isoformat()
+    return rng.choice([
+        {"status": "open", "sort": "priority"},
+        {"status": "open,in_progress", "priority": "urgent,high", "sort": "priority"},
+        {"assignedToTeamId": team, "sort": "-createdAt"},
+        {"assignedToTeamId": team, "status": "open"},
+        {"assignedToTeamId": team, "status": "open", "sort": "priority"},
+        {"assignedToUserId": user, "status": "open,in_progress", "sort": "priority"},
+        {"assignedToUserId": user, "sort": "-updatedAt"},
+        {"status": "waiting_customer", "sort": "-updatedAt"},
+        {"tags": rng.choice(TAGS)},
+        {"tags": ",".join(rng.sample(TAGS, 2)), "sort": "priority"},
+        {"customFields.plan": rng.choice(PLANS), "status": "open"},
+        {"customFields.region": rng.choice(REGIONS), "customFields.plan": "enterprise", "sort": "-createdAt"},
+        {"slaStatus": "breached", "status": "open,in_progress"},
+        {"unassigned": "true", "status": "open"},
+        {"createdAfter": since, "sort": "-createdAt"},
+        {"externalSource": "maverick", "externalTicketId": f"MAV-{rng.randrange(1, 1_000_000)}"},
+        {"priority": "urgent", "sort": "-createdAt"},
+        {"sort": "-updatedAt"},
+    ])
+
+
 async def measure_queries(queries_per_kind: int, seed: int = 11) -> list[Series]:
     from pulse.db import make_engine, make_sessionmaker
     from pulse.domain.ticket_query import parse_ticket_query
@@ -396,30 +424,6 @@ async def measure_queries(queries_per_kind: int, seed: int = 11) -> list[Series]
             return {"search": words[rng.randrange(20, 1000)], "status": rng.choice(["open", "in_progress,open"]),
                     "sort": rng.choice(["-createdAt", "priority", "-updatedAt"])}
         raise ValueError(kind)
-
-    def list_params() -> dict[str, str]:
-        team, user = str(rng.choice(team_ids)), str(rng.choice(user_ids))
-        since = (datetime.now(timezone.utc) - timedelta(days=rng.randrange(3, 60))).isoformat()
-        return rng.choice([
-            {"status": "open", "sort": "priority"},
-            {"status": "open,in_progress", "priority": "urgent,high", "sort": "priority"},
-            {"assignedToTeamId": team, "sort": "-createdAt"},
-            {"assignedToTeamId": team, "status": "open"},
-            {"assignedToTeamId": team, "status": "open", "sort": "priority"},
-            {"assignedToUserId": user, "status": "open,in_progress", "sort": "priority"},
-            {"assignedToUserId": user, "sort": "-updatedAt"},
-            {"status": "waiting_customer", "sort": "-updatedAt"},
-            {"tags": rng.choice(TAGS)},
-            {"tags": ",".join(rng.sample(TAGS, 2)), "sort": "priority"},
-            {"customFields.plan": rng.choice(PLANS), "status": "open"},
-            {"customFields.region": rng.choice(REGIONS), "customFields.plan": "enterprise", "sort": "-createdAt"},
-            {"slaStatus": "breached", "status": "open,in_progress"},
-            {"unassigned": "true", "status": "open"},
-            {"createdAfter": since, "sort": "-createdAt"},
-            {"externalSource": "maverick", "externalTicketId": f"MAV-{rng.randrange(1, 1_000_000)}"},
-            {"priority": "urgent", "sort": "-createdAt"},
-            {"sort": "-updatedAt"},
-        ])
 
     def deep_params() -> dict[str, str]:
         return rng.choice([
@@ -461,7 +465,7 @@ async def measure_queries(queries_per_kind: int, seed: int = 11) -> list[Series]
     filtered, deep, counts = Series("filter + sort, page 1", 30), Series("deep page (offset 1k–10k)", 30), \
         Series("count (filters, capped/estimated)", 30)
     all_series += [filtered, deep, counts]
-    plan += [(filtered, list_params, True) for _ in range(queries_per_kind * 2)]
+    plan += [(filtered, lambda: list_params(rng, team_ids, user_ids), True) for _ in range(queries_per_kind * 2)]
     plan += [(deep, deep_params, True) for _ in range(queries_per_kind)]
     rng.shuffle(plan)
 
@@ -482,7 +486,7 @@ async def measure_queries(queries_per_kind: int, seed: int = 11) -> list[Series]
     for series, make, internal in plan:
         await timed(make(), internal, series)
     for _ in range(queries_per_kind):
-        await timed(list_params(), True, counts, count_only=True)
+        await timed(list_params(rng, team_ids, user_ids), True, counts, count_only=True)
     await engine.dispose()
     return all_series
 
@@ -590,6 +594,12 @@ async def main() -> int:
     parser.add_argument("--bulk", type=int, default=10_000, help="tickets in the bulk update (0: skip)")
     parser.add_argument("--patches", type=int, default=300)
     parser.add_argument("--workers", type=int, default=1, help="Pulse worker processes for the bulk part")
+    parser.add_argument("--http", action="store_true",
+                        help="search as agents type it, through a real `pulse api` (bench/search_http.py): "
+                             "1 and 4 clients, --queries per kind; no bulk part")
+    parser.add_argument("--seed", type=int, default=11, help="the --http query mix's seed")
+    parser.add_argument("--api-code", type=Path, metavar="DIR",
+                        help="--http: run pulse api from this copy of the tree (to compare versions on the same data)")
     parser.add_argument("--database", default=DATABASE, help=f"database name (default {DATABASE})")
     parser.add_argument("--embedded", type=Path, metavar="DIR",
                         help="run on an embedded PostgreSQL in DIR with production-like memory settings "
@@ -630,6 +640,10 @@ async def run(args: argparse.Namespace) -> int:
         counts = db.execute("SELECT (SELECT count(*) FROM tickets), (SELECT count(*) FROM ticket_comments)").fetchone()
     print(f"PostgreSQL {version} (shared_buffers {buffers}); {counts[0]:,} tickets, {counts[1]:,} comments")
 
+    if args.http:
+        from bench import search_http
+
+        return search_http.measure(database_url(), args.queries, args.seed, prewarm, args.api_code)
     series: list[Series] = []
     if args.queries:
         prewarm()

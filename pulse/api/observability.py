@@ -9,7 +9,9 @@ limits too). For every HTTP request it
   ``pulse_http_request_duration_seconds`` by method, **route template** (``/api/tickets/{ticket_ref}``,
   never the raw path: ids would make a series per ticket) and status. A request answered before
   routing (a 413, 429 or 401 of the limits) or matching no route is labelled ``unrouted``;
-- writes one ``request`` log line (method, route, status, duration).
+- writes one ``request`` log line (method, route, status, duration);
+- tells the time until the answer's headers left in ``Server-Timing: app;dur=<ms>`` (a handler
+  may add its own entries, e.g. the ticket list's ``repo``: the repository call).
 
 ``GET /metrics`` (not part of the API's schema) serves the app's registry in Prometheus' text
 format, after refreshing the support-lead gauges (open tickets by SLA status, failing
@@ -37,6 +39,7 @@ from pulse.services.operations import support_lead_numbers
 log = logging.getLogger("pulse.api.request")
 
 REQUEST_ID_HEADER = b"x-request-id"
+SERVER_TIMING_HEADER = b"server-timing"  # app;dur=<ms until the answer's headers were sent>
 _SANE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 # Buckets from 5 ms (a cached read) to 10 s (a write that waited out a busy ticket).
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -116,7 +119,8 @@ class Observability:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message = {**message, "headers": [*message.get("headers", ()), header]}
+                timing = (SERVER_TIMING_HEADER, f"app;dur={(time.perf_counter() - started) * 1000:.2f}".encode())
+                message = {**message, "headers": [*message.get("headers", ()), header, timing]}
             await send(message)
 
         self.metrics.in_progress.inc()

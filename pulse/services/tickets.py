@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, TypeVar
 
@@ -71,6 +72,7 @@ class TicketList:
     total: int
     total_is_estimate: bool = False
     snippets: dict[int, str] = field(default_factory=dict)
+    repository_ms: float = 0.0  # the repository call (``TicketLists.page``), for Server-Timing
 
 
 MAX_MERGE_HOPS = 10
@@ -109,12 +111,15 @@ class TicketService:
         """A page of tickets with its total (an estimate above 10,000, flagged) and, for a search,
         a snippet per ticket. ``include_internal``: internal notes are searched (writeSupport)."""
         async with self.sessions() as session:
+            started = time.perf_counter()
             page = await TicketLists(session).page(account_id, query, include_internal=include_internal)
+            repository_ms = (time.perf_counter() - started) * 1000
             return TicketList(
                 tickets=[records.Ticket.model_validate(row) for row in page.tickets],
                 total=page.total,
                 total_is_estimate=page.total_is_estimate,
                 snippets=page.snippets,
+                repository_ms=repository_ms,
             )
 
     async def comments(

@@ -53,13 +53,15 @@ async def create_ticket(body: TicketCreateBody, principal: Writer, tickets: Tick
 
 
 @router.get("")
-async def list_tickets(request: Request, principal: Reader, tickets: Tickets) -> dict:
+async def list_tickets(request: Request, principal: Reader, tickets: Tickets, response: Response) -> dict:
     """Filters, sorts and full-text search: see ``pulse.domain.ticket_query`` (the parameters) and
     ``pulse.repositories.ticket_lists`` (how they run). Internal notes are searched only for
-    callers with writeSupport."""
+    callers with writeSupport. ``Server-Timing: repo;dur=…`` tells the repository call's share of
+    the answer (the ``app`` entry of the Observability middleware tells the whole)."""
     query = parse_ticket_query(request.query_params)
     listed = await tickets.list_page(principal.account_id, query,
                                      include_internal=principal.has(Permission.WRITE_SUPPORT))
+    response.headers["Server-Timing"] = f"repo;dur={listed.repository_ms:.2f}"
     return render_ticket_list(listed, query)
 
 

@@ -1,0 +1,297 @@
+"""Search as agents type it, through the HTTP API (issue 15): ``bench/search.py --http``.
+
+On ``bench/search.py``'s million tickets (its database, ``--embedded DIR`` for its PostgreSQL 18):
+
+- a real ``pulse api`` process on the bench database (no Temporal: reads do not need it; rate
+  limits off, as for a trusted internal client), with two tokens of the bench account: an agent's
+  (readSupport + writeSupport: internal notes searched) and a reader's (readSupport only); half the
+  requests use each;
+- the words an agent types after reading a ticket: a ticket is drawn at random, then words at
+  random positions of its subject, description and public comments, so a word is drawn in
+  proportion to how often it occurs (not chosen to be rare or common). Kinds: one, two and three
+  words; a word and the start of another (3 characters up to all but the last); a word with
+  status/priority filters (and a sort, half the time); filtered lists and sorts (page 1); deep
+  pages (page 20–200 of lists). Seeded (``--seed``): the one-client run uses the seed, the
+  four-client run the seed + 1;
+- 1 client, then 4 clients at once (separate processes, so a client's CPU is not another's),
+  after a warm-up of 4 clients × ``WARM_UP`` requests drawn from seed + 2;
+- per kind p50/p95/p99 of the HTTP request as the client sees it (request sent → body read),
+  and the **API overhead**: that time minus the repository call (``TicketLists.page``), which the
+  API reports in ``Server-Timing: repo;dur=…``; and, from ``Server-Timing: app;dur=…`` (the
+  Observability middleware: request in → headers out), the part spent inside the API process
+  besides the repository call (authentication, parsing, rendering) as opposed to the client and
+  the loopback connection.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import httpx
+import psycopg
+
+from bench import search
+from bench.search import log
+
+KINDS = [  # (label, goal p95 ms)
+    ("one word", 50),
+    ("two words", 50),
+    ("three words", 50),
+    ("word + prefix", 50),
+    ("word + status/priority filter", 50),
+    ("filtered lists, sorts", 15),
+    ("deep pages (page 20–200)", 50),
+]
+SEARCH_KINDS = {label for label, _ in KINDS[:5]}
+SAMPLED_TICKETS = 3_000
+WARM_UP = 100  # requests per client before anything is timed
+STOP_WORDS = frozenset("a an and are as at be but by for if in into is it no not of on or such that the their then "
+                       "there these they this to was will with".split())
+WORD = re.compile(r"[a-z][a-z0-9]*")
+
+
+@dataclass
+class Sample:
+    kind: str
+    agent: bool
+    params: dict[str, str]
+    client_ms: float = 0.0
+    repo_ms: float = 0.0
+    app_ms: float = 0.0
+    status: int = 0
+    total: int = 0
+
+
+@dataclass
+class Context:
+    texts: list[list[str]]  # each sampled ticket's words, in order
+    team_ids: list[int]
+    user_ids: list[int]
+    tokens: dict[bool, str] = field(default_factory=dict)  # agent? → token
+
+
+def prepare(url: str, seed: int) -> Context:
+    """Sampled tickets' words, the account's teams and users, and the two tokens (made once; their
+    values are kept in the database's ``bench_http_tokens`` table, hashed in ``api_tokens``)."""
+    from pulse.services.auth import hash_token, new_token_value
+
+    rng = random.Random(seed)
+    with psycopg.connect(url, autocommit=True) as db:
+        account_id, newest = db.execute(
+            "SELECT a.id, (SELECT max(id) FROM tickets t WHERE t.account_id = a.id) FROM accounts a "
+            "WHERE a.name = 'Bench'").fetchone()
+        ids = rng.sample(range(1, newest + 1), min(SAMPLED_TICKETS, newest))
+        rows = db.execute(
+            "SELECT t.subject, coalesce(t.description, ''), coalesce((SELECT string_agg(c.body, ' ' ORDER BY c.id) "
+            "FROM ticket_comments c WHERE c.ticket_id = t.id AND NOT c.is_internal), '') "
+            "FROM tickets t WHERE t.id = ANY(%s) AND t.account_id = %s AND t.deleted_at IS NULL ORDER BY t.id",
+            (ids, account_id)).fetchall()
+        texts = [[w for w in WORD.findall(" ".join(row).lower()) if len(w) >= 2 and w not in STOP_WORDS]
+                 for row in rows]
+        team_ids = [r[0] for r in db.execute("SELECT id FROM teams WHERE account_id = %s", (account_id,))]
+        user_ids = [r[0] for r in db.execute("SELECT id FROM users WHERE account_id = %s", (account_id,))]
+        db.execute("CREATE TABLE IF NOT EXISTS bench_http_tokens (agent boolean PRIMARY KEY, value text NOT NULL)")
+        tokens = {agent: value for agent, value in db.execute("SELECT agent, value FROM bench_http_tokens")}
+        for agent in (True, False):
+            if agent in tokens:
+                continue
+            value = new_token_value()
+            permissions = ["readSupport", "writeSupport"] if agent else ["readSupport"]
+            db.execute("INSERT INTO api_tokens (account_id, user_id, name, token_hash, token_prefix, permissions, "
+                       "is_platform_admin) VALUES (%s, NULL, %s, %s, %s, %s, false)",
+                       (account_id, f"bench http {'agent' if agent else 'reader'}", hash_token(value), value[:12],
+                        permissions))
+            db.execute("INSERT INTO bench_http_tokens VALUES (%s, %s)", (agent, value))
+            tokens[agent] = value
+    return Context([t for t in texts if len(t) >= 3], team_ids, user_ids, tokens)
+
+
+def _words(rng: random.Random, context: Context, count: int) -> list[str]:
+    """``count`` different words at random positions of one random ticket's text."""
+    while True:
+        text = rng.choice(context.texts)
+        chosen: list[str] = []
+        for _ in range(count * 10):
+            word = rng.choice(text)
+            if word not in chosen:
+                chosen.append(word)
+            if len(chosen) == count:
+                return chosen
+
+
+def params_for(kind: str, rng: random.Random, context: Context) -> dict[str, str]:
+    if kind in ("one word", "two words", "three words"):
+        return {"search": " ".join(_words(rng, context, {"one word": 1, "two words": 2, "three words": 3}[kind]))}
+    if kind == "word + prefix":
+        while True:
+            first, second = _words(rng, context, 2)
+            if len(second) >= 3:
+                break
+        typed = second[:rng.randint(3, max(3, len(second) - 1))]
+        return {"search": f"{first} {typed}"}
+    if kind == "word + status/priority filter":
+        params = {"search": _words(rng, context, 1)[0]}
+        if rng.random() < 0.8:
+            params["status"] = rng.choice(["open", "open,in_progress", "in_progress", "waiting_customer"])
+        if "status" not in params or rng.random() < 0.4:
+            params["priority"] = rng.choice(["urgent", "high", "urgent,high"])
+        if rng.random() < 0.5:
+            params["sort"] = rng.choice(["priority", "-createdAt", "-updatedAt"])
+        return params
+    if kind == "filtered lists, sorts":
+        return search.list_params(rng, context.team_ids, context.user_ids)
+    if kind == "deep pages (page 20–200)":
+        page = str(rng.randint(20, 200))
+        return rng.choice([
+            {"status": "open", "sort": "priority", "page": page},
+            {"sort": "-createdAt", "page": page},
+            {"sort": "-updatedAt", "page": page},
+            {"assignedToTeamId": str(rng.choice(context.team_ids)), "page": page},
+            {"status": "open,in_progress", "priority": "urgent,high", "sort": "-createdAt", "page": page},
+        ])
+    raise ValueError(kind)
+
+
+def plan(seed: int, per_kind: int, context: Context) -> list[Sample]:
+    rng = random.Random(seed)
+    samples = [Sample(label, i % 2 == 0, params_for(label, rng, context)) for label, _ in KINDS for i in range(per_kind)]
+    rng.shuffle(samples)
+    return samples
+
+
+def _server_timing(header: str) -> dict[str, float]:
+    timings = {}
+    for entry in header.split(","):
+        name, _, rest = entry.strip().partition(";")
+        match = re.search(r"dur=([0-9.]+)", rest)
+        if match:
+            timings[name] = float(match.group(1))
+    return timings
+
+
+def run_client(base_url: str, tokens: dict[bool, str], samples: list[Sample], start_at: float) -> list[Sample]:
+    """One client (a process of its own): the requests one after the other on one keep-alive
+    connection, from ``start_at`` (time.time) on."""
+    with httpx.Client(base_url=base_url, timeout=120) as http:
+        http.get("/api/health/live")  # the connection is open before the clock starts
+        while time.time() < start_at:
+            time.sleep(0.005)
+        for sample in samples:
+            headers = {"Authorization": f"Bearer {tokens[sample.agent]}"}
+            started = time.perf_counter()
+            response = http.get("/api/tickets", params=sample.params, headers=headers)
+            sample.client_ms = (time.perf_counter() - started) * 1000
+            sample.status = response.status_code
+            timings = _server_timing(", ".join(response.headers.get_list("server-timing")))
+            sample.repo_ms, sample.app_ms = timings.get("repo", 0.0), timings.get("app", 0.0)
+            if response.status_code == 200:
+                sample.total = response.json()["pagination"]["total"]
+    return samples
+
+
+def run_clients(base_url: str, tokens: dict[bool, str], samples: list[Sample], clients: int) -> list[Sample]:
+    shares = [samples[i::clients] for i in range(clients)]
+    start_at = time.time() + 1.0
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(clients) as pool:
+        results = pool.starmap(run_client, [(base_url, tokens, share, start_at) for share in shares])
+    return [sample for share in results for sample in share]
+
+
+def start_api(url: str, workdir: Path, code: Path) -> tuple[subprocess.Popen, str]:
+    """``pulse api`` from the tree ``code`` on database ``url``; its base URL once it answers."""
+    from pulse.devstack import free_port
+
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": url, "PULSE_API_PORT": str(port),
+           "TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",  # nothing listens: reads do not need Temporal
+           "PULSE_RATE_PER_TOKEN": "0", "PULSE_RATE_PER_ADDRESS": "0",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(code), os.environ.get("PYTHONPATH")]))}
+    api = subprocess.Popen([sys.executable, "-m", "pulse.cli", "api"], env=env, cwd=code,
+                           stdout=(workdir / "api.log").open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if api.poll() is not None:
+            raise RuntimeError(f"pulse api exited: {(workdir / 'api.log').read_text()[-2000:]}")
+        try:
+            if httpx.get(base_url + "/api/health/live", timeout=2).status_code == 200:
+                return api, base_url
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError("pulse api did not answer")
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))] if ordered else float("nan")
+
+
+def report(one: list[Sample], four: list[Sample], per_kind: int) -> None:
+    failed = [s for s in one + four if s.status != 200]
+    if failed:
+        print(f"\n{len(failed)} requests failed, e.g. {failed[0].status} {failed[0].params}")
+    print(f"\n| through `GET /api/tickets` (n = {per_kind} per kind and run) | 1 client p50 / p95 / p99 ms "
+          f"| repo p50 / p95 | 4 clients p50 / p95 ms | 4 ÷ 1 p95 | goal p95 |")
+    print("|---|---:|---:|---:|---:|---:|")
+    rows = [(label, goal, lambda s, label=label: s.kind == label) for label, goal in KINDS]
+    rows.append(("**all searches**", 50, lambda s: s.kind in SEARCH_KINDS))
+    for label, goal, chosen in rows:
+        a = [s.client_ms for s in one if chosen(s)]
+        r = [s.repo_ms for s in one if chosen(s)]
+        b = [s.client_ms for s in four if chosen(s)]
+        met = pct(a, 95) <= goal and pct(b, 95) <= 2 * pct(a, 95)
+        print(f"| {label} | {pct(a, 50):.1f} / {pct(a, 95):.1f} / {pct(a, 99):.1f} | {pct(r, 50):.1f} / "
+              f"{pct(r, 95):.1f} | {pct(b, 50):.1f} / {pct(b, 95):.1f} | {pct(b, 95) / pct(a, 95):.2f} | "
+              f"≤ {goal} {'✓' if met else '✗'} |")
+    print("\n| API overhead, ms (1 client) | p50 | p95 | 4 clients p50 | p95 |\n|---|---:|---:|---:|---:|")
+    for label, measure in (
+        ("HTTP request − repository call (the goal: p50 ≤ 3)", lambda s: s.client_ms - s.repo_ms),
+        ("  inside the API process (app − repo)", lambda s: s.app_ms - s.repo_ms),
+        ("  client and loopback (request − app)", lambda s: s.client_ms - s.app_ms),
+    ):
+        a, b = [measure(s) for s in one], [measure(s) for s in four]
+        print(f"| {label} | {pct(a, 50):.2f} | {pct(a, 95):.2f} | {pct(b, 50):.2f} | {pct(b, 95):.2f} |")
+    print("\nslowest requests per kind (1 client: ms total / repo):")
+    for label, _ in KINDS:
+        slow = sorted((s for s in one if s.kind == label), key=lambda s: -s.client_ms)[:3]
+        print(f"  {label}: " + "; ".join(f"{s.client_ms:.0f}/{s.repo_ms:.0f} {s.params}"
+                                         f"{' +internal' if s.agent else ''} (total {s.total:,})" for s in slow))
+
+
+def measure(url: str, per_kind: int, seed: int, prewarm: Callable[[], None], code: Path | None = None) -> int:
+    """The run on database ``url`` (``prewarm`` reads its tables and indexes into memory first),
+    the API run from the tree ``code`` (default: this one)."""
+    context = prepare(url, seed)
+    log(f"{len(context.texts):,} sampled tickets' words; starting pulse api …")
+    prewarm()
+    with tempfile.TemporaryDirectory(prefix="pulse-bench-http-") as workdir:
+        api, base_url = start_api(url, Path(workdir), code or search.ROOT)
+        log(f"pulse api from {code or search.ROOT} at {base_url}")
+        try:
+            log(f"warming up: 4 clients × {WARM_UP} requests (seed {seed + 2}) …")
+            run_clients(base_url, context.tokens, plan(seed + 2, max(1, WARM_UP * 4 // len(KINDS)), context), 4)
+            log(f"1 client, {per_kind * len(KINDS)} requests (seed {seed}) …")
+            one = run_clients(base_url, context.tokens, plan(seed, per_kind, context), 1)
+            log(f"4 clients, {per_kind * len(KINDS)} requests (seed {seed + 1}) …")
+            four = run_clients(base_url, context.tokens, plan(seed + 1, per_kind, context), 4)
+        finally:
+            api.terminate()
+            try:
+                api.wait(10)
+            except subprocess.TimeoutExpired:
+                api.kill()
+    print(f"\nload after the run: {search.load()}")
+    report(one, four, per_kind)
+    return 0
