@@ -23,6 +23,7 @@ from pulse.codec import codec_from
 from pulse.config import Settings, get_settings
 from pulse.db import SessionFactory, make_engine, make_sessionmaker
 from pulse.notifications.stream import NotificationHub, sessions_url
+from pulse.services.auth import TokenCache
 from pulse.telemetry import instrument_fastapi, shutdown, temporal_tracing, tracer_provider_from_env
 from pulse.temporal import API_RETRY, connect
 
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None, *, sessions: SessionFactory | N
     install_openapi(app)
     app.add_middleware(RequestLimits, settings=settings)
     app.state.metrics = ApiMetrics()
+    app.state.token_cache = TokenCache()
     app.add_middleware(Observability, metrics=app.state.metrics)  # outermost: sees the limits' answers too
     instrument_fastapi(app, tracer_provider)
     app.include_router(metrics_router)

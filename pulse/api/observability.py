@@ -138,7 +138,7 @@ class Observability:
             logs.close_context(token)
 
 
-def bind_request_context(request: Request) -> None:
+async def bind_request_context(request: Request) -> None:
     """An app-wide dependency: the ticket a route names joins the request's log context."""
     reference = request.path_params.get("ticket_ref") or request.path_params.get("ticket_id")
     if isinstance(reference, str) and reference.isascii() and reference.isdigit() and len(reference) < 19:

@@ -15,7 +15,7 @@ class Page(BaseModel):
     page_size: int
 
 
-def page_params(
+async def page_params(
     page: Annotated[int, Query(ge=1, le=MAX_INT)] = 1,
     page_size: Annotated[int, Query(alias="pageSize", ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
 ) -> Page:

@@ -8,6 +8,7 @@ and 404 (never 403/200/409) when another account's admin names this account's re
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from dataclasses import dataclass
@@ -16,13 +17,14 @@ from typing import Any
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from sqlalchemy import update
 
 from pulse.api.app import create_app
 from pulse.config import Settings
 from pulse.db import SessionFactory
 from pulse.models import AccountMember, ApiToken
-from pulse.services.auth import create_account_with_admin, issue_token
+from pulse.services.auth import TokenCache, create_account_with_admin, issue_token
 from tests.conftest import AccountContext
 
 READ, WRITE, MANAGE = "readSupport", "writeSupport", "manageSettings"
@@ -433,6 +435,40 @@ async def test_expired_and_revoked_tokens_are_401(account: AccountContext, sessi
                                                      ApiToken.account_id == account.account_id)
                               .values(expires_at=datetime.now(timezone.utc) - timedelta(seconds=1)))
     response = await account.get("/api/tickets", token=expired)
+    assert response.status_code == 401
+    assert_error_body(response, 401)
+
+
+async def test_a_token_revoked_outside_the_api_process_is_refused_once_its_cache_window_has_passed(
+    account: AccountContext, settings: Settings, sessions: SessionFactory
+) -> None:
+    token = await token_with(sessions, account, ALL, name="revoked elsewhere")
+    app = create_app(settings, sessions=sessions)
+    async with LifespanManager(app):
+        app.state.token_cache = TokenCache(seconds=0.5)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://pulse.test") as http:
+            headers = {"Authorization": f"Bearer {token}"}
+            assert (await http.get("/api/tickets", headers=headers)).status_code == 200
+            async with sessions() as session, session.begin():
+                await session.execute(update(ApiToken).where(ApiToken.account_id == account.account_id,
+                                                             ApiToken.name == "revoked elsewhere")
+                                      .values(revoked_at=datetime.now(timezone.utc)))
+            assert (await http.get("/api/tickets", headers=headers)).status_code == 200  # verified 0.5 s ago
+            await asyncio.sleep(0.6)
+            assert (await http.get("/api/tickets", headers=headers)).status_code == 401
+
+
+async def test_a_remembered_token_is_refused_the_moment_it_expires(
+    account: AccountContext, sessions: SessionFactory
+) -> None:
+    token = await token_with(sessions, account, ALL, name="expiring")
+    async with sessions() as session, session.begin():
+        await session.execute(update(ApiToken).where(ApiToken.account_id == account.account_id,
+                                                     ApiToken.name == "expiring")
+                              .values(expires_at=datetime.now(timezone.utc) + timedelta(seconds=3)))
+    assert (await account.get("/api/tickets", token=token)).status_code == 200  # now remembered for 5 s
+    await asyncio.sleep(3.1)
+    response = await account.get("/api/tickets", token=token)
     assert response.status_code == 401
     assert_error_body(response, 401)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from pulse.api.deps import Manager, PlatformAdmin, Session
 from pulse.api.pagination import Page, page_params, paginated
@@ -77,8 +77,9 @@ async def get_token(token_id: int, principal: Manager, session: Session, respons
 
 
 @router.delete("/tokens/{token_id}", status_code=204)
-async def revoke_token(token_id: int, principal: Manager, session: Session) -> Response:
+async def revoke_token(token_id: int, principal: Manager, session: Session, request: Request) -> Response:
     await TokenService(session).revoke(principal, token_id)
+    request.app.state.token_cache.forget(token_id)  # this process stops taking it at once
     return Response(status_code=204, headers=NO_STORE)
 
 

@@ -21,8 +21,8 @@ from pulse.services.tickets import TicketList, TicketService, actor_of
 router = APIRouter(prefix="/api/tickets", tags=["tickets"])
 
 
-def ticket_service(sessions: Sessions, temporal: Temporal,
-                   settings: Annotated[Settings, Depends(get_settings)]) -> TicketService:
+async def ticket_service(sessions: Sessions, temporal: Temporal,
+                         settings: Annotated[Settings, Depends(get_settings)]) -> TicketService:
     return TicketService(sessions, temporal, settings.task_queue)
 
 
