@@ -241,11 +241,17 @@ async def measure(args: argparse.Namespace, stack: Stack, http: httpx.AsyncClien
 async def run_sync(call: Any, token: str, stack: Stack, timeout: float = 1800) -> dict[str, Any]:
     started = time.monotonic()
     run_id = (await call(token, "POST", "/api/integrations/maverick/sync"))["syncRunId"]
+    reported, created_then = started, 0
     while time.monotonic() - started < timeout:
         stack.check_alive()
         run = await call(token, "GET", f"/api/integrations/maverick/sync-runs/{run_id}")
         if run["finishedAt"] is not None:
             return {**run, "seconds": time.monotonic() - started}
+        if time.monotonic() - reported >= 60:  # the rate minute by minute: does it fall as tickets grow?
+            print(f"  … {run['created']} created after {time.monotonic() - started:.0f} s, "
+                  f"{(run['created'] - created_then) / (time.monotonic() - reported):.1f}/s in the last minute "
+                  f"(load {os.getloadavg()[0]:.1f})", flush=True)
+            reported, created_then = time.monotonic(), run["created"]
         await asyncio.sleep(0.5)
     raise TimeoutError("the sync did not finish")
 
