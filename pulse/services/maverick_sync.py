@@ -124,10 +124,11 @@ class MaverickImporter:
                 return Applied("unchanged")
             ticket = await TicketStore(session).read(account_id, link.ticket_id) if link is not None else None
         if link is None:
-            async with self.sessions() as session, session.begin():
-                # The placement first: the reservation locks the account's row (its ticket
-                # numbers) until this transaction ends, so it comes last.
-                placement = await self._placement_in(session, account_id, settings, remote, placements)
+            placement = await self._placement(account_id, settings, remote, placements)
+            async with self.sessions() as session:
+                # One statement committed on its own: the account's row (every create's number) is
+                # locked for that statement only, not until this coroutine's next turn sends a COMMIT.
+                await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
                 link, fresh = await MaverickLinkRepository(session).reserve(account_id, remote.id, looked_up=True)
             if not fresh:  # another caller reserved it first: its ticket may exist by now
                 async with self.sessions() as session:
