@@ -40,6 +40,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
+from sqlalchemy import bindparam, text  # noqa: E402
+from sqlalchemy.dialects.postgresql import ARRAY, TIMESTAMP  # noqa: E402
 
 from bench import search  # noqa: E402
 from bench.search import Series, database_url, load, log, start_embedded  # noqa: E402
@@ -48,14 +50,16 @@ DAYS = 90
 ROLLUPS = ("ticket_report_slots", "ticket_report_days", "ticket_summary_days")
 
 
-def prepare() -> None:
-    """Migrate; give the generated tickets their timelines and build the rollup (once)."""
+def prepare(plain: bool) -> None:
+    """Migrate; give the generated tickets their timelines and build the rollups (once); with
+    ``plain``, also the ``status_changed_at`` the plain aggregate reads."""
     from pulse.devstack import migrate
 
     migrate(database_url())
     with psycopg.connect(database_url(), autocommit=True) as db:
         db.execute("CREATE TABLE IF NOT EXISTS bench_reports_setup (done_at timestamptz)")
-        if db.execute("SELECT count(*) FROM bench_reports_setup").fetchone()[0]:
+        if db.execute("SELECT count(*) FROM bench_reports_setup").fetchone()[0] and (
+                not plain or not db.execute("SELECT 1 FROM tickets WHERE status_changed_at IS NULL LIMIT 1").fetchone()):
             return
         account_id = db.execute("SELECT id FROM accounts WHERE name = 'Bench'").fetchone()[0]
         started = time.monotonic()
@@ -79,8 +83,9 @@ def prepare() -> None:
               FROM tickets t WHERE account_id = %(a)s AND closed_at IS NOT NULL
                AND NOT EXISTS (SELECT 1 FROM ticket_timeline e WHERE e.ticket_id = t.id)
             ORDER BY 9""", {"a": account_id})
-        db.execute("UPDATE tickets SET status_changed_at = coalesce(closed_at, resolved_at, created_at) "
-                   "WHERE account_id = %s AND status_changed_at IS NULL", (account_id,))
+        if plain:  # what the plain aggregate reads; an UPDATE of every row and index (the longest step)
+            db.execute("UPDATE tickets SET status_changed_at = coalesce(closed_at, resolved_at, created_at) "
+                       "WHERE account_id = %s AND status_changed_at IS NULL", (account_id,))
         log(f"timelines written ({time.monotonic() - started:.0f} s); building the rollups …")
         from pulse.repositories.reports import REBUILD_DAYS_SQL, REBUILD_SQL, REBUILD_SUMMARY_SQL
 
@@ -115,7 +120,6 @@ async def write_loop(seconds: float, rate: float) -> None:
     from pulse.domain.tickets import TicketStatus
     from pulse.repositories.tickets import TicketRepository
     from pulse.services.ticket_engine import TicketEngine
-    from sqlalchemy import text
 
     engine = make_engine(database_url(), pool_size=2)
     sessions = make_sessionmaker(engine)
@@ -163,12 +167,16 @@ async def write_loop(seconds: float, rate: float) -> None:
 
 # -- the queries -------------------------------------------------------------------------------------
 
-async def measure(queries: int, writer: subprocess.Popen[str] | None) -> list[Series]:
+SLOTS_ONLY = text(
+    "SELECT width_bucket(slot, :starts) AS bucket, sum(created), sum(resolved), sum(reopened), sum(closed),"
+    " sum(backlog_change) FROM ticket_report_slots WHERE account_id = :a AND slot < :until GROUP BY 1"
+).bindparams(bindparam("starts", type_=ARRAY(TIMESTAMP(timezone=True))))
+
+async def measure(queries: int, plain_too: bool) -> list[Series]:
     from pulse.db import make_engine, make_sessionmaker
     from pulse.domain.reports import zone_named
     from pulse.repositories.reports import ReportQueries
     from pulse.services.reports import ReportService
-    from sqlalchemy import text
 
     engine = make_engine(database_url(), pool_size=2)
     sessions = make_sessionmaker(engine)
@@ -204,7 +212,21 @@ async def measure(queries: int, writer: subprocess.Popen[str] | None) -> list[Se
         async with sessions() as session:
             return await ReportService(session).summary(account_id, since, until, zone_named(zone))
 
+    async def slots_only() -> Any:  # the rollup as it was before the day rows: every slot before the range
+        since, _ = window()
+        starts = [since + timedelta(days=i) for i in range(DAYS)]
+        async with sessions() as session:
+            return (await session.execute(SLOTS_ONLY, {"a": account_id, "starts": starts,
+                                                       "until": since + timedelta(days=DAYS)})).all()
+
+    async def summary_scan() -> Any:  # the summary as it was before its rollup: the tickets of the range
+        since, until = window()
+        async with sessions() as session:
+            return await ReportQueries(session)._summary_scan(account_id, [(since, until)])
+
     kinds: list[tuple[Series, Callable[[], Awaitable[Any]]]] = [
+        (Series("by day, 90 days — slots only, no day rows (before 0021)", None), slots_only),
+        (Series("summary, 90 days — scan of the tickets (before 0021)", None), summary_scan),
         (Series("by day, 90 days — rollup (UTC)", 50), lambda: rollup("UTC")),
         (Series("by day, 90 days — rollup (Europe/Paris)", 50), lambda: rollup("Europe/Paris")),
         (Series("by day, 90 days — plain aggregate (tickets + timeline)", 50), lambda: plain({})),
@@ -214,6 +236,8 @@ async def measure(queries: int, writer: subprocess.Popen[str] | None) -> list[Se
          lambda: plain({"team_id": rng.choice(team_ids)})),
         (Series("by day, 90 days, priority=urgent — plain aggregate", None), lambda: plain({"priorities": ["urgent"]})),
     ]
+    if not plain_too:
+        kinds = [kind for kind in kinds if "plain aggregate" not in kind[0].label]
     plan = [kind for kind in kinds for _ in range(queries)]
     rng.shuffle(plan)
     for series, run in kinds:  # warm each kind's plan and connections
@@ -232,6 +256,9 @@ async def main() -> int:
     parser.add_argument("--embedded", type=Path, metavar="DIR")
     parser.add_argument("--queries", type=int, default=60, help="queries per kind")
     parser.add_argument("--write-rate", type=float, default=25, help="ticket writes per second meanwhile (0: none)")
+    parser.add_argument("--plain", action="store_true",
+                        help="also measure the plain aggregate over tickets + timelines (filtered reports' way); "
+                             "its preparation UPDATEs every generated ticket once (tens of minutes)")
     parser.add_argument("--writer-url", help=argparse.SUPPRESS)  # the writer subprocess
     parser.add_argument("--writer-seconds", type=float, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -242,7 +269,7 @@ async def main() -> int:
     server = start_embedded(args.embedded) if args.embedded else None
     try:
         print(f"machine: {os.cpu_count()} CPUs, load {load()}")
-        prepare()
+        prepare(args.plain)
         prewarm()
         with psycopg.connect(database_url()) as db:
             tickets = db.execute("SELECT count(*) FROM tickets").fetchone()[0]
@@ -255,7 +282,7 @@ async def main() -> int:
             await asyncio.sleep(3)
         started = time.monotonic()
         try:
-            series = await measure(args.queries, writer)
+            series = await measure(args.queries, args.plain)
         finally:
             if writer is not None:
                 writer.terminate()
