@@ -20,9 +20,9 @@ closed from a working status). So ``backlog(end) = backlog(start) + Σ backlog_c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, timedelta
-from typing import Iterable
+from typing import Iterable, Self
 from zoneinfo import ZoneInfo
 
 from pulse.domain.calendar import _local_to_utc, is_iana_zone
@@ -37,28 +37,37 @@ MAX_BUCKETS = 1000
 SLOT = timedelta(minutes=15)
 SLOT_ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)
 DAY = timedelta(days=1)
-COUNTS = ("created", "resolved", "reopened", "closed", "backlog_change")
+
+
+class Sums:
+    """A frozen dataclass of integer counts that add up field by field."""
+
+    def values(self) -> tuple[int, ...]:
+        return tuple(getattr(self, field.name) for field in fields(self))  # type: ignore[arg-type]
+
+    def __add__(self, other: Self) -> Self:
+        return type(self)(*(a + b for a, b in zip(self.values(), other.values())))
+
+    def __neg__(self) -> Self:
+        return type(self)(*(-value for value in self.values()))
+
+    def is_zero(self) -> bool:
+        return not any(self.values())
+
+    def as_dict(self) -> dict[str, int]:
+        return {field.name: getattr(self, field.name) for field in fields(self)}  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
-class Marks:
+class Marks(Sums):
     created: int = 0
     resolved: int = 0
     reopened: int = 0
     closed: int = 0
     backlog_change: int = 0
 
-    def __add__(self, other: "Marks") -> "Marks":
-        return Marks(*(getattr(self, name) + getattr(other, name) for name in COUNTS))
 
-    def __neg__(self) -> "Marks":
-        return Marks(*(-getattr(self, name) for name in COUNTS))
-
-    def is_zero(self) -> bool:
-        return not any(getattr(self, name) for name in COUNTS)
-
-    def as_dict(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in COUNTS}
+COUNTS = tuple(field.name for field in fields(Marks))
 
 
 def creation_marks(status: str) -> Marks:
@@ -122,14 +131,8 @@ def slot_marks(history: Iterable[StatusMark], *, sign: int = 1) -> dict[datetime
 # none: only a creation, a delete, and changes of priority, team, category, SLA results, response
 # times and escalations move them).
 
-SUMMARY_COUNTS = ("tickets", "escalated", "first_response_met", "first_response_breached", "resolution_met",
-                  "resolution_breached", "first_response_minutes", "first_responses", "resolution_minutes",
-                  "resolutions")
-SUMMARY_DIMENSIONS = ("total", "priority", "team", "category")
-
-
 @dataclass(frozen=True)
-class SummaryFigures:
+class SummaryFigures(Sums):
     tickets: int = 0
     escalated: int = 0
     first_response_met: int = 0
@@ -141,18 +144,8 @@ class SummaryFigures:
     resolution_minutes: int = 0
     resolutions: int = 0
 
-    def __add__(self, other: "SummaryFigures") -> "SummaryFigures":
-        return SummaryFigures(*(getattr(self, name) + getattr(other, name) for name in SUMMARY_COUNTS))
 
-    def __neg__(self) -> "SummaryFigures":
-        return SummaryFigures(*(-getattr(self, name) for name in SUMMARY_COUNTS))
-
-    def is_zero(self) -> bool:
-        return not any(getattr(self, name) for name in SUMMARY_COUNTS)
-
-    def as_dict(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in SUMMARY_COUNTS}
-
+SUMMARY_COUNTS = tuple(field.name for field in fields(SummaryFigures))
 
 # (UTC creation day, dimension, value): value is the priority, the team or category id as text,
 # "" for no team / no category and for the total.

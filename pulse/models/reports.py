@@ -10,32 +10,32 @@ from sqlalchemy.orm import Mapped, mapped_column
 from pulse.models.base import Base
 
 
-class TicketReportSlot(Base):
+class MarkCounts:
+    """The sums of ``pulse.domain.reports.Marks``."""
+
+    created: Mapped[int] = mapped_column(Integer, server_default="0")
+    resolved: Mapped[int] = mapped_column(Integer, server_default="0")
+    reopened: Mapped[int] = mapped_column(Integer, server_default="0")
+    closed: Mapped[int] = mapped_column(Integer, server_default="0")
+    backlog_change: Mapped[int] = mapped_column(Integer, server_default="0")
+
+
+class TicketReportSlot(MarkCounts, Base):
     """Per account and 15-minute UTC slot: tickets created, resolutions, reopens, closes and the
     change in backlog. Written in every ticket write's transaction; deleted tickets count nowhere."""
 
     __tablename__ = "ticket_report_slots"
     account_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("accounts.id"), primary_key=True)
     slot: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
-    created: Mapped[int] = mapped_column(Integer, server_default="0")
-    resolved: Mapped[int] = mapped_column(Integer, server_default="0")
-    reopened: Mapped[int] = mapped_column(Integer, server_default="0")
-    closed: Mapped[int] = mapped_column(Integer, server_default="0")
-    backlog_change: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
-class TicketReportDay(Base):
+class TicketReportDay(MarkCounts, Base):
     """The same sums per account and UTC day: the backlog before a report's range, and whole UTC
     days, read from a few hundred rows instead of every slot. Written with the slots."""
 
     __tablename__ = "ticket_report_days"
     account_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("accounts.id"), primary_key=True)
     day: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
-    created: Mapped[int] = mapped_column(Integer, server_default="0")
-    resolved: Mapped[int] = mapped_column(Integer, server_default="0")
-    reopened: Mapped[int] = mapped_column(Integer, server_default="0")
-    closed: Mapped[int] = mapped_column(Integer, server_default="0")
-    backlog_change: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
 class TicketSummaryDay(Base):
