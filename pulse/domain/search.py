@@ -35,12 +35,16 @@ class SearchQuery:
     """``to_tsquery`` input for one search, and its variants restricted to the subject (weight A)
     and the description (B), which tell a snippet where the match is. ``prefix`` is the last
     word's prefix operand alone (None when the last term is no prefix): how many documents hold
-    it tells what a GIN scan of the search costs."""
+    it tells what a GIN scan of the search costs. ``without_prefix`` is the search without that
+    last word, when what is left still narrows it (the last group holds another word it must
+    contain): every match of the search is among its matches, so the prefix can be checked on
+    them instead of scanned in the index."""
 
     every_weight: str
     subject_only: str
     description_only: str
     prefix: str | None = None
+    without_prefix: str | None = None
 
 
 @dataclass(frozen=True)
@@ -109,5 +113,9 @@ def build_search_query(raw: str) -> SearchQuery | None:
     if not groups:
         return None
     last = groups[-1][-1]
+    without_prefix = None
+    if last.prefix and any(not term.negated for term in groups[-1][:-1]):
+        without_prefix = _render([*groups[:-1], groups[-1][:-1]], "")
     return SearchQuery(every_weight=_render(groups, ""), subject_only=_render(groups, "A"),
-                       description_only=_render(groups, "B"), prefix=_operand(last, "") if last.prefix else None)
+                       description_only=_render(groups, "B"), prefix=_operand(last, "") if last.prefix else None,
+                       without_prefix=without_prefix)

@@ -146,7 +146,8 @@ def test_whatever_is_typed_becomes_a_valid_tsquery(database_url: str) -> None:
         def check(raw: str) -> None:
             built = build_search_query(raw)
             if built is not None:
-                for text in (built.every_weight, built.subject_only, built.description_only, built.prefix):
+                for text in (built.every_weight, built.subject_only, built.description_only, built.prefix,
+                             built.without_prefix):
                     if text is not None:
                         connection.execute("SELECT to_tsquery('english', %s)", (text,))
 
@@ -301,3 +302,47 @@ async def test_a_way_that_finds_too_few_or_too_many_matches_hands_over_to_anothe
     assert past_the_end["tickets"] == []
     assert past_the_end["pagination"]["total"] == 6 and not past_the_end["pagination"].get("totalIsEstimate")
     assert taken == ["read"]
+
+
+@pytest.mark.parametrize("way", ["read", "slice"])
+async def test_a_prefix_in_most_tickets_is_checked_on_the_other_words_matches_with_the_same_pages(
+    account: AccountContext, monkeypatch: Any, exact_estimates: None, way: str
+) -> None:
+    """When the GIN scan of the last word's prefix would cost more than testing the tickets that
+    hold the other words (``login:*`` is in most tickets, ``quokka`` in a few), those are read and
+    each is checked against the whole search: the pages and totals are those of scanning it."""
+    from pulse.repositories import ticket_lists
+
+    monkeypatch.setattr(ticket_lists, "RANK_WINDOW", 4)
+    monkeypatch.setattr(ticket_lists, "SLICE_SPARE", 2)
+    matching = []
+    for i in range(24):
+        if i % 3:
+            await account.create_ticket(subject=f"Login trouble {i}")
+        else:
+            matching.append(await account.create_ticket(subject=f"Login trouble {i}", description="a quokka"))
+    await account.create_ticket(subject="A quokka without the other word")
+
+    read = ticket_lists.TicketLists._from_matches
+    read_with: list[str] = []
+
+    async def recording(self: Any, conditions: list[Any], *args: Any) -> Any:
+        read_with.append(" ".join(str(condition) for condition in conditions))
+        return await read(self, conditions, *args)
+
+    monkeypatch.setattr(ticket_lists.TicketLists, "_from_matches", recording)
+    monkeypatch.setattr(ticket_lists, "cheapest_way", lambda **_: way)
+    pages = {}
+    for posting_us in (0.0, 1000.0):  # the prefix scanned, then checked
+        monkeypatch.setattr(ticket_lists, "PREFIX_POSTING_US", posting_us)
+        ranked = [await search(account, "quokka logi", pageSize=3, page=page) for page in (1, 2)]
+        by_date = await search(account, "quokka logi", pageSize=5, sort="-createdAt")
+        by_priority = await search(account, "quokka logi", pageSize=5, sort="priority")
+        pages[posting_us] = [(numbers(body), body["pagination"]["total"]) for body in (*ranked, by_date, by_priority)]
+        checked = ["ts_match_vq" in conditions for conditions in read_with]
+        assert checked and all(checked) == (posting_us > 0) and any(checked) == (posting_us > 0)
+        read_with.clear()
+    assert pages[0.0] == pages[1000.0]
+    assert set(pages[0.0][2][0]) == {t["ticketNumber"] for t in matching[-5:]}
+    assert pages[0.0][2][1] == len(matching)
+

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic_core import to_json
 
 from pulse.api.deps import IdempotencyKeyHeader, IfMatchHeader, Reader, Sessions, Temporal, Writer, get_settings
 from pulse.api.pagination import Page, page_params, paginated, pagination
@@ -53,16 +54,18 @@ async def create_ticket(body: TicketCreateBody, principal: Writer, tickets: Tick
 
 
 @router.get("")
-async def list_tickets(request: Request, principal: Reader, tickets: Tickets, response: Response) -> dict:
+async def list_tickets(request: Request, principal: Reader, tickets: Tickets) -> dict:
     """Filters, sorts and full-text search: see ``pulse.domain.ticket_query`` (the parameters) and
     ``pulse.repositories.ticket_lists`` (how they run). Internal notes are searched only for
     callers with writeSupport. ``Server-Timing: repo;dur=…`` tells the repository call's share of
-    the answer (the ``app`` entry of the Observability middleware tells the whole)."""
+    the answer (the ``app`` entry of the Observability middleware tells the whole). The body is
+    encoded here (pydantic-core, as FastAPI would) and returned as is: FastAPI would first validate
+    the 50 tickets' dicts against the ``dict`` return type, for nothing."""
     query = parse_ticket_query(request.query_params)
     listed = await tickets.list_page(principal.account_id, query,
                                      include_internal=principal.has(Permission.WRITE_SUPPORT))
-    response.headers["Server-Timing"] = f"repo;dur={listed.repository_ms:.2f}"
-    return render_ticket_list(listed, query)
+    return Response(to_json(render_ticket_list(listed, query)), media_type="application/json",
+                    headers={"Server-Timing": f"repo;dur={listed.repository_ms:.2f}"})
 
 
 def render_ticket_list(listed: TicketList, query: TicketQuery) -> dict[str, Any]:
