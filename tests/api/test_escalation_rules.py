@@ -133,9 +133,16 @@ async def test_an_escalation_and_a_reply_to_the_customer_reach_a_real_smtp_recei
         assert len(to_merchant) == 1 and "We are on it." in to_merchant[0].get_content()
         assert to_merchant[0]["From"] == "support@pulse.example"
 
-    sent = (await account.get(f"/api/notifications/deliveries?ticketId={ticket['id']}")).json()["data"]
-    assert sorted((d["channel"], d["status"], d["reason"].split(":")[0]) for d in sent) == [
-        ("email", "sent", "comment"), ("email", "sent", "escalation"), ("in_app", "sent", "escalation")]
+    # A delivery is marked sent after the receiver took the message: wait for the rows to say so.
+    expected = [("email", "sent", "comment"), ("email", "sent", "escalation"), ("in_app", "sent", "escalation")]
+    deadline = time.monotonic() + 30
+    while True:
+        sent = (await account.get(f"/api/notifications/deliveries?ticketId={ticket['id']}")).json()["data"]
+        found = sorted((d["channel"], d["status"], d["reason"].split(":")[0]) for d in sent)
+        if found == expected or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    assert found == expected
 
 
 async def escalations_of(account: AccountContext, ticket_id: int, count: int, seconds: float = 20) -> list[dict]:
