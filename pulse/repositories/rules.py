@@ -15,7 +15,12 @@ class RulesRepository:
         self.session = session
 
     async def bump_generation(self, account_id: int) -> int:
-        """The account's next rules generation (the row stays locked until the commit)."""
+        """The account's next rules generation; the row stays locked ``FOR UPDATE`` until the
+        commit. That lock, taken before the bump, is what waits for in-flight creates (they hold
+        the row ``FOR KEY SHARE``, ``TicketStore.account_for_create``) and makes creates started
+        after it wait for the commit: the bump's ``UPDATE`` alone changes no key column, so it
+        would take only ``FOR NO KEY UPDATE``, which ``KEY SHARE`` does not conflict with."""
+        await self.session.execute(select(Account.id).where(Account.id == account_id).with_for_update())
         return int(await self.session.scalar(
             update(Account).where(Account.id == account_id)
             .values(rules_generation=Account.rules_generation + 1).returning(Account.rules_generation)))

@@ -81,7 +81,7 @@ _ACCOUNT_FOR_CREATE = (
     select(Account.rules_generation, _POLICIES.label("policies_json"), _CALENDARS.label("calendars_json"),
            select(Ticket.id).where(Ticket.account_id == bindparam("account_id"), Ticket.id == bindparam("ticket_id"))
            .exists().label("ticket_exists"))
-    .where(Account.id == bindparam("account_id")).with_for_update(read=True, of=Account)
+    .where(Account.id == bindparam("account_id")).with_for_update(read=True, key_share=True, of=Account)
 )
 
 
@@ -158,9 +158,11 @@ class TicketStore:
 
     async def account_for_create(self, account_id: int, ticket_id: int) -> "LockedTicket":
         """What a create reads, in one round trip: whether the ticket exists already (a create
-        repeated by a new run), the account's rules generation, share-locked
-        until the commit (a rules change, which bumps it, waits for this create, so its fan-out
-        finds the new ticket, or this create sees the change), and its SLA policies and calendars."""
+        repeated by a new run), the account's rules generation, locked ``FOR KEY SHARE`` until
+        the commit (a rules change locks the row ``FOR UPDATE`` before it bumps the generation, so
+        it waits for this create and its fan-out finds the new ticket, or this create waits for
+        the change and sees it), and its SLA policies and calendars. ``KEY SHARE``, not ``SHARE``:
+        the ``UPDATE`` that numbers tickets (``FOR NO KEY UPDATE``) does not wait for it."""
         row = (await self.session.execute(_ACCOUNT_FOR_CREATE, {"account_id": account_id, "ticket_id": ticket_id})).one()
         return LockedTicket(ticket=None, generation=int(row.rules_generation), policies_json=row.policies_json,
                             calendars_json=row.calendars_json, exists=bool(row.ticket_exists))
