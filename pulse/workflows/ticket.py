@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, AsyncIterator, Awaitable, Callable
 
 from temporalio import workflow
@@ -74,6 +74,9 @@ with workflow.unsafe.imports_passed_through():
 # Workflows from this patch on also show their assignee, SLA due instants and escalation level
 # as search attributes and their number and subject in the memo (issue 14).
 DETAILS_PATCH = "search-attributes-details"
+# Workflows from this patch on keep the agenda's timer across writes that leave its instant alone
+# (a subject edit no longer cancels and restarts it: two history events and a timer task fewer).
+KEEP_TIMER_PATCH = "agenda-timer-kept"
 DB_WRITE_TIMEOUT = timedelta(seconds=30)
 DB_WRITE_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=5),
                              maximum_attempts=10)
@@ -105,6 +108,9 @@ class TicketWorkflow:
         # The details shown (sa.Details); None: not yet in this run (after continue-as-new, shown again once).
         self._published_details: sa.Details | None = None
         self._merging = 0
+        # The timer of the earliest due item (KEEP_TIMER_PATCH) and the instant it is set for.
+        self._timer: asyncio.Task[None] | None = None
+        self._timer_at: datetime | None = None
 
     # -- the run loop -------------------------------------------------------------------------
 
@@ -120,8 +126,10 @@ class TicketWorkflow:
             self._changed = False
             if workflow.info().is_continue_as_new_suggested() and not self._finished():
                 await workflow.wait_condition(workflow.all_handlers_finished)
+                self._drop_timer()
                 workflow.continue_as_new(TicketWorkflowInput(account_id=self.state.account_id,
                                                              ticket_id=self.state.ticket_id, state=self.state))
+        self._drop_timer()
         await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self.state.pending)
 
     async def _next(self) -> None:
@@ -135,20 +143,42 @@ class TicketWorkflow:
         item = agenda.next_item(self.state.agenda, self.state.memory, self.state.cycle)
         woken = lambda: self._changed or self._finished() or self._rules_stale()  # noqa: E731
         if item is None:
+            self._drop_timer()
             await workflow.wait_condition(woken)
             return
         remaining = item.at - workflow.now()
         if remaining > agenda.DUE_TOLERANCE:  # a zero timeout would raise: "already due" acts at once
-            try:
-                await workflow.wait_condition(woken, timeout=remaining, timeout_summary=item.summary)
-                return
-            except asyncio.TimeoutError:
-                pass
+            if workflow.patched(KEEP_TIMER_PATCH):
+                timer = self._timer_for(item, remaining)
+                await workflow.wait_condition(lambda: woken() or timer.done())
+                if not timer.done():
+                    return  # a change: the next turn keeps this timer unless the earliest instant moved
+                self._timer, self._timer_at = None, None
+            else:
+                try:
+                    await workflow.wait_condition(woken, timeout=remaining, timeout_summary=item.summary)
+                    return
+                except asyncio.TimeoutError:
+                    pass
         async with self._lock:
             for due in agenda.due_items(self.state.agenda, self.state.memory, self.state.cycle, workflow.now()):
                 if self._finished():
                     break
                 await self._act_on(due)
+
+    def _timer_for(self, item: DueItem, remaining: timedelta) -> asyncio.Task[None]:
+        """The timer for the earliest due item: the one already running when it is set for the
+        same instant, else a new one (the old one cancelled)."""
+        if self._timer is None or self._timer_at != item.at or self._timer.done():
+            self._drop_timer()
+            self._timer = asyncio.create_task(workflow.sleep(remaining, summary=item.summary))
+            self._timer_at = item.at
+        return self._timer
+
+    def _drop_timer(self) -> None:
+        if self._timer is not None and not self._timer.done():
+            self._timer.cancel()
+        self._timer, self._timer_at = None, None
 
     async def _act_on(self, item: DueItem) -> None:
         cycle = self.state.cycle

@@ -13,18 +13,19 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import Client, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from pulse.codec import codec_from, data_converter
 from pulse.workflows.bulk import BulkOperationWorkflow
 from pulse.workflows.ticket import TicketWorkflow
-from tests.conftest import AccountContext
+from tests.conftest import TEST_PAYLOAD_KEYS, AccountContext
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
 # Recordings are kept: each generation of the workflow code must go on replaying them all.
 # v3: the ticket engine (agenda, pipeline, outbox, gateway). Earlier recordings were of pre-release
 # code and were dropped with it (docs/decisions.md). v4: write sequences, escalations on the agenda.
-RECORDING = "v4"
+# v5: the agenda's timer kept across writes; payloads encrypted with the suite's test key (v3, v4 are plain).
+RECORDING = "v5"
 
 
 def saved_histories() -> list[Path]:
@@ -34,7 +35,8 @@ def saved_histories() -> list[Path]:
 @pytest.mark.parametrize("path", saved_histories(), ids=lambda path: path.stem)
 async def test_saved_ticket_histories_replay_on_the_current_workflow_code(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
-    replayer = Replayer(workflows=[TicketWorkflow, BulkOperationWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=[TicketWorkflow, BulkOperationWorkflow],
+                        data_converter=data_converter(codec_from(TEST_PAYLOAD_KEYS)))
     await replayer.replay_workflow(history)
 
 

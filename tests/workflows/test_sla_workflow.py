@@ -260,3 +260,25 @@ async def test_a_paused_ticket_keeps_a_small_history_over_weeks(
     assert back.sla_status == "on_time"
     assert back.sla_first_response_due - back.updated_at == ticket.sla_first_response_due - waiting.updated_at
     assert len(await history(handle)) < 60
+
+
+async def test_edits_that_leave_the_due_instant_alone_keep_the_running_timer(
+    desk: Desk, time_skipping_env, sessions
+) -> None:
+    await desk.open()
+    handle, ticket = await desk.create(priority="medium")
+    for subject in ("Printer on fire", "Printer on fire (2nd floor)", "Printer still on fire"):
+        await desk.update(handle, subject=subject)
+    kinds = [e.event_type for e in await history(handle)]
+    assert kinds.count(EventType.EVENT_TYPE_TIMER_STARTED) == 1  # armed at creation, kept through three edits
+    assert kinds.count(EventType.EVENT_TYPE_TIMER_CANCELED) == 0
+
+    # A change of the instant re-arms it, and the kept timer still fires on time.
+    await desk.update(handle, priority="high")
+    kinds = [e.event_type for e in await history(handle)]
+    assert kinds.count(EventType.EVENT_TYPE_TIMER_STARTED) == 2
+    assert kinds.count(EventType.EVENT_TYPE_TIMER_CANCELED) == 1
+    row = await desk.row(ticket.id)
+    await desk.skip_to(row.sla_first_response_due + timedelta(minutes=1))
+    breached = await desk.eventually(ticket.id, lambda r: r.sla_status == "breached")
+    assert breached.sla_breached_at == row.sla_first_response_due
