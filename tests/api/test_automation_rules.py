@@ -352,5 +352,13 @@ async def test_a_dry_run_emails_no_one_and_the_real_run_emails_the_receiver(acco
             await asyncio.sleep(0.1)
         [mail] = inbox.to("bo@example.com")
         assert "VIP ticket" in mail["Subject"] and "A VIP needs you" in mail.get_content()
-    sent = (await account.get(f"/api/notifications/deliveries?ticketId={ticket['id']}")).json()["data"]
-    assert [(d["channel"], d["status"], d["reason"]) for d in sent] == [("email", "sent", f"automation:{created['id']}")]
+    # A delivery is marked sent after the receiver took the message: wait for the row to say so.
+    expected = [("email", "sent", f"automation:{created['id']}")]
+    deadline = time.monotonic() + 30
+    while True:
+        sent = (await account.get(f"/api/notifications/deliveries?ticketId={ticket['id']}")).json()["data"]
+        found = [(d["channel"], d["status"], d["reason"]) for d in sent]
+        if found == expected or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    assert found == expected
