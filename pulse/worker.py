@@ -28,6 +28,7 @@ from pulse.config import Settings, get_settings
 from pulse.db import SessionFactory, make_engine, make_sessionmaker
 from pulse.secretbox import SecretBox
 from pulse.services.maverick_push import MaverickPush
+from pulse.services.maverick_schedules import MaverickSyncScheduler
 from pulse.telemetry import ActivityOutcomes, shutdown, temporal_tracing, tracer_provider_from_env, worker_runtime
 from pulse.temporal import connect_patiently
 from pulse.workflows.bulk import BulkOperationWorkflow
@@ -37,7 +38,8 @@ from pulse.workflows.ticket import TicketWorkflow
 
 MAVERICK_WORKFLOWS = [MaverickSyncWorkflow, MaverickTicketFetchWorkflow]
 # The ticket worker keeps the Maverick workflows and activities too: sync and fetch runs started on
-# the ticket queue before the Maverick queue existed (and by a schedule not saved since) finish there.
+# the ticket queue before the Maverick queue existed finish there (the schedules that started them
+# are pointed at the Maverick queue when its worker starts: point_schedules_at_queue).
 WORKFLOWS = [TicketWorkflow, BulkOperationWorkflow, RulesFanOutWorkflow, *MAVERICK_WORKFLOWS]
 QUEUES = ("all", "tickets", "maverick")
 
@@ -138,7 +140,8 @@ async def run_worker(settings: Settings | None = None, queue: str = "all") -> No
     runtime = _metrics_runtime(settings, port)
     client = await connect_patiently(settings.temporal_target, settings.temporal_namespace, codec=codec_from(keys),
                                      interceptors=temporal_tracing(tracer_provider), runtime=runtime)
-    workers = build_workers(client, make_sessionmaker(engine), settings, queue)
+    sessions = make_sessionmaker(engine)
+    workers = build_workers(client, sessions, settings, queue)
     log = logging.getLogger("pulse.worker")
     log.info("worker polling %s on %s", ", ".join(w.task_queue for w in workers), settings.temporal_target)
     if runtime is not None:
@@ -147,9 +150,25 @@ async def run_worker(settings: Settings | None = None, queue: str = "all") -> No
         async with asyncio.TaskGroup() as group:  # one failing stops the other
             for worker in workers:
                 group.create_task(worker.run())
+            if queue in ("all", "maverick"):
+                group.create_task(point_schedules_at_queue(client, sessions, settings.maverick_task_queue))
     finally:
         await engine.dispose()
         shutdown(tracer_provider)
+
+
+async def point_schedules_at_queue(client: Client, sessions: SessionFactory, task_queue: str) -> None:
+    """The process that serves the Maverick queue points every account's sync schedule at it (a
+    schedule saved before the queue existed starts its syncs on the ticket queue); a failure is
+    logged, the worker runs on (the next start, or a config save, fixes the rest)."""
+    log = logging.getLogger("pulse.worker")
+    try:
+        changed = await MaverickSyncScheduler(client, task_queue).retarget_all(sessions)
+    except Exception:  # noqa: BLE001 - a worker that serves its queue matters more
+        log.exception("the Maverick sync schedules were not checked")
+        return
+    if changed:
+        log.info("%s Maverick sync schedule(s) now start their syncs on %s", changed, task_queue)
 
 
 def main(queue: str = "all") -> None:

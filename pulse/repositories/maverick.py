@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pulse.domain.errors import Conflict
 from pulse.domain.ids import is_storable_id
-from pulse.domain.maverick import UNMAPPED_TYPE_DESCRIPTION, UNMAPPED_TYPE_NAME
+from pulse.domain.maverick import UNMAPPED_TYPE_DESCRIPTION, UNMAPPED_TYPE_NAME, SyncDirection
 from pulse.models import TicketType
 from pulse.models.maverick import MaverickCategoryMapping, MaverickConfig, MaverickWebhookEvent
 
@@ -29,6 +29,13 @@ class MaverickConfigRepository:
         if for_update:
             statement = statement.with_for_update()
         return await self.session.scalar(statement.execution_options(populate_existing=True))
+
+    async def scheduled_account_ids(self) -> list[int]:
+        """The accounts whose config wants a sync schedule (enabled, auto-sync, pulling)."""
+        rows = await self.session.scalars(select(MaverickConfig.account_id).where(
+            MaverickConfig.enabled.is_(True), MaverickConfig.auto_sync.is_(True),
+            MaverickConfig.sync_direction != SyncDirection.OUTBOUND.value).order_by(MaverickConfig.account_id))
+        return list(rows)
 
     async def save(self, account_id: int, values: dict[str, Any]) -> MaverickConfig:
         """Insert the account's row or replace its values, bumping ``version``."""

@@ -1,9 +1,11 @@
 """Starting inbound syncs: each account's Temporal Schedule (``maverick-sync-<account>``, every
 ``syncIntervalMinutes`` while the integration is enabled, auto-syncs and pulls; removed otherwise)
-and the manual "sync now". Workflows are addressed by name."""
+and the manual "sync now"; at the Maverick worker's start, every schedule pointed at its queue.
+Workflows are addressed by name."""
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from temporalio.client import (
@@ -20,8 +22,12 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from pulse.db import SessionFactory
 from pulse.domain.maverick import MaverickSettings
 from pulse.domain.maverick_sync import FetchRequested, FetchTicketInput, SyncInput
+from pulse.repositories.maverick import MaverickConfigRepository
+
+log = logging.getLogger("pulse.maverick")
 
 SYNC_WORKFLOW = "MaverickSyncWorkflow"
 FETCH_WORKFLOW = "MaverickTicketFetchWorkflow"
@@ -64,6 +70,45 @@ class MaverickSyncScheduler:
                 return ScheduleUpdate(schedule=schedule)
 
             await handle.update(replace)
+
+    async def retarget(self, account_id: int) -> bool:
+        """Point the account's schedule at this scheduler's task queue when it starts its syncs on
+        another (a schedule created before the Maverick sync had a queue of its own and not saved
+        since); True when it was changed. Nothing else of the schedule changes (its interval keeps
+        its phase); no schedule, nothing to do. Idempotent: a second call changes nothing."""
+        changed = False
+
+        def point(described: ScheduleUpdateInput) -> ScheduleUpdate | None:
+            nonlocal changed
+            schedule = described.description.schedule
+            action = schedule.action
+            if not isinstance(action, ScheduleActionStartWorkflow) or action.task_queue == self.task_queue:
+                return None
+            action.task_queue = self.task_queue  # its input stays the encoded payload it was
+            changed = True
+            return ScheduleUpdate(schedule=schedule)
+
+        try:
+            await self.temporal.get_schedule_handle(schedule_id(account_id)).update(point)
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise
+            return False
+        return changed
+
+    async def retarget_all(self, sessions: SessionFactory) -> int:
+        """:meth:`retarget` for every account whose config wants a schedule; how many changed.
+        One account's failure is logged and the others still go."""
+        async with sessions() as session:
+            account_ids = await MaverickConfigRepository(session).scheduled_account_ids()
+        changed = 0
+        for account_id in account_ids:
+            try:
+                changed += await self.retarget(account_id)
+            except RPCError as error:
+                log.warning("the sync schedule of account %s was not pointed at %s: %s",
+                            account_id, self.task_queue, error.message)
+        return changed
 
     async def fetch(self, account_id: int, maverick_ticket_id: str, event_id: str, event_type: str | None = None) -> None:
         """A webhook announced a change of this Maverick ticket: its fetch workflow reads it (one

@@ -1,8 +1,11 @@
 """The Maverick sync runs on a task queue of its own, served by a worker of its own: its imports,
 webhook fetches and schedules are there, while the tickets they make stay the ticket workflows'
-on the ticket engine's queue (so the sync's Maverick calls and reads take a process of their own)."""
+on the ticket engine's queue (so the sync's Maverick calls and reads take a process of their own);
+a schedule saved before that queue existed is pointed at it when the Maverick worker starts."""
 
 from __future__ import annotations
+
+import asyncio
 
 from pydantic import SecretStr
 from temporalio.client import Client, ScheduleActionStartWorkflow
@@ -12,8 +15,9 @@ from pulse.db import SessionFactory
 from pulse.domain.tickets import workflow_id_for
 from pulse.integrations.maverick.simulator import build, running_simulator
 from pulse.secretbox import new_key
-from pulse.services.maverick_schedules import schedule_id
-from pulse.worker import build_workers
+from pulse.domain.maverick import MaverickSettings
+from pulse.services.maverick_schedules import MaverickSyncScheduler, schedule_id
+from pulse.worker import build_workers, point_schedules_at_queue
 from tests.conftest import AccountContext
 from tests.maverick.conftest import MAVERICK_TASK_QUEUE, SYNC_TASK_QUEUE
 from tests.maverick.test_inbound_sync import connect, sync
@@ -63,3 +67,39 @@ async def test_a_worker_process_serves_the_ticket_queue_the_maverick_queue_or_bo
     assert queues("tickets") == ["tickets-tickets"]
     assert queues("maverick") == ["maverick-maverick"]
     assert queues("all") == ["all-tickets", "all-maverick"]
+
+
+async def test_the_maverick_worker_points_a_schedule_left_on_the_ticket_queue_at_its_own(
+        tenant: AccountContext, temporal_client: Client, sessions: SessionFactory) -> None:
+    async with running_simulator(build("sim-retarget-key")) as maverick:
+        await connect(tenant, maverick, autoSync=True, syncIntervalMinutes=45)
+        # The schedule as it was saved before the Maverick sync had a queue of its own.
+        await MaverickSyncScheduler(temporal_client, MAVERICK_TASK_QUEUE).apply(
+            tenant.account_id, MaverickSettings.model_construct(enabled=True, auto_sync=True, sync_interval_minutes=45))
+        handle = temporal_client.get_schedule_handle(schedule_id(tenant.account_id))
+        before = await handle.describe()
+        assert isinstance(before.schedule.action, ScheduleActionStartWorkflow)
+        assert before.schedule.action.task_queue == MAVERICK_TASK_QUEUE
+
+        await point_schedules_at_queue(temporal_client, sessions, SYNC_TASK_QUEUE)  # what the worker's start runs
+
+        after = await handle.describe()
+        assert isinstance(after.schedule.action, ScheduleActionStartWorkflow)
+        assert after.schedule.action.task_queue == SYNC_TASK_QUEUE
+        assert after.schedule.spec.intervals[0].every.total_seconds() == 45 * 60  # nothing else changed
+        assert not await MaverickSyncScheduler(temporal_client, SYNC_TASK_QUEUE).retarget(tenant.account_id)
+        # Its input survived the rewrite: a sync it starts runs on the Maverick queue and succeeds.
+        await handle.trigger()
+        async with asyncio.timeout(30):
+            while not (await handle.describe()).info.recent_actions:
+                await asyncio.sleep(0.2)
+        started = (await handle.describe()).info.recent_actions[-1].action
+        run = temporal_client.get_workflow_handle(started.workflow_id)
+        await asyncio.wait_for(run.result(), 60)
+        assert (await run.describe()).task_queue == SYNC_TASK_QUEUE
+        await tenant.request("PUT", "/api/integrations/maverick/config", json={"enabled": False})
+
+
+async def test_retargeting_an_account_without_a_schedule_changes_nothing(
+        tenant: AccountContext, temporal_client: Client) -> None:
+    assert not await MaverickSyncScheduler(temporal_client, SYNC_TASK_QUEUE).retarget(tenant.account_id)
