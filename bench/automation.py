@@ -8,8 +8,11 @@ subprocesses (the code of this tree), as in bench/write_path.py.
    ``--rules`` (50) enabled rules on the same trigger (``ticket_updated``), each with a condition
    on a custom field that the PATCHes do not set (so every PATCH evaluates all of them and logs
    50 ``skipped`` executions; ``--matching K`` makes K of them fire and add a tag). ``--clients``
-   (10) clients, each PATCHing the subject of its own ticket; ``--rounds`` (3) rounds alternate the
-   two accounts so load from elsewhere hits both alike. Goal: with rules ≥ 0.9× without.
+   (10) clients, each PATCHing the subject of its own ticket; ``--rounds`` (10) short rounds of
+   ``--patches`` (100) alternate the two accounts (which goes first alternates too), so load from
+   elsewhere, which changes within seconds on a shared machine, hits both alike. Goal: with rules
+   ≥ 0.9× without (all rounds together); the spread of the rounds' ratios is printed beside it.
+   ``--profile DIR``: then one round per account with py-spy sampling the worker and the API.
 2. **time_in_status lateness.** A third account, one rule ``time_in_status`` (open, ``--after``
    (3) minutes) that adds a tag, and ``--tickets`` (2,000) tickets created through the API with
    ``--concurrency`` (16) clients: they fall due over the minutes after. The bench polls
@@ -17,8 +20,8 @@ subprocesses (the code of this tree), as in bench/write_path.py.
    the instant the ticket was due (``status_changed_at`` + after). Also printed: the lateness of
    the act's own clock (``executed_at``, the workflow's time when it acted). Goal: p99 ≤ 1 s.
 
-    .venv/bin/python bench/automation.py [--rules 50] [--matching 0] [--patches 300] [--clients 10]
-        [--rounds 3] [--tickets 2000] [--concurrency 16] [--after 3] [--check] [--keep]
+    .venv/bin/python bench/automation.py [--rules 50] [--matching 0] [--patches 100] [--clients 10]
+        [--rounds 10] [--tickets 2000] [--concurrency 16] [--after 3] [--profile DIR] [--check] [--keep]
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ import psycopg  # noqa: E402
 
 import bench.write_path as write_path  # noqa: E402
 from bench.common import run_bench, wait_healthy  # noqa: E402
-from bench.write_path import PROCESSES, Run, Stack, drive, load, merge, show  # noqa: E402
+from bench.write_path import PROCESSES, Run, Stack, drive, load, merge, profile, show  # noqa: E402
 
 DATABASE = "pulse_bench_automation"
 TASK_QUEUE = "bench-automation"
@@ -120,6 +123,15 @@ async def patch_part(args: argparse.Namespace, http: httpx.AsyncClient, database
             run = await drive(label, args.patches, args.clients, patcher(token))
             show(run)
             runs[name].append(run)
+    pairs = sorted(r.rate / p.rate for p, r in zip(runs["plain"], runs["ruled"]) if p.rate)
+    if pairs:
+        print(f"  round by round, with rules / without: min {pairs[0]:.2f}x  median {pairs[len(pairs) // 2]:.2f}x  "
+              f"max {pairs[-1]:.2f}x", flush=True)
+    if args.profile:
+        await profile(args.profile, "patch-plain", lambda: drive("profiled, no rules", args.patches, args.clients,
+                                                                 patcher(plain)))
+        await profile(args.profile, "patch-ruled", lambda: drive(f"profiled, {args.rules} rules", args.patches,
+                                                                 args.clients, patcher(ruled)))
     return merge("PATCH, no rules (all rounds)", runs["plain"]), merge(
         f"PATCH, {args.rules} rules (all rounds)", runs["ruled"])
 
@@ -227,14 +239,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rules", type=int, default=50)
     parser.add_argument("--matching", type=int, default=0, help="how many of the rules fire on each PATCH")
-    parser.add_argument("--patches", type=int, default=300, help="PATCHes per round and account (0 skips part 1)")
+    parser.add_argument("--patches", type=int, default=100, help="PATCHes per round and account (0 skips part 1)")
     parser.add_argument("--clients", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--tickets", type=int, default=2000, help="tickets of the time_in_status part (0 skips it)")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--after", type=int, default=3, help="afterMinutes of the time_in_status rule")
     parser.add_argument("--check", action="store_true", help="exit 1 unless both goals hold")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir and the database")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="after part 1's rounds, one more round per account with py-spy on the worker and the API")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="pulse-bench-automation-"))
     stack = Stack(workdir)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import ARRAY, JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -56,7 +56,9 @@ class AutomationExecution(Base):
 
 class AutomationSkips(Base):
     """The evaluations of one write whose conditions did not hold: one row for all of them
-    (``skipped``: ``[{rule_id, trigger, condition_results, caused_by, depth, execution_time_ms}]``)."""
+    (``skipped``: ``[{rule_id, trigger, condition_results, caused_by, depth, execution_time_ms}]``,
+    ``json``: stored, not queried inside), a rule at most once per row (a rule skipped again in the
+    same write is in the write's next row)."""
 
     __tablename__ = "automation_skips"
     __table_args__ = (Index("ix_automation_skips_rule_ids", "rule_ids", postgresql_using="gin"),)
@@ -66,4 +68,4 @@ class AutomationSkips(Base):
     ticket_id: Mapped[int] = mapped_column(BigInteger)
     executed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     rule_ids: Mapped[list[int]] = mapped_column(ARRAY(BigInteger))
-    skipped: Mapped[list[Any]] = mapped_column(JSONB)
+    skipped: Mapped[list[Any]] = mapped_column(JSON)

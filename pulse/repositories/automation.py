@@ -44,35 +44,54 @@ def execution_rows(account_id: int, ticket_id: int, executions: list[Execution])
     } for e in executions if e.status != "skipped"]
 
 
-def skipped_entries(executions: list[Execution]) -> list[dict[str, Any]]:
-    """The ``skipped`` array of a write's ``automation_skips`` row."""
-    return [{"rule_id": e.rule_id, "trigger": e.trigger, "condition_results": _conditions(e), "caused_by": e.caused_by,
-             "depth": e.depth, "execution_time_ms": _ms(e.execution_time_ms)}
-            for e in executions if e.status == "skipped"]
+def skipped_groups(executions: list[Execution]) -> list[list[dict[str, Any]]]:
+    """The skipped evaluations of a write as ``automation_skips`` rows (their ``skipped`` arrays):
+    one row, unless a rule was skipped more than once in the write (a cascade reaching it again):
+    its n-th skip then goes into the n-th row, so a row holds each rule at most once and each
+    evaluation is listed with an id of its own (the row's)."""
+    groups: list[list[dict[str, Any]]] = []
+    seen: dict[int, int] = {}
+    for e in executions:
+        if e.status != "skipped":
+            continue
+        occurrence = seen.get(e.rule_id, 0)
+        seen[e.rule_id] = occurrence + 1
+        if occurrence == len(groups):
+            groups.append([])
+        groups[occurrence].append({
+            "rule_id": e.rule_id, "trigger": e.trigger, "condition_results": _conditions(e), "caused_by": e.caused_by,
+            "depth": e.depth, "execution_time_ms": _ms(e.execution_time_ms)})
+    return groups
 
 
 _EXECUTION_COLUMNS = ("account_id, rule_id, ticket_id, trigger, status, conditions_matched, condition_results, "
                       "actions_performed, before_values, after_values, error_message, caused_by, depth, executed_at, "
                       "execution_time_ms")
-# A write's evaluations as two data-modifying CTEs (parameters: :runs, :skipped, :account_id,
-# :ticket_id, :executed_at; see :func:`execution_parameters`) that the write's last statement
-# carries (``TicketStore.record_outcome``), so the audit trail costs no statement of its own: those
-# that ran (rarely more than a few) as rows from a JSON array, those skipped (often most of the
-# rules) as one ``automation_skips`` row.
+# A write's evaluations as two data-modifying CTEs (parameters: :runs, :skipped, :skipped_rule_ids,
+# :more_skipped, :account_id, :ticket_id, :executed_at; see :func:`execution_parameters`) that the
+# write's last statement carries (``TicketStore.record_outcome``), so the audit trail costs no
+# statement of its own: those that ran (rarely more than a few) as rows from a JSON array, those
+# skipped (often most of the rules) as the ``automation_skips`` rows of :func:`skipped_groups`: the
+# first (nearly always the only one) from its JSON and its rules' ids as an array, the others (a
+# rule skipped again in a cascade) from one JSON array of groups, in order, their ids read from it.
 EXECUTIONS_CTES = (
     f"audit_runs AS (INSERT INTO automation_executions ({_EXECUTION_COLUMNS}) SELECT {_EXECUTION_COLUMNS} "
     "FROM jsonb_populate_recordset(NULL::automation_executions, CAST(:runs AS jsonb))), "
     "audit_skips AS (INSERT INTO automation_skips (account_id, ticket_id, executed_at, rule_ids, skipped) "
-    "SELECT :account_id, :ticket_id, CAST(:executed_at AS timestamptz), CAST(:skipped_rule_ids AS bigint[]), "
-    "CAST(:skipped AS jsonb) WHERE cardinality(CAST(:skipped_rule_ids AS bigint[])) > 0)")
+    "(SELECT :account_id, :ticket_id, CAST(:executed_at AS timestamptz), CAST(:skipped_rule_ids AS bigint[]), "
+    "CAST(:skipped AS json) WHERE cardinality(CAST(:skipped_rule_ids AS bigint[])) > 0) "
+    "UNION ALL (SELECT :account_id, :ticket_id, CAST(:executed_at AS timestamptz), "
+    "ARRAY(SELECT CAST(e->>'rule_id' AS bigint) FROM json_array_elements(g.skipped) AS e), g.skipped "
+    "FROM json_array_elements(CAST(:more_skipped AS json)) WITH ORDINALITY AS g(skipped, n) ORDER BY g.n))")
 
 
 def execution_parameters(account_id: int, ticket_id: int, executions: list[Execution]) -> dict[str, Any]:
     """The parameters of :data:`EXECUTIONS_CTES` for a write's evaluations (not empty)."""
-    skipped = skipped_entries(executions)
+    first, *more = skipped_groups(executions) or [[]]
     return {
         "runs": json.dumps(execution_rows(account_id, ticket_id, executions), separators=(",", ":")),
-        "skipped": json.dumps(skipped, separators=(",", ":")), "skipped_rule_ids": [e["rule_id"] for e in skipped],
+        "skipped": json.dumps(first, separators=(",", ":")), "skipped_rule_ids": [e["rule_id"] for e in first],
+        "more_skipped": json.dumps(more, separators=(",", ":")) if more else "[]",
         "account_id": account_id, "ticket_id": ticket_id, "executed_at": executions[0].executed_at,
     }
 
@@ -86,7 +105,7 @@ UNION ALL
 SELECT s.id, x.rule_id, s.ticket_id, x.trigger, 'skipped', false, x.condition_results, '[]'::jsonb, '{{}}'::jsonb,
        '{{}}'::jsonb, NULL, x.caused_by, x.depth, s.executed_at, x.execution_time_ms
   FROM automation_skips s
- CROSS JOIN LATERAL jsonb_to_recordset(s.skipped)
+ CROSS JOIN LATERAL json_to_recordset(s.skipped)
        AS x(rule_id bigint, trigger text, condition_results jsonb, caused_by jsonb, depth int, execution_time_ms float)
  WHERE s.account_id = :account_id AND s.rule_ids @> ARRAY[CAST(:rule_id AS bigint)] AND x.rule_id = :rule_id
        {skip_filters}

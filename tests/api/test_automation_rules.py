@@ -157,10 +157,34 @@ async def test_every_evaluation_of_a_write_is_stored_with_its_outcome(account: A
     assert [(e["executionStatus"], e["after"]) for e in ran] == [("success", {"tags": ["hot"]})]
     # The write's outcome, its skipped evaluations (one row) and the one that ran, all committed.
     assert rows(database_url, "SELECT count(*) FROM applied_commands WHERE ticket_id = %s", ticket["id"]) == [(2,)]
-    assert rows(database_url, "SELECT rule_ids FROM automation_skips WHERE ticket_id = %s", ticket["id"]) == [
-        ([r["id"] for r in quiet] * 2,)]  # one row for the write: each skipped evaluation's rule, in order
+    # The skipped evaluations of a write in one row, here two: each rule was skipped twice, and a row
+    # holds a rule once (each evaluation has the id of its own row).
+    assert rows(database_url, "SELECT rule_ids FROM automation_skips WHERE ticket_id = %s ORDER BY id",
+                ticket["id"]) == [([r["id"] for r in quiet],)] * 2
     assert rows(database_url, "SELECT rule_id, status FROM automation_executions WHERE ticket_id = %s",
                 ticket["id"]) == [(firing["id"], "success")]
+
+
+async def test_a_rule_skipped_twice_in_one_write_lists_two_evaluations_with_their_own_ids(
+        account: AccountContext) -> None:
+    quiet = await create_rule(account, name="Gold plan", trigger="ticket_updated", executionOrder=1,
+                              conditions=[{"field": "customFields.plan", "operator": "equals", "value": "gold"}])
+    await create_rule(account, name="Any edit", trigger="ticket_updated", executionOrder=2, conditions=[])
+    other = await create_rule(account, name="Silver plan", trigger="ticket_updated", executionOrder=3,
+                              conditions=[{"field": "customFields.plan", "operator": "equals", "value": "silver"}])
+    ticket = await account.create_ticket()
+    for subject in ("First edit", "Second edit"):  # each PATCH: skipped at depth 1 and at depth 2
+        patched = await account.patch(f"/api/tickets/{ticket['id']}", json={"subject": subject})
+        assert patched.status_code == 200, patched.text
+    listed = (await account.get(f"{RULES}/{quiet['id']}/executions")).json()
+    assert listed["pagination"]["total"] == 3  # depth 1 + 2 of the first PATCH, depth 1 of the second (fired once)
+    assert sorted(e["depth"] for e in listed["data"]) == [1, 1, 2]
+    ids = [e["id"] for e in listed["data"]]
+    theirs = [e["id"] for e in (await account.get(f"{RULES}/{other['id']}/executions")).json()["data"]]
+    assert len(set(ids)) == 3 and len(set(theirs)) == len(theirs) == 3  # every evaluation its own id
+    one_by_one = [(await account.get(f"{RULES}/{quiet['id']}/executions?pageSize=1&page={page}")).json()["data"]
+                  for page in (1, 2, 3)]
+    assert [page[0]["id"] for page in one_by_one] == ids  # a stable order across pages
 
 
 async def test_rules_run_in_order_and_a_failed_rule_is_rolled_back_alone(account: AccountContext) -> None:
