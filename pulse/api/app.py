@@ -80,6 +80,7 @@ def create_app(settings: Settings | None = None, *, sessions: SessionFactory | N
     app.state.token_cache = TokenCache()
     app.add_middleware(Observability, metrics=app.state.metrics)  # outermost: sees the limits' answers too
     instrument_fastapi(app, tracer_provider)
+    app.include_router(tickets.list_router, responses=ERROR_RESPONSES)  # first: the route asked most
     app.include_router(metrics_router)
     app.include_router(health.router, responses=ERROR_RESPONSES)
     app.include_router(accounts.router, responses=ERROR_RESPONSES)

@@ -132,6 +132,9 @@ class Ticket(Base):
               text("id DESC"), postgresql_where=text("deleted_at IS NULL")),
         Index("ix_tickets_account_user_created", "account_id", "assigned_to_user_id", text("created_at DESC"),
               text("id DESC"), postgresql_where=text("deleted_at IS NULL")),
+        # An agent's tickets by last update (migration 0023).
+        Index("ix_tickets_account_user_updated", "account_id", "assigned_to_user_id", text("updated_at DESC"),
+              text("id DESC"), postgresql_where=text("deleted_at IS NULL")),
         # … and their queues by status, most urgent first; also the exact count of one (migration 0002c).
         Index("ix_tickets_account_team_queue", "account_id", "assigned_to_team_id", "status",
               text("priority_rank DESC"), text("created_at DESC"), text("id DESC"),

@@ -129,3 +129,50 @@ async def test_filter_values_are_parameters_never_sql(account: AccountContext) -
     assert await listed(account, requesterEmail="'; DROP TABLE tickets; --") == []
     assert (await account.get("/api/tickets", params={"id": "1 OR 1=1"})).status_code == 422
     assert await listed(account) == [ticket["id"]]
+
+
+async def test_a_listed_ticket_reads_exactly_as_the_ticket_itself(account: AccountContext,
+                                                                  sessions: SessionFactory) -> None:
+    """The list renders each row's values straight to JSON (no record in between): every field,
+    its order and its JSON form (timestamps, enums, nulls, custom fields) as ``GET /api/tickets/{id}``."""
+    team = (await account.post("/api/teams", json={"name": "Rendering"})).json()
+    full = await account.create_ticket(subject="Ünïcode <b>&", description="line\nbreak", priority="urgent",
+                                       tags=["vip", "billing"], assignedToTeamId=team["id"],
+                                       requesterEmail="a@example.com", externalSource="maverick",
+                                       externalTicketId="MAV-9", customFields={"plan": "pro", "seats": 12,
+                                                                               "beta": True, "nested": {"a": [1]}})
+    bare = await account.create_ticket()
+    async with sessions() as session, session.begin():
+        await session.execute(update(Ticket).where(Ticket.id == full["id"]).values(sla_status="breached"))
+    for params in ({}, {"sort": "priority"}, {"search": "line"}):
+        listed_body = await account.get("/api/tickets", params=params)
+        assert listed_body.status_code == 200, listed_body.text
+        for item in listed_body.json()["tickets"]:
+            item.pop("searchSnippet", None)
+            single = (await account.get(f"/api/tickets/{item['id']}")).json()
+            assert list(item) == list(single) and item == single
+    listed_ids = {t["id"] for t in (await account.get("/api/tickets")).json()["tickets"]}
+    assert {full["id"], bare["id"]} <= listed_ids
+
+
+async def test_a_list_past_the_exact_count_says_its_total_is_an_estimate(account: AccountContext,
+                                                                        monkeypatch: Any) -> None:
+    """Within COUNT_CAP a list's matches are read once for its page and its exact total; past it the
+    page is still right and the total is flagged as an estimate, however the planner guessed."""
+    from pulse.repositories import ticket_lists
+
+    created = [await account.create_ticket(tags=["capped"], priority=priority)
+               for priority in ("low", "urgent", "medium", "high", "urgent")]
+    rank = ["low", "medium", "high", "urgent"]
+    by_priority = [t["id"] for t in sorted(created, key=lambda t: (rank.index(t["priority"]), t["id"]), reverse=True)]
+    exact = (await account.get("/api/tickets", params={"tags": "capped", "sort": "priority", "pageSize": 2})).json()
+    assert exact["pagination"]["total"] == 5 and not exact["pagination"].get("totalIsEstimate")
+    monkeypatch.setattr(ticket_lists, "COUNT_CAP", 3)
+    pages = []
+    for page in (1, 2, 3):
+        body = (await account.get("/api/tickets", params={"tags": "capped", "sort": "priority", "pageSize": 2,
+                                                           "page": page})).json()
+        pages += [t["id"] for t in body["tickets"]]
+        if page == 1:
+            assert body["pagination"]["totalIsEstimate"] is True and body["pagination"]["total"] >= 4
+    assert [t["id"] for t in exact["tickets"]] == by_priority[:2] and pages == by_priority

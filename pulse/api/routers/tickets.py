@@ -8,10 +8,9 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic_core import to_json
 
-from pulse.api.deps import IdempotencyKeyHeader, IfMatchHeader, Reader, Sessions, Temporal, Writer, get_settings
+from pulse.api.deps import IdempotencyKeyHeader, IfMatchHeader, Reader, Writer
 from pulse.api.pagination import Page, page_params, paginated, pagination
 from pulse.api.schemas import CommentBody, TicketCreateBody, TicketUpdateBody
-from pulse.config import Settings
 from pulse.domain.commands import AddCommentInput
 from pulse.domain.errors import ValidationFailed
 from pulse.domain.ticket_query import TicketQuery, parse_ticket_query
@@ -20,11 +19,16 @@ from pulse.services.auth import Principal
 from pulse.services.tickets import TicketList, TicketService, actor_of
 
 router = APIRouter(prefix="/api/tickets", tags=["tickets"])
+# ``GET /api/tickets`` alone, included before every other router (pulse.api.app): the most asked
+# route is matched first instead of after the ~75 routes before ``router``.
+list_router = APIRouter(prefix="/api/tickets", tags=["tickets"])
 
 
-async def ticket_service(sessions: Sessions, temporal: Temporal,
-                         settings: Annotated[Settings, Depends(get_settings)]) -> TicketService:
-    return TicketService(sessions, temporal, settings.task_queue)
+async def ticket_service(request: Request) -> TicketService:
+    """From the app's state directly: one dependency for FastAPI to solve per request, not three
+    (~30 µs each on a ticket list)."""
+    state = request.app.state
+    return TicketService(state.sessions, state.temporal, state.settings.task_queue)
 
 
 Tickets = Annotated[TicketService, Depends(ticket_service)]
@@ -53,7 +57,7 @@ async def create_ticket(body: TicketCreateBody, principal: Writer, tickets: Tick
     return ticket.to_api()
 
 
-@router.get("")
+@list_router.get("")
 async def list_tickets(request: Request, principal: Reader, tickets: Tickets) -> dict:
     """Filters, sorts and full-text search: see ``pulse.domain.ticket_query`` (the parameters) and
     ``pulse.repositories.ticket_lists`` (how they run). Internal notes are searched only for
@@ -71,12 +75,10 @@ async def list_tickets(request: Request, principal: Reader, tickets: Tickets) ->
 def render_ticket_list(listed: TicketList, query: TicketQuery) -> dict[str, Any]:
     """``{"tickets", "pagination"}``; a search adds ``searchSnippet`` to each ticket; a total above
     10,000 is the planner's estimate and says so with ``pagination.totalIsEstimate``."""
-    rendered = []
-    for ticket in listed.tickets:
-        body = ticket.to_api()
-        if query.search is not None:
-            body["searchSnippet"] = listed.snippets.get(ticket.id)
-        rendered.append(body)
+    rendered = listed.tickets
+    if query.search is not None:
+        for body in rendered:
+            body["searchSnippet"] = listed.snippets.get(body["id"])
     page = pagination(query.page, query.page_size, listed.total)
     if listed.total_is_estimate:
         page["totalIsEstimate"] = True
