@@ -74,6 +74,7 @@ class Sample:
     app_ms: float = 0.0
     status: int = 0
     total: int = 0
+    engine: str = ""  # what found a search's page (Server-Timing repo;desc=…): tantivy or postgres
 
 
 @dataclass
@@ -201,9 +202,11 @@ def run_client(base_url: str, tokens: dict[bool, str], samples: list[Sample], st
         body = response.read()
         sample.client_ms = (time.perf_counter() - started) * 1000
         sample.status = response.status
-        timings = _server_timing(", ".join(value for name, value in response.getheaders()
-                                           if name.lower() == "server-timing"))
+        header = ", ".join(value for name, value in response.getheaders() if name.lower() == "server-timing")
+        timings = _server_timing(header)
         sample.repo_ms, sample.app_ms = timings.get("repo", 0.0), timings.get("app", 0.0)
+        engine = re.search(r"repo;[^,]*desc=(\w+)", header)
+        sample.engine = engine.group(1) if engine else ""
         if response.status == 200:
             sample.total = json.loads(body)["pagination"]["total"]
     connection.close()
@@ -244,6 +247,22 @@ def start_api(url: str, workdir: Path, code: Path) -> tuple[subprocess.Popen, st
     raise TimeoutError("pulse api did not answer")
 
 
+def wait_for_search_index(url: str) -> None:
+    """Until the API's search indexer has indexed every queued ticket (a new index: all of them)."""
+    with psycopg.connect(url, autocommit=True) as db:
+        if db.execute("SELECT to_regclass('search_index_queue')").fetchone()[0] is None:
+            return
+        started, pending = time.monotonic(), -1
+        while pending != 0:  # a new index's every ticket is queued when the indexer first starts
+            pending, generation = db.execute("SELECT (SELECT count(*) FROM search_index_queue), "
+                                             "(SELECT generation FROM search_index_state)").fetchone()
+            pending = pending or (-1 if generation == 0 else 0)
+            if pending:
+                log(f"  search index: {pending:,} tickets still to index ({time.monotonic() - started:.0f} s)")
+                time.sleep(15)
+        log(f"search index caught up in {time.monotonic() - started:.0f} s")
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))] if ordered else float("nan")
@@ -266,6 +285,9 @@ def report(one: list[Sample], four: list[Sample], per_kind: int) -> None:
         print(f"| {label} | {pct(a, 50):.1f} / {pct(a, 95):.1f} / {pct(a, 99):.1f} | {pct(r, 50):.1f} / "
               f"{pct(r, 95):.1f} | {pct(b, 50):.1f} / {pct(b, 95):.1f} | {pct(b, 95) / pct(a, 95):.2f} | "
               f"≤ {goal} {'✓' if met else '✗'} |")
+    searches = [s for s in one + four if s.kind in SEARCH_KINDS]
+    by_index = sum(s.engine == "tantivy" for s in searches)
+    print(f"\nsearches found by the search index: {by_index:,} of {len(searches):,} (the rest: PostgreSQL)")
     print("\n| API overhead, ms (1 client) | p50 | p95 | 4 clients p50 | p95 |\n|---|---:|---:|---:|---:|")
     for label, measure in (
         ("HTTP request − repository call (the goal: p50 ≤ 3)", lambda s: s.client_ms - s.repo_ms),
@@ -290,6 +312,7 @@ def measure(url: str, per_kind: int, seed: int, prewarm: Callable[[], None], cod
     with tempfile.TemporaryDirectory(prefix="pulse-bench-http-") as workdir:
         api, base_url = start_api(url, Path(workdir), code or search.ROOT)
         log(f"pulse api from {code or search.ROOT} at {base_url}")
+        wait_for_search_index(url)
         try:
             log(f"warming up: 4 clients × {WARM_UP} requests (seed {seed + 2}) …")
             run_clients(base_url, context.tokens, plan(seed + 2, max(1, WARM_UP * 4 // len(KINDS)), context), 4)

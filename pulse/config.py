@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -78,6 +79,18 @@ class Settings(BaseSettings):
     # A worker serving only the Maverick queue serves its metrics here (0: none).
     maverick_worker_metrics_port: int = 9465
     log_format: str = "json"
+    # Search (docs/decisions.md "Search through HTTP"): "tantivy", an index beside the API fed by
+    # search_index_queue (pulse.search_index), with PostgreSQL for what it does not hold; or
+    # "postgres" alone. The index lives in search_index_dir, else <data_dir>/search-index/<database>.
+    search_engine: Literal["tantivy", "postgres"] = "tantivy"
+    search_index_dir: Path | None = None
+
+    @property
+    def search_index_path(self) -> Path:
+        if self.search_index_dir is not None:
+            return self.search_index_dir
+        database = (self.database_url or "pulse").rsplit("/", 1)[-1].split("?", 1)[0] or "pulse"
+        return self.data_dir / "search-index" / database
 
     @property
     def temporal_target(self) -> str:

@@ -15,6 +15,7 @@ import psycopg
 import pytest
 import pytest_asyncio
 from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -94,23 +95,39 @@ async def worker(temporal_client: Client, sessions: SessionFactory) -> AsyncIter
 
 
 @pytest.fixture(scope="session")
-def settings(database_url: str, temporal_address: str) -> Settings:
+def settings(database_url: str, temporal_address: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """The suite's app: every request comes from one address, and the auth walk fails hundreds of
     authentications on purpose, so the per-address limits are off here (tests/api/test_limits.py
     proves them with the defaults)."""
     return Settings(database_url=database_url, temporal_address=temporal_address, task_queue=TEST_TASK_QUEUE,
-                    rate_per_address=0, auth_failures_per_minute=0)
+                    rate_per_address=0, auth_failures_per_minute=0,
+                    search_index_dir=tmp_path_factory.mktemp("search") / "index")
 
 
 @pytest_asyncio.fixture(scope="session")
-async def http(settings: Settings, sessions: SessionFactory, temporal_client: Client,
-               worker: Worker) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client for the real app (in process, over ASGI) with a running worker."""
+async def api_app(settings: Settings, sessions: SessionFactory, temporal_client: Client,
+                  worker: Worker) -> AsyncIterator[FastAPI]:
+    """The real app, started (its search indexer runs), with a running worker."""
     app = create_app(settings, sessions=sessions, temporal=temporal_client)
     async with LifespanManager(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://pulse.test", timeout=60) as client:
-            yield client
+        yield app
+
+
+@pytest_asyncio.fixture(scope="session")
+async def http(api_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client for the real app (in process, over ASGI)."""
+    transport = httpx.ASGITransport(app=api_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://pulse.test", timeout=60) as client:
+        yield client
+
+
+@pytest.fixture
+def postgres_search(api_app: FastAPI) -> Iterator[None]:
+    """Searches answered by PostgreSQL alone, as with ``PULSE_SEARCH_ENGINE=postgres``: for
+    tests of PostgreSQL's own search plans."""
+    reader, api_app.state.search_index = api_app.state.search_index, None
+    yield
+    api_app.state.search_index = reader
 
 
 @dataclass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
@@ -23,6 +25,8 @@ from pulse.codec import codec_from
 from pulse.config import Settings, get_settings
 from pulse.db import SessionFactory, make_engine, make_sessionmaker
 from pulse.notifications.stream import NotificationHub, sessions_url
+from pulse.search_index.engine import SearchIndexReader
+from pulse.search_index.indexer import SearchIndexer
 from pulse.services.auth import TokenCache
 from pulse.telemetry import instrument_fastapi, shutdown, temporal_tracing, tracer_provider_from_env
 from pulse.temporal import API_RETRY, connect
@@ -57,9 +61,19 @@ def create_app(settings: Settings | None = None, *, sessions: SessionFactory | N
         # One LISTEN connection per API process, opened by the first SSE subscriber.
         app.state.notification_hub = NotificationHub(
             settings.database_url or sessions_url(app.state.sessions) or "", app.state.sessions)
+        # The search index: read by this process, written by whichever API process holds its lock.
+        app.state.search_index, indexing = None, None
+        if settings.search_engine == "tantivy":
+            app.state.search_index = SearchIndexReader(settings.search_index_path)
+            indexing = asyncio.create_task(SearchIndexer(app.state.sessions, settings.search_index_path).run(),
+                                           name="search-indexer")
         try:
             yield
         finally:
+            if indexing is not None:
+                indexing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await indexing
             await app.state.notification_hub.stop()
             if engine is not None:
                 await engine.dispose()

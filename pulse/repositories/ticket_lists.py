@@ -418,6 +418,30 @@ class TicketLists:
             snippets = await self._snippets([t.id for t in shown], query, include_internal)
         return TicketPage(tickets=shown, total=total, total_is_estimate=estimated, snippets=snippets)
 
+    async def page_of_found(self, account_id: int, query: TicketQuery, *, include_internal: bool, ids: list[int],
+                            total: int, estimated: bool) -> TicketPage:
+        """The page of a search whose matches the search index found (``pulse.search_index``):
+        ``ids`` are the first matches in the page's order — ranked, the newest of them, which are
+        ranked here as ``page`` ranks them. 1 statement for the rows (the account and filters
+        checked again), 1 for the snippets."""
+        offset, limit = query.offset, query.page_size
+        rows: list[Ticket] = []
+        conditions = self.conditions(account_id, query)
+        if ids and query.sort:
+            page_ids = ids[offset:offset + limit]
+            if page_ids:
+                statement = select(Ticket).where(*conditions, Ticket.id.in_(page_ids)).order_by(*self.order_by(query))
+                rows = list(await self.session.scalars(statement))
+        elif ids:
+            matches = (select(Ticket.created_at.label("created_at"), Ticket.id.label("id"))
+                       .where(*conditions, Ticket.id.in_(ids)).cte("matches").prefix_with("MATERIALIZED"))
+            rows, _ = await self._page_from(matches, [("created_at", True), ("id", True)], query, include_internal,
+                                            offset, limit)
+        if 0 < len(rows) < limit or (not rows and offset == 0):
+            total, estimated = offset + len(rows), False
+        snippets = await self._snippets([t.id for t in rows], query, include_internal) if rows else {}
+        return TicketPage(tickets=rows, total=total, total_is_estimate=estimated, snippets=snippets)
+
     def _rank(self, query: TicketQuery, include_internal: bool) -> Any:
         return func.ts_rank_cd(RANK_WEIGHTS, self.document(include_internal), self.tsquery(query), RANK_NORMALISATION)
 

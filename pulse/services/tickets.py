@@ -17,6 +17,7 @@ from typing import Any, Awaitable, Callable, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from pydantic.alias_generators import to_camel
+from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
 from pulse.db import SessionFactory, reading
@@ -38,9 +39,11 @@ from pulse.domain.tickets import Permission, TicketStatus, parse_ticket_number
 from pulse.gateway import NoRunningWorkflow, TicketGateway, resuming_when_needed
 from pulse.models import Ticket, TicketCategory, User
 from pulse.repositories.reference import ReferenceRepository
-from pulse.repositories.ticket_lists import TicketLists
+from pulse.repositories.search_index import SearchIndexQueue
+from pulse.repositories.ticket_lists import TicketLists, TicketPage
 from pulse.repositories.ticket_store import TicketStore
 from pulse.repositories.tickets import CommentRepository, TicketRepository, TimelineRepository
+from pulse.search_index.engine import SearchIndexReader, servable
 from pulse.services.auth import Principal
 
 log = logging.getLogger("pulse.tickets")
@@ -73,6 +76,7 @@ class TicketList:
     total_is_estimate: bool = False
     snippets: dict[int, str] = field(default_factory=dict)
     repository_ms: float = 0.0  # the repository call (``TicketLists.page``), for Server-Timing
+    engine: str = "postgres"  # what found a search's page: "tantivy" (the index) or "postgres"
 
 
 MAX_MERGE_HOPS = 10
@@ -91,9 +95,11 @@ def ticket_api_values(row: Ticket) -> dict[str, Any]:
 
 
 class TicketService:
-    def __init__(self, sessions: SessionFactory, temporal: Client, task_queue: str) -> None:
+    def __init__(self, sessions: SessionFactory, temporal: Client, task_queue: str, *,
+                 search_index: SearchIndexReader | None = None) -> None:
         self.sessions = sessions
         self.gateway = TicketGateway(temporal, task_queue)
+        self.search_index = search_index
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -121,7 +127,12 @@ class TicketService:
         Read without a transaction (``reading``: no BEGIN and ROLLBACK round trips)."""
         started = time.perf_counter()
         async with reading(self.sessions) as session:
-            page = await TicketLists(session).page(account_id, query, include_internal=include_internal)
+            page, engine = None, "postgres"
+            if self.search_index is not None and servable(query):
+                page, engine = await self._indexed_page(session, account_id, query, include_internal), "tantivy"
+            if page is None:
+                page, engine = await TicketLists(session).page(account_id, query, include_internal=include_internal), \
+                    "postgres"
             repository_ms = (time.perf_counter() - started) * 1000
             return TicketList(
                 tickets=[ticket_api_values(row) for row in page.tickets],
@@ -129,7 +140,22 @@ class TicketService:
                 total_is_estimate=page.total_is_estimate,
                 snippets=page.snippets,
                 repository_ms=repository_ms,
+                engine=engine,
             )
+
+    async def _indexed_page(self, session: AsyncSession, account_id: int, query: TicketQuery,
+                            include_internal: bool) -> TicketPage | None:
+        """A search page found in the search index (its rows, ranking and snippets from
+        PostgreSQL by id), or None while some ticket of the account waits to be indexed or there
+        is no index yet: 1 query more than PostgreSQL's own search, which then answers."""
+        assert self.search_index is not None
+        freshness = await SearchIndexQueue(session).freshness(account_id)
+        searcher = self.search_index.searcher(freshness.index_id, freshness.generation, freshness.account_pending)
+        if searcher is None:
+            return None
+        found = searcher.find(account_id, query, include_internal)
+        return await TicketLists(session).page_of_found(account_id, query, include_internal=include_internal,
+                                                        ids=found.ids, total=found.total, estimated=found.estimated)
 
     async def comments(
         self, principal: Principal, reference: str, *, include_internal: bool, page: int, page_size: int

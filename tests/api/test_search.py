@@ -178,9 +178,10 @@ def test_the_cheapest_way_to_the_newest_matches_follows_the_measured_costs() -> 
 
 
 @pytest.fixture
-def exact_estimates(monkeypatch: Any) -> None:
-    """The planner's guesses replaced by the true counts (same conditions, counted): on a few
-    dozen tickets among other tests' the guesses are too rough to size a walk or a slice."""
+def exact_estimates(monkeypatch: Any, postgres_search: None) -> None:
+    """PostgreSQL's search, its planner's guesses replaced by the true counts (same conditions,
+    counted): on a few dozen tickets among other tests' the guesses are too rough to size a walk
+    or a slice."""
     from sqlalchemy import func, literal, select
 
     from pulse.repositories import ticket_lists
