@@ -600,6 +600,8 @@ async def main() -> int:
     parser.add_argument("--seed", type=int, default=11, help="the --http query mix's seed")
     parser.add_argument("--api-code", type=Path, metavar="DIR",
                         help="--http: run pulse api from this copy of the tree (to compare versions on the same data)")
+    parser.add_argument("--writes-per-second", type=float, default=0.0,
+                        help="--http: then 1 client more while this many of the account's tickets change per second")
     parser.add_argument("--database", default=DATABASE, help=f"database name (default {DATABASE})")
     parser.add_argument("--embedded", type=Path, metavar="DIR",
                         help="run on an embedded PostgreSQL in DIR with production-like memory settings "
@@ -643,7 +645,8 @@ async def run(args: argparse.Namespace) -> int:
     if args.http:
         from bench import search_http
 
-        return search_http.measure(database_url(), args.queries, args.seed, prewarm, args.api_code)
+        return search_http.measure(database_url(), args.queries, args.seed, prewarm, args.api_code,
+                                   args.writes_per_second)
     series: list[Series] = []
     if args.queries:
         prewarm()

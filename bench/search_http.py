@@ -303,7 +303,68 @@ def report(one: list[Sample], four: list[Sample], per_kind: int) -> None:
                                          f"{' +internal' if s.agent else ''} (total {s.total:,})" for s in slow))
 
 
-def measure(url: str, per_kind: int, seed: int, prewarm: Callable[[], None], code: Path | None = None) -> int:
+def _writer(url: str, rate: float, stop_at: float, ticket_ids: list[int]) -> list[float]:
+    """Changes ``rate`` tickets a second (``UPDATE … SET subject = subject``: the search queue's
+    trigger fires, nothing shown changes) until ``stop_at``; for each, the seconds from its commit
+    until the index had taken it (its queue row gone or taken again by a later write)."""
+    rng = random.Random(3)
+    waiting: dict[int, tuple[int, float]] = {}  # ticket id → (seq written, commit time)
+    indexed_after: list[float] = []
+    with psycopg.connect(url, autocommit=True) as db:
+        next_write = time.monotonic()
+        while time.monotonic() < stop_at or waiting:
+            now = time.monotonic()
+            if now >= next_write and now < stop_at:
+                ticket_id = rng.choice(ticket_ids)
+                db.execute("UPDATE tickets SET subject = subject WHERE id = %s", (ticket_id,))
+                seq = db.execute("SELECT seq FROM search_index_queue WHERE ticket_id = %s", (ticket_id,)).fetchone()
+                if seq is not None:
+                    waiting[ticket_id] = (seq[0], time.monotonic())
+                else:  # indexed between the two statements
+                    indexed_after.append(time.monotonic() - now)
+                next_write += 1 / rate
+            if waiting:
+                rows = dict(db.execute("SELECT ticket_id, seq FROM search_index_queue WHERE ticket_id = ANY(%s)",
+                                       (list(waiting),)).fetchall())
+                for ticket_id, (seq, committed) in list(waiting.items()):
+                    if rows.get(ticket_id) != seq:
+                        indexed_after.append(time.monotonic() - committed)
+                        del waiting[ticket_id]
+            time.sleep(0.005)
+    return indexed_after
+
+
+def searches_during_writes(url: str, base_url: str, context: Context, samples: list[Sample],
+                           rate: float) -> tuple[list[Sample], list[float]]:
+    with psycopg.connect(url) as db:
+        ticket_ids = [row[0] for row in db.execute(
+            "SELECT id FROM tickets WHERE account_id = (SELECT id FROM accounts WHERE name = 'Bench') "
+            "AND deleted_at IS NULL ORDER BY random() LIMIT 20000").fetchall()]
+    pool = multiprocessing.get_context("spawn").Pool(1)
+    try:
+        # the writer runs a little longer than the searches on both sides
+        writing = pool.apply_async(_writer, (url, rate, time.monotonic() + 10 + len(samples) * 0.05, ticket_ids))
+        time.sleep(3)
+        during = run_clients(base_url, context.tokens, samples, 1)
+        return during, writing.get()
+    finally:
+        pool.close()
+
+
+def report_during_writes(during: list[Sample], indexed_after: list[float], rate: float) -> None:
+    searches = [s for s in during if s.kind in SEARCH_KINDS]
+    values = [s.client_ms for s in searches]
+    by_index = sum(s.engine == "tantivy" for s in searches)
+    print(f"\nwhile {rate:g} of the account's tickets change per second (committed by SQL; the API's indexer "
+          f"takes them): all searches, 1 client p50 / p95 / p99 {pct(values, 50):.1f} / {pct(values, 95):.1f} / "
+          f"{pct(values, 99):.1f} ms; {by_index:,} of {len(searches):,} found by the search index")
+    ms = [v * 1000 for v in indexed_after]
+    print(f"write → in the index (its queue row gone), {len(ms):,} writes: p50 {pct(ms, 50):.0f} / p95 {pct(ms, 95):.0f}"
+          f" / p99 {pct(ms, 99):.0f} / max {max(ms, default=0):.0f} ms")
+
+
+def measure(url: str, per_kind: int, seed: int, prewarm: Callable[[], None], code: Path | None = None,
+            writes_per_second: float = 0.0) -> int:
     """The run on database ``url`` (``prewarm`` reads its tables and indexes into memory first),
     the API run from the tree ``code`` (default: this one)."""
     context = prepare(url, seed)
@@ -320,6 +381,11 @@ def measure(url: str, per_kind: int, seed: int, prewarm: Callable[[], None], cod
             one = run_clients(base_url, context.tokens, plan(seed, per_kind, context), 1)
             log(f"4 clients, {per_kind * len(KINDS)} requests (seed {seed + 1}) …")
             four = run_clients(base_url, context.tokens, plan(seed + 1, per_kind, context), 4)
+            during: list[Sample] = []
+            if writes_per_second:
+                log(f"1 client while {writes_per_second}/s of the account's tickets change (seed {seed + 4}) …")
+                during, indexed_after = searches_during_writes(url, base_url, context, plan(seed + 4, per_kind, context),
+                                                               writes_per_second)
         finally:
             api.terminate()
             try:
@@ -328,4 +394,6 @@ def measure(url: str, per_kind: int, seed: int, prewarm: Callable[[], None], cod
                 api.kill()
     print(f"\nload after the run: {search.load()}")
     report(one, four, per_kind)
+    if during:
+        report_during_writes(during, indexed_after, writes_per_second)
     return 0

@@ -1,7 +1,8 @@
 """The search index's queue and state (migration 0024), and the text it indexes.
 
 Per search the API asks ``freshness`` (1 query): the index this database feeds, how many commits
-the indexer has made, and whether any of the account's tickets waits to be indexed. Per indexer
+the indexer has made, and which of the account's tickets wait to be indexed (the search checks
+those in PostgreSQL). Per indexer
 round: ``claim`` (1), ``documents`` (1), ``indexed`` (1 transaction: the generation and the
 rows whose ``seq`` is still the one claimed).
 """
@@ -16,11 +17,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pulse.search_index.documents import TicketText
 
 
+PENDING_CAP = 200  # more of an account's tickets waiting to be indexed: PostgreSQL answers its searches
+
+
 @dataclass(frozen=True)
 class IndexFreshness:
     index_id: str
     generation: int
-    account_pending: bool  # some ticket of the account changed since the index last took it
+    # The account's tickets changed since the index last took them (None: more than PENDING_CAP).
+    pending_ids: list[int] | None
 
 
 @dataclass(frozen=True)
@@ -32,7 +37,7 @@ class Queued:
 FRESHNESS = text(
     """
     SELECT s.index_id::text, s.generation,
-           EXISTS (SELECT 1 FROM search_index_queue q WHERE q.account_id = :account_id)
+           ARRAY(SELECT q.ticket_id FROM search_index_queue q WHERE q.account_id = :account_id LIMIT :cap)
       FROM search_index_state s
     """
 )
@@ -78,8 +83,9 @@ class SearchIndexQueue:
         self.session = session
 
     async def freshness(self, account_id: int) -> IndexFreshness:
-        index_id, generation, pending = (await self.session.execute(FRESHNESS, {"account_id": account_id})).one()
-        return IndexFreshness(index_id, generation, pending)
+        index_id, generation, pending = (await self.session.execute(
+            FRESHNESS, {"account_id": account_id, "cap": PENDING_CAP + 1})).one()
+        return IndexFreshness(index_id, generation, list(pending) if len(pending) <= PENDING_CAP else None)
 
     async def identity(self) -> tuple[str, int]:
         index_id, generation = (await self.session.execute(IDENTITY)).one()

@@ -420,27 +420,34 @@ class TicketLists:
 
     async def page_of_found(self, account_id: int, query: TicketQuery, *, include_internal: bool, ids: list[int],
                             total: int, estimated: bool) -> TicketPage:
-        """The page of a search whose matches the search index found (``pulse.search_index``):
-        ``ids`` are the first matches in the page's order — ranked, the newest of them, which are
-        ranked here as ``page`` ranks them. 1 statement for the rows (the account and filters
-        checked again), 1 for the snippets."""
+        """The page of a search whose matches were found elsewhere (``pulse.search_index``):
+        ``ids`` hold the first matches in the page's order, in any order themselves — ranked, the
+        newest of them are ranked here as ``page`` ranks them. 1 statement for the rows (the
+        account and filters checked again), 1 for the snippets."""
         offset, limit = query.offset, query.page_size
         rows: list[Ticket] = []
-        conditions = self.conditions(account_id, query)
+        conditions = [*self.conditions(account_id, query), Ticket.id.in_(ids)]
         if ids and query.sort:
-            page_ids = ids[offset:offset + limit]
-            if page_ids:
-                statement = select(Ticket).where(*conditions, Ticket.id.in_(page_ids)).order_by(*self.order_by(query))
-                rows = list(await self.session.scalars(statement))
+            statement = select(Ticket).where(*conditions).order_by(*self.order_by(query)).limit(limit).offset(offset)
+            rows = list(await self.session.scalars(statement))
         elif ids:
             matches = (select(Ticket.created_at.label("created_at"), Ticket.id.label("id"))
-                       .where(*conditions, Ticket.id.in_(ids)).cte("matches").prefix_with("MATERIALIZED"))
+                       .where(*conditions).cte("matches").prefix_with("MATERIALIZED"))
             rows, _ = await self._page_from(matches, [("created_at", True), ("id", True)], query, include_internal,
                                             offset, limit)
         if 0 < len(rows) < limit or (not rows and offset == 0):
             total, estimated = offset + len(rows), False
         snippets = await self._snippets([t.id for t in rows], query, include_internal) if rows else {}
         return TicketPage(tickets=rows, total=total, total_is_estimate=estimated, snippets=snippets)
+
+    async def ids_matching_among(self, account_id: int, query: TicketQuery, include_internal: bool,
+                                 ticket_ids: list[int]) -> list[int]:
+        """Which of ``ticket_ids`` match the whole search (1 query by primary key; none: 0)."""
+        if not ticket_ids:
+            return []
+        conditions = [*self.conditions(account_id, query), self.text_match(query, include_internal),
+                      Ticket.id.in_(ticket_ids)]
+        return list(await self.session.scalars(select(Ticket.id).where(*conditions)))
 
     def _rank(self, query: TicketQuery, include_internal: bool) -> Any:
         return func.ts_rank_cd(RANK_WEIGHTS, self.document(include_internal), self.tsquery(query), RANK_NORMALISATION)

@@ -160,8 +160,10 @@ class IndexSearcher:
 
     # -- pages -----------------------------------------------------------------------------------
 
-    def find(self, account_id: int, query: TicketQuery, include_internal: bool) -> Found:
-        """The matches a page of ``query`` needs (``servable(query)`` must hold)."""
+    def find(self, account_id: int, query: TicketQuery, include_internal: bool, *,
+             excluded: list[int] | None = None) -> Found:
+        """The matches a page of ``query`` needs (``servable(query)`` must hold), leaving out
+        ``excluded`` tickets (changed since they were indexed: the caller checks them itself)."""
         assert query.search_query is not None
         order = order_of(query)
         assert order is not None
@@ -180,9 +182,12 @@ class IndexSearcher:
                 ranks = sorted({PRIORITY_SEVERITY[Priority(v)] for v in field_filter.values}, reverse=True)
                 filters.append(tantivy.Query.term_set_query(self.schema, "priority_rank", ranks))
 
+        left_out = ([(tantivy.Occur.MustNot, tantivy.Query.term_set_query(self.schema, "ticket_id", excluded))]
+                    if excluded else [])
+
         def restricted(*extra: tantivy.Query) -> tantivy.Query:
             restrict = tantivy.Query.const_score_query(
-                tantivy.Query.boolean_query([(tantivy.Occur.Must, f) for f in [*filters, *extra]]), 0.0)
+                tantivy.Query.boolean_query([(tantivy.Occur.Must, f) for f in [*filters, *extra]] + left_out), 0.0)
             return tantivy.Query.boolean_query([(tantivy.Occur.Must, words), (tantivy.Occur.Must, restrict)])
 
         if order in (RANKED, CREATED):
@@ -241,9 +246,8 @@ class IndexSearcher:
 
 
 class SearchIndexReader:
-    """An API process's view of the index: opened when this database's index is there, reloaded
-    when the indexer has committed since (``generation``), and offered only for an account none
-    of whose tickets waits to be indexed — so a search shows every write acknowledged before it."""
+    """An API process's view of the index: opened when this database's index is there, and
+    reloaded when the indexer has committed since (``generation``)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -251,9 +255,7 @@ class SearchIndexReader:
         self._index_id: str | None = None
         self._generation = -1
 
-    def searcher(self, index_id: str, generation: int, account_pending: bool) -> IndexSearcher | None:
-        if account_pending:
-            return None
+    def searcher(self, index_id: str, generation: int) -> IndexSearcher | None:
         if self._index_id != index_id:
             if not is_current(self.path, index_id):
                 return None

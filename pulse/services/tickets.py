@@ -145,17 +145,22 @@ class TicketService:
 
     async def _indexed_page(self, session: AsyncSession, account_id: int, query: TicketQuery,
                             include_internal: bool) -> TicketPage | None:
-        """A search page found in the search index (its rows, ranking and snippets from
-        PostgreSQL by id), or None while some ticket of the account waits to be indexed or there
-        is no index yet: 1 query more than PostgreSQL's own search, which then answers."""
+        """A search page found in the search index, with the account's tickets changed since
+        they were indexed (at most ``PENDING_CAP``) checked in PostgreSQL instead, so every write
+        acknowledged before the search shows in it; the page's rows, ranking and snippets from
+        PostgreSQL by id. None (PostgreSQL answers) when there is no index yet or more tickets
+        wait. 2 queries more than the page itself (the queue, the changed tickets' matches)."""
         assert self.search_index is not None
         freshness = await SearchIndexQueue(session).freshness(account_id)
-        searcher = self.search_index.searcher(freshness.index_id, freshness.generation, freshness.account_pending)
-        if searcher is None:
+        searcher = self.search_index.searcher(freshness.index_id, freshness.generation)
+        if searcher is None or freshness.pending_ids is None:
             return None
-        found = searcher.find(account_id, query, include_internal)
-        return await TicketLists(session).page_of_found(account_id, query, include_internal=include_internal,
-                                                        ids=found.ids, total=found.total, estimated=found.estimated)
+        lists = TicketLists(session)
+        found = searcher.find(account_id, query, include_internal, excluded=freshness.pending_ids)
+        changed = await lists.ids_matching_among(account_id, query, include_internal, freshness.pending_ids)
+        return await lists.page_of_found(account_id, query, include_internal=include_internal,
+                                         ids=found.ids + changed, total=found.total + len(changed),
+                                         estimated=found.estimated)
 
     async def comments(
         self, principal: Principal, reference: str, *, include_internal: bool, page: int, page_size: int
