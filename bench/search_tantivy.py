@@ -5,40 +5,28 @@
         [--index /work/bench/tantivy] [--rebuild] [--queries 200] [--seed 11] [--fresh-seconds 60]
 
 1. **Index** (built when ``--index`` holds none, or ``--rebuild``): every live ticket of the
-   database with its comments, read in one ordered pass, one tantivy document each: ``ticket_id``,
-   ``account_id`` (indexed + fast: every query is restricted to one account), ``created_at`` /
-   ``updated_at`` (fast: newest first, by update), ``status`` and ``priority_rank`` (indexed +
-   fast: filters, the priority sort), ``public`` (subject, description, public comments) and
-   ``notes`` (internal notes). A reader's words must be in ``public``; an agent's in ``public``
-   or ``notes`` — the notes are a field of their own, so hiding them is a matter of which fields a
-   query names, as exact as the two PostgreSQL documents. Tokenizer ``pulse_en``: split on what is
-   not a letter or digit, lowercase, the English stop words, the Snowball English stemmer — on the
-   bench vocabulary the same lexemes as PostgreSQL's ``english`` configuration (its parser differs
-   on hyphenated words, e-mail addresses and apostrophes, which tantivy splits into words). Build
-   time, index size, the builder's peak RSS.
+   database with its comments, read in one ordered pass, one document each, exactly as the API's
+   indexer builds them (``pulse.search_index.documents``; the API's own index is built by its
+   indexer through ``search_index_queue``: bench/search.py --http waits for it). Build time, index
+   size, the builder's peak RSS.
 2. **Queries**: the search kinds of ``bench/search_http.py``'s mix (its generator and seeds:
    one/two/three words, word + prefix, word + status/priority filters with a sort half the time),
-   page size 50, each as an agent or a reader (half and half). The search text goes through the
-   API's own parser (``pulse.domain.search``): the ``to_tsquery`` text PostgreSQL gets is
-   translated operand by operand (words ANDed, the last word of three characters or more a
-   prefix of its stem: a regex on the term dictionary). Ranked (no sort): BM25 over every match
-   (PostgreSQL ranks the newest 100 matches with ts_rank_cd); ``-createdAt``/``-updatedAt``: by
-   the fast field; ``priority``: one search per priority, highest first. Total: tantivy counts
-   every match exactly (PostgreSQL: exact up to a few thousand matches, else estimated).
-   Timed per query: **tantivy** (query built, searched, counted, the page's ids read from the fast
-   field), **tantivy + rows** (then the page's 50 tickets by id and their snippets from
-   PostgreSQL, ``TicketLists._snippets``: what the API would still need) and **PostgreSQL**
-   (``TicketLists.page``, the API's search today). 1 searcher, then 4 at once (processes), the
+   page size 50, each as an agent or a reader (half and half). Timed per query: **tantivy**
+   (``IndexSearcher.find``: the page's ids and the total), **tantivy + rows** (then
+   ``TicketLists.page_of_found``: the rows, ranked as PostgreSQL ranks, and their snippets — the
+   API's path but for its 1-query look at the index queue) and **PostgreSQL**
+   (``TicketLists.page``, PostgreSQL's own search). 1 searcher, then 4 at once (processes), the
    same samples for each engine, after a warm-up.
 3. **Agreement**: for the first ``--agree`` samples, newest first (both sorted by createdAt) and as
-   asked: the share of PostgreSQL's page that tantivy's page holds, and whether totals agree
-   where PostgreSQL's is exact.
+   asked: the share of PostgreSQL's page the index's page holds, and whether totals agree where
+   both are exact.
 4. **Freshness** (``--fresh-seconds``): one writer process adds or replaces documents at
    ``--write-rate`` per second (in another account, so the bench account's results do not change)
    and commits every ``--commit-ms``; one reader process runs the query mix and reloads its
    searcher every ``--reload-ms``, noting when each written version becomes visible (write →
    visible) and what the searches cost with and without the writer. The written documents are
-   deleted at the end.
+   deleted at the end. (The API's indexer commits whenever its queue holds something: see
+   bench/search.py --http --writes-per-second.)
 """
 
 from __future__ import annotations
@@ -48,9 +36,7 @@ import asyncio
 import multiprocessing
 import os
 import random
-import re
 import resource
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -65,97 +51,18 @@ import tantivy  # noqa: E402
 
 from bench import search, search_http  # noqa: E402
 from bench.search import log  # noqa: E402
+from pulse.domain.ticket_query import parse_ticket_query  # noqa: E402
+from pulse.repositories.search_index import DOCUMENTS_SELECT  # noqa: E402
+from pulse.search_index.documents import TicketText, analyzer, create_index, make_document, open_index  # noqa: E402
+from pulse.search_index.engine import IndexSearcher, servable  # noqa: E402
 
 DEFAULT_INDEX = Path("/work/bench/tantivy")
-PAGE = 50
-TOKENIZER = "pulse_en"
-WHITESPACE = "pulse_ws"
-MIN_PREFIX = 3  # pulse.domain.search.MIN_PREFIX_LENGTH: the typed prefix; its stem may be shorter
-NOTES_BOOST = 0.25  # an internal note counts for less than the public text in a ranked page
-RANK_WINDOW = 100  # ranked: the newest 100 matches are ranked (pulse.repositories.ticket_lists)
-EXACT_MATCHES = 20_000  # words whose postings hold at most this many documents: every match is visited
-WINDOW_SPARE = 4  # a recent window is sized to hold this many times the matches needed (by the bound)
 FRESH_ACCOUNT = 999_999_999  # the freshness writer's documents: no bench query sees them
 FRESH_MARK = "freshmarkzq"
-OPERAND = re.compile(r"(!?)'((?:[^']|'')*)'(:\*)?")
-EXPORT = """
-    SELECT t.id, t.account_id, (extract(epoch FROM t.created_at) * 1e6)::bigint,
-           (extract(epoch FROM t.updated_at) * 1e6)::bigint, t.status, t.priority_rank,
-           t.subject || E'\\n' || coalesce(t.description, '') || E'\\n' || coalesce(c.public, ''),
-           coalesce(c.internal, '')
-      FROM tickets t
-      LEFT JOIN LATERAL (
-           SELECT string_agg(body, E'\\n' ORDER BY created_at, id) FILTER (WHERE NOT is_internal) AS public,
-                  string_agg(body, E'\\n' ORDER BY created_at, id) FILTER (WHERE is_internal) AS internal
-             FROM ticket_comments WHERE ticket_id = t.id) c ON true
-     WHERE t.deleted_at IS NULL
-     ORDER BY t.id
-"""
+EXPORT = DOCUMENTS_SELECT + " WHERE t.deleted_at IS NULL ORDER BY t.id"
 
 
 # -- the index -------------------------------------------------------------------------------------
-
-def analyzer() -> tantivy.TextAnalyzer:
-    return (tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
-            .filter(tantivy.Filter.remove_long(40)).filter(tantivy.Filter.lowercase())
-            .filter(tantivy.Filter.stopword("english")).filter(tantivy.Filter.stemmer("english")).build())
-
-
-def schema() -> tantivy.Schema:
-    builder = tantivy.SchemaBuilder()
-    builder.add_unsigned_field("ticket_id", indexed=True, fast=True)
-    builder.add_unsigned_field("account_id", indexed=True, fast=True)
-    builder.add_integer_field("created_at", fast=True)  # µs since the epoch
-    builder.add_integer_field("updated_at", fast=True)
-    builder.add_integer_field("written_at", fast=True)  # the freshness bench's write time (ns)
-    builder.add_text_field("status", fast=True, tokenizer_name="raw", index_option="basic")
-    builder.add_unsigned_field("priority_rank", indexed=True, fast=True)
-    builder.add_text_field("public", tokenizer_name=TOKENIZER, index_option="position")
-    builder.add_text_field("notes", tokenizer_name=TOKENIZER, index_option="position")
-    # Every stem's starts from MIN_PREFIX_LENGTH characters on (the stem itself included), document
-    # ids only: a prefix is one term, not the union of every term that starts with it.
-    builder.add_text_field("public_prefixes", tokenizer_name=WHITESPACE, index_option="basic")
-    builder.add_text_field("notes_prefixes", tokenizer_name=WHITESPACE, index_option="basic")
-    return builder.build()
-
-
-def open_index(path: Path, *, create: bool = False) -> tantivy.Index:
-    if create:
-        shutil.rmtree(path, ignore_errors=True)
-        path.mkdir(parents=True)
-        index = tantivy.Index(schema(), path=str(path))
-    else:
-        index = tantivy.Index.open(str(path))
-    index.register_tokenizer(TOKENIZER, analyzer())
-    index.register_tokenizer(WHITESPACE, tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.whitespace()).build())
-    return index
-
-
-def prefixes(stems: list[str]) -> str:
-    """Every start of every stem from ``MIN_PREFIX`` characters on, once, space-separated."""
-    return " ".join({stem[:end] for stem in set(stems) for end in range(MIN_PREFIX, len(stem) + 1)})
-
-
-def make_document(ticket_id: int, account_id: int, created: int, updated: int, status: str, rank: int,
-                  public: str, notes: str, written_at: int = 0,
-                  stemmer: tantivy.TextAnalyzer | None = None) -> tantivy.Document:
-    document = tantivy.Document()
-    document.add_unsigned("ticket_id", ticket_id)
-    document.add_unsigned("account_id", account_id)
-    document.add_integer("created_at", created)
-    document.add_integer("updated_at", updated)
-    document.add_integer("written_at", written_at)
-    document.add_text("status", status)
-    document.add_unsigned("priority_rank", rank)
-    document.add_text("public", public)
-    if notes:
-        document.add_text("notes", notes)
-    if stemmer is not None:
-        document.add_text("public_prefixes", prefixes(stemmer.analyze(public)))
-        if notes:
-            document.add_text("notes_prefixes", prefixes(stemmer.analyze(notes)))
-    return document
-
 
 def directory_size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
@@ -164,14 +71,14 @@ def directory_size(path: Path) -> int:
 def build(url: str, path: Path) -> dict[str, str]:
     """Every live ticket into a new index at ``path``: one server-side cursor ordered by id, a
     writer with two indexing threads."""
-    index = open_index(path, create=True)
+    index = create_index(path)
     writer = index.writer(heap_size=1_000_000_000, num_threads=2)
     started, count, stemmer = time.monotonic(), 0, analyzer()
     with psycopg.connect(url) as db, db.cursor(name="export") as cursor:
         cursor.itersize = 5_000
         cursor.execute(EXPORT)
         for row in cursor:
-            writer.add_document(make_document(*row, stemmer=stemmer))
+            writer.add_document(make_document(TicketText(*row), stemmer))
             count += 1
             if count % 200_000 == 0:
                 log(f"  {count:,} documents ({time.monotonic() - started:.0f} s)")
@@ -192,8 +99,6 @@ def build(url: str, path: Path) -> dict[str, str]:
     }
 
 
-# -- searching -------------------------------------------------------------------------------------
-
 @dataclass
 class Result:
     ids: list[int]
@@ -202,163 +107,17 @@ class Result:
 
 
 class Engine:
-    """The API's search (``GET /api/tickets?search=…&status=…&priority=…&sort=…``, page 1) on the
-    index, for one account."""
+    """The API's search on the index for one account (``GET /api/tickets?search=…``, page 1)."""
 
-    def __init__(self, index: tantivy.Index, account_id: int, prefix_terms: bool = False,
-                 windows: bool = False) -> None:
-        """``prefix_terms``: a prefix is a term of the ``*_prefixes`` fields (else a regex on the
-        term dictionary: the union of every term that starts with it). ``windows``: newest first
-        (ranked or by createdAt), words in many documents are searched in a recent window of the
-        account's tickets first (else every match is visited, and a ranked page is BM25 over all)."""
-        self.index, self.account_id, self.prefix_terms, self.windows = index, account_id, prefix_terms, windows
-        self.schema, self.analyzer = index.schema, analyzer()
-        searcher = index.searcher()  # the account's size and time span: what a window's share is
-        account = tantivy.Query.term_query(self.schema, "account_id", account_id)
-        newest = searcher.search(account, 1, count=True, order_by_field="created_at", order=tantivy.Order.Desc)
-        oldest = searcher.search(account, 1, count=False, order_by_field="created_at", order=tantivy.Order.Asc)
-        self.tickets = max(newest.count, 1)
-        self.newest_us = newest.hits[0][0] if newest.hits else 0
-        self.span_us = max(self.newest_us - (oldest.hits[0][0] if oldest.hits else 0), 1)
+    def __init__(self, index: tantivy.Index, account_id: int) -> None:
+        self.index, self.account_id = index, account_id
+        self.searcher = IndexSearcher(index)
 
-    def bound(self, searcher: tantivy.Searcher, tsquery: str, agent: bool) -> int:
-        """An upper bound of the documents the words match (every account's, deleted ones too):
-        the smallest document frequency among the operands every match must hold, from the term
-        dictionary; the index's size when there is no such operand (``or``, a prefix as a regex)."""
-        fields = ["public", "notes"] if agent else ["public"]
-        parts = tsquery.split(" | ")
-        if len(parts) > 1:
-            return searcher.num_docs
-        least = searcher.num_docs
-        for negated, quoted, star in OPERAND.findall(parts[0]):
-            stems = self.analyzer.analyze(quoted.replace("''", "'"))
-            if negated or not stems:
-                continue
-            if star and not (self.prefix_terms and len(stems) == 1 and len(stems[0]) >= MIN_PREFIX):
-                continue
-            suffix = "_prefixes" if star else ""
-            least = min(least, min(sum(searcher.doc_freq(f"{name}{suffix}", stem) for name in fields)
-                                   for stem in stems))
-        return least
-
-    def _word(self, text: str, prefix: bool, fields: list[str], ranked: bool) -> tantivy.Query | None:
-        """One ``to_tsquery`` operand: its stems in one of ``fields`` (several: a phrase), the
-        last stem a prefix when ``prefix``. None when it is only stop words (PostgreSQL drops it)."""
-        stems = self.analyzer.analyze(text)
-        if not stems:
-            return None
-        per_field = []
-        for name in fields:
-            if len(stems) == 1 and prefix and self.prefix_terms and len(stems[0]) >= MIN_PREFIX:
-                query = tantivy.Query.term_query(self.schema, f"{name}_prefixes", stems[0])
-            elif len(stems) == 1 and prefix:
-                query = tantivy.Query.regex_query(self.schema, name, re.escape(stems[0]) + ".*")
-            elif len(stems) == 1:
-                query = tantivy.Query.term_query(self.schema, name, stems[0])
-            else:
-                query = tantivy.Query.phrase_query(self.schema, name, stems)  # (a prefixed last stem: not handled)
-            if name == "notes" and ranked:
-                query = tantivy.Query.boost_query(query, NOTES_BOOST)
-            per_field.append(query)
-        if len(per_field) == 1:
-            return per_field[0]
-        return tantivy.Query.boolean_query([(tantivy.Occur.Should, q) for q in per_field])
-
-    def words(self, tsquery: str, agent: bool, ranked: bool) -> tantivy.Query | None:
-        """The ``to_tsquery`` text the API builds (``&``, ``|``, ``!``, quoted operands, ``:*``)."""
-        fields = ["public", "notes"] if agent else ["public"]
-        groups = []
-        for part in tsquery.split(" | "):
-            clauses = []
-            for negated, quoted, star in OPERAND.findall(part):
-                query = self._word(quoted.replace("''", "'"), bool(star), fields, ranked)
-                if query is not None:
-                    clauses.append((tantivy.Occur.MustNot if negated else tantivy.Occur.Must, query))
-            if any(occur == tantivy.Occur.Must for occur, _ in clauses):
-                groups.append(tantivy.Query.boolean_query(clauses))
-        if not groups:
-            return None
-        return groups[0] if len(groups) == 1 else tantivy.Query.boolean_query([(tantivy.Occur.Should, g) for g in groups])
-
-    def page(self, params: dict[str, str], agent: bool, searcher: tantivy.Searcher | None = None) -> Result:
-        from pulse.domain.search import build_search_query
-        from pulse.domain.tickets import PRIORITY_SEVERITY, Priority
-
-        searcher = searcher or self.index.searcher()
-        built = build_search_query(params["search"])
-        sort = params.get("sort")
-        words = self.words(built.every_weight, agent, ranked=not sort) if built else None
-        if words is None:
-            return Result([], 0)
-        filters = [tantivy.Query.term_query(self.schema, "account_id", self.account_id)]
-        if "status" in params:
-            filters.append(tantivy.Query.term_set_query(self.schema, "status", params["status"].split(",")))
-        ranks = sorted({PRIORITY_SEVERITY[Priority(p)] for p in params.get("priority", "").split(",") if p},
-                       reverse=True)
-        if ranks:
-            filters.append(tantivy.Query.term_set_query(self.schema, "priority_rank", ranks))
-
-        def query(*extra: tantivy.Query) -> tantivy.Query:
-            restrict = tantivy.Query.const_score_query(
-                tantivy.Query.boolean_query([(tantivy.Occur.Must, f) for f in [*filters, *extra]]), 0.0)
-            return tantivy.Query.boolean_query([(tantivy.Occur.Must, words), (tantivy.Occur.Must, restrict)])
-
-        if self.windows and sort in (None, "-createdAt"):
-            return self._newest_first(searcher, built.every_weight, agent, query, not sort)
-        if not sort:
-            found = searcher.search(query(), PAGE, count=True)
-        elif sort in ("-createdAt", "-updatedAt"):
-            by = "created_at" if sort == "-createdAt" else "updated_at"
-            found = searcher.search(query(), PAGE, count=True, order_by_field=by, order=tantivy.Order.Desc)
-        elif sort == "priority":  # priority_rank DESC, created_at DESC: highest priority first
-            hits, total = [], 0
-            for rank in ranks or [4, 3, 2, 1]:
-                part = searcher.search(query(tantivy.Query.term_query(self.schema, "priority_rank", rank)),
-                                       max(PAGE - len(hits), 1), count=True, order_by_field="created_at",
-                                       order=tantivy.Order.Desc)
-                hits += part.hits[:PAGE - len(hits)]
-                total += part.count
-            return Result(searcher.fast_field_values("ticket_id", [a for _, a in hits]) if hits else [], total)
-        else:
-            raise ValueError(sort)
-        addresses = [address for _, address in found.hits]
-        return Result(searcher.fast_field_values("ticket_id", addresses) if addresses else [], found.count)
-
-    def _newest_first(self, searcher: tantivy.Searcher, tsquery: str, agent: bool, query: Any,
-                      ranked: bool) -> Result:
-        """The newest matches needed (ranked: ``RANK_WINDOW``, then ranked by BM25 — PostgreSQL's
-        "relevance within recency"; by createdAt: the page). Words in at most ``EXACT_MATCHES``
-        documents: every match is visited, the total is exact. More: a recent window of the
-        account's tickets sized by the bound to hold ``WINDOW_SPARE`` times the matches needed,
-        resized by the rate it showed until it holds them; the total is extrapolated from the
-        window's share of the account's tickets (an estimate, flagged, as PostgreSQL's slice)."""
-        needed = RANK_WINDOW if ranked else PAGE
-        bound = self.bound(searcher, tsquery, agent)
-        found, estimated, total = None, False, 0
-        window = WINDOW_SPARE * needed * self.tickets / max(bound, 1)
-        while bound > EXACT_MATCHES and window < self.tickets / 2:
-            since = self.newest_us - int(window / self.tickets * self.span_us)
-            recent = tantivy.Query.range_query(self.schema, "created_at", tantivy.FieldType.Integer, since, None)
-            part = searcher.search(query(recent), needed, count=True, order_by_field="created_at",
-                                   order=tantivy.Order.Desc)
-            if part.count >= needed:
-                in_window = searcher.search(tantivy.Query.boolean_query([
-                    (tantivy.Occur.Must, tantivy.Query.term_query(self.schema, "account_id", self.account_id)),
-                    (tantivy.Occur.Must, recent)]), 1, count=True).count
-                found, estimated = part, True
-                total = max(part.count, int(part.count * self.tickets / max(in_window, 1)))
-                break
-            window = window * WINDOW_SPARE * needed / max(part.count, needed / 8)
-        if found is None:
-            found = searcher.search(query(), needed, count=True, order_by_field="created_at", order=tantivy.Order.Desc)
-            total = found.count
-        ids = searcher.fast_field_values("ticket_id", [a for _, a in found.hits]) if found.hits else []
-        if ranked and ids:
-            chosen = tantivy.Query.const_score_query(tantivy.Query.term_set_query(self.schema, "ticket_id", ids), 0.0)
-            scored = searcher.search(tantivy.Query.boolean_query([
-                (tantivy.Occur.Must, self.words(tsquery, agent, ranked=True)), (tantivy.Occur.Must, chosen)]), PAGE)
-            ids = searcher.fast_field_values("ticket_id", [a for _, a in scored.hits])
-        return Result(ids[:PAGE], total, estimated)
+    def page(self, params: dict[str, str], agent: bool) -> Result:
+        query = parse_ticket_query(params)
+        assert servable(query), params
+        found = self.searcher.find(self.account_id, query, agent)
+        return Result(found.ids, found.total, found.estimated)
 
 
 # -- timed runs ------------------------------------------------------------------------------------
@@ -377,11 +136,9 @@ class Timed:
 
 async def _run_share(which: str, url: str, index_path: str, account_id: int, warm: list[Timed],
                      share: list[Timed], start_at: float) -> list[Timed]:
-    from sqlalchemy import select, text
+    from sqlalchemy import text
 
     from pulse.db import make_engine, make_sessionmaker
-    from pulse.domain.ticket_query import parse_ticket_query
-    from pulse.models import Ticket
     from pulse.repositories.ticket_lists import TicketLists
 
     db = make_engine(url, pool_size=1)
@@ -390,8 +147,7 @@ async def _run_share(which: str, url: str, index_path: str, account_id: int, war
         await connection.execute(text("SET max_parallel_workers_per_gather = 0"))
         await connection.execute(text("SELECT sum(length(subject)) FROM tickets"))
         await connection.execute(text("RESET max_parallel_workers_per_gather"))
-    engine = Engine(open_index(Path(index_path)), account_id, prefix_terms=True, windows=which == "tantivy") \
-        if which.startswith("tantivy") else None
+    engine = Engine(open_index(Path(index_path)), account_id) if which == "tantivy" else None
 
     async def one(sample: Timed) -> None:
         query = parse_ticket_query(sample.params)
@@ -406,13 +162,12 @@ async def _run_share(which: str, url: str, index_path: str, account_id: int, war
                 return
             result = engine.page(sample.params, sample.agent)
             searched = time.perf_counter()
-            if result.ids:
-                rows = {t.id: t for t in await session.scalars(select(Ticket).where(Ticket.id.in_(result.ids)))}
-                await lists._snippets(result.ids, query, sample.agent)
-                assert len(rows) == len(result.ids)
+            page = await lists.page_of_found(account_id, query, include_internal=sample.agent, ids=result.ids,
+                                             total=result.total, estimated=result.estimated)
             sample.engine_ms = (searched - started) * 1000
             sample.page_ms = (time.perf_counter() - started) * 1000
-            sample.ids, sample.total, sample.estimated = result.ids, result.total, result.estimated
+            sample.ids, sample.total, sample.estimated = [t.id for t in page.tickets], page.total, \
+                page.total_is_estimate
 
     for sample in warm:
         await one(sample)
@@ -448,8 +203,8 @@ def pct(values: list[float], q: float) -> float:
     return search_http.pct(values, q)
 
 
-ENGINES = (("tantivy", "engine_ms", "tantivy"), ("tantivy-all", "engine_ms", "tantivy, every match visited"),
-           ("tantivy", "page_ms", "tantivy + rows"), ("postgres", "engine_ms", "PostgreSQL"))
+ENGINES = (("tantivy", "engine_ms", "tantivy"), ("tantivy", "page_ms", "tantivy + rows"),
+           ("postgres", "engine_ms", "PostgreSQL"))
 
 
 def report_latency(runs: dict[str, list[Timed]]) -> None:
@@ -466,7 +221,7 @@ def report_latency(runs: dict[str, list[Timed]]) -> None:
                           if s.kind == label or label == "**all searches**"]
                 cells.append(f"{pct(values, 50):.1f} / {pct(values, 95):.1f}")
             print(f"| {label} | " + " | ".join(cells) + " |")
-    for key in ("tantivy 1", "tantivy-all 1", "postgres 1"):
+    for key in ("tantivy 1", "postgres 1"):
         slow = sorted(runs[key], key=lambda s: -s.engine_ms)[:4]
         print(f"slowest ({key}): " + "; ".join(f"{s.engine_ms:.0f} ms {s.params}{' +internal' if s.agent else ''} "
                                               f"(total {s.total:,})" for s in slow))
@@ -526,19 +281,19 @@ def _writer_process(index_path: str, rate: float, commit_ms: int, seconds: float
         if now >= next_write:
             if written and rng.random() < 0.3:  # an update of an earlier document
                 ticket_id = rng.choice(written)
-                writer.delete_documents_by_term("ticket_id", ticket_id)
+                writer.delete_documents_by_query(tantivy.Query.term_query(index.schema, "ticket_id", ticket_id))
             else:
                 ticket_id = 2_000_000_000 + n
                 written.append(ticket_id)
             n += 1
             text = f"{FRESH_MARK} " + " ".join(rng.choices(words, k=60))
-            stamp = time.time_ns()
-            writer.add_document(make_document(ticket_id, FRESH_ACCOUNT, stamp // 1000, stamp // 1000, "open", 2,
-                                              text, "", written_at=stamp, stemmer=stemmer))
+            stamp = time.time_ns() // 1000  # µs: the document's updated_at
+            writer.add_document(make_document(TicketText(ticket_id, FRESH_ACCOUNT, stamp, stamp, "open", 2, text, ""),
+                                              stemmer))
             next_write += 1 / rate
         time.sleep(max(0.0, min(next_write, next_commit) - time.monotonic()))
     writer.commit()
-    writer.delete_documents_by_term("account_id", FRESH_ACCOUNT)
+    writer.delete_documents_by_query(tantivy.Query.term_query(index.schema, "account_id", FRESH_ACCOUNT))
     writer.commit()
     writer.wait_merging_threads()
     return {"commits": commits, "documents": [float(n)]}
@@ -548,7 +303,7 @@ def _reader_process(index_path: str, account_id: int, samples: list[Timed], relo
                     start_at: float) -> dict[str, list[float]]:
     index = open_index(Path(index_path))
     index.config_reader(reload_policy="Manual")
-    engine = Engine(index, account_id, prefix_terms=True, windows=True)
+    engine = Engine(index, account_id)
     mark = tantivy.Query.boolean_query([
         (tantivy.Occur.Must, tantivy.Query.term_query(index.schema, "account_id", FRESH_ACCOUNT)),
         (tantivy.Occur.Must, tantivy.Query.term_query(index.schema, "public", FRESH_MARK))])
@@ -566,10 +321,10 @@ def _reader_process(index_path: str, account_id: int, samples: list[Timed], relo
             index.reload()
             reloads.append((time.perf_counter() - started) * 1000)
             searcher = index.searcher()
-            hits = searcher.search(mark, 1000, count=False, order_by_field="written_at", order=tantivy.Order.Desc).hits
-            now = time.time_ns()
+            hits = searcher.search(mark, 1000, count=False, order_by_field="updated_at", order=tantivy.Order.Desc).hits
+            now = time.time_ns() // 1000
             stamps = [stamp for stamp, _ in hits if stamp > seen_until]
-            visible += [(now - stamp) / 1e6 for stamp in stamps]
+            visible += [(now - stamp) / 1e3 for stamp in stamps]
             seen_until = max([seen_until, *stamps])
             next_reload += reload_ms / 1000
         sample = samples[i % len(samples)]
@@ -649,7 +404,7 @@ def main() -> int:
         warm = timed_samples(args.seed + 2, 20, context)
         runs: dict[str, list[Timed]] = {}
         for clients, seed in ((1, args.seed), (4, args.seed + 1)):
-            for which in ("tantivy", "tantivy-all", "postgres"):
+            for which in ("tantivy", "postgres"):
                 log(f"{which}, {clients} searcher(s), {args.queries} per kind (seed {seed}) …")
                 runs[f"{which} {clients}"] = run(which, url, args.index, account_id,
                                                  timed_samples(seed, args.queries, context), warm, clients)

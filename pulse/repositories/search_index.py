@@ -50,8 +50,8 @@ ENQUEUE_ALL = text(
     ON CONFLICT (ticket_id) DO UPDATE SET seq = EXCLUDED.seq
     """
 )
-DOCUMENTS = text(
-    """
+# What the index holds of each ticket, for ``WHERE`` to choose (bench/search_tantivy.py: all).
+DOCUMENTS_SELECT = """
     SELECT t.id, t.account_id, (extract(epoch FROM t.created_at) * 1e6)::bigint,
            (extract(epoch FROM t.updated_at) * 1e6)::bigint, t.status, t.priority_rank,
            t.subject || E'\\n' || coalesce(t.description, '') || E'\\n' || coalesce(c.public, ''),
@@ -61,9 +61,8 @@ DOCUMENTS = text(
            SELECT string_agg(body, E'\\n' ORDER BY created_at, id) FILTER (WHERE NOT is_internal) AS public,
                   string_agg(body, E'\\n' ORDER BY created_at, id) FILTER (WHERE is_internal) AS internal
              FROM ticket_comments WHERE ticket_id = t.id) c ON true
-     WHERE t.id = ANY(:ids) AND t.deleted_at IS NULL
-    """
-)
+"""
+DOCUMENTS = text(DOCUMENTS_SELECT + " WHERE t.id = ANY(:ids) AND t.deleted_at IS NULL")
 GENERATION = text("UPDATE search_index_state SET generation = generation + 1")
 DONE = text(
     """

@@ -247,13 +247,17 @@ class IndexSearcher:
 
 class SearchIndexReader:
     """An API process's view of the index: opened when this database's index is there, and
-    reloaded when the indexer has committed since (``generation``)."""
+    reloaded when the indexer has committed since (``generation``) or ``RELOAD_AT_LEAST_S`` has
+    passed (segments merged in the background: fewer to search)."""
+
+    RELOAD_AT_LEAST_S = 1.0
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._searcher: IndexSearcher | None = None
         self._index_id: str | None = None
         self._generation = -1
+        self._reloaded_at = 0.0
 
     def searcher(self, index_id: str, generation: int) -> IndexSearcher | None:
         if self._index_id != index_id:
@@ -266,7 +270,8 @@ class SearchIndexReader:
             index.config_reader(reload_policy="Manual")
             self._searcher, self._index_id, self._generation = IndexSearcher(index), index_id, -1
         assert self._searcher is not None
-        if generation > self._generation:
-            self._searcher.reload()
-            self._generation = generation
+        now = time.monotonic()
+        if generation > self._generation or now - self._reloaded_at > self.RELOAD_AT_LEAST_S:
+            self._searcher.reload()  # ~0.4 ms
+            self._generation, self._reloaded_at = generation, now
         return self._searcher

@@ -37,6 +37,7 @@ from pulse.search_index.documents import (
 log = logging.getLogger("pulse.search_index")
 ROUND_IDLE_S = 0.05  # an empty queue is asked again this often
 BATCH = 2_000  # tickets per round (and per commit)
+BACKLOG_BATCH = 25_000  # after a full round: fewer, larger segments while a new index fills
 LOCK_RETRY_S = 5.0
 WRITER_HEAP = 100_000_000
 
@@ -76,8 +77,11 @@ class SearchIndexer:
             await asyncio.sleep(LOCK_RETRY_S)
 
     async def _index(self, writer: tantivy.IndexWriter) -> None:
+        batch = BATCH
         while True:
-            if not await self.round(writer):
+            taken = await self.round(writer, batch)
+            batch = BACKLOG_BATCH if taken >= batch else BATCH
+            if not taken:
                 await asyncio.sleep(ROUND_IDLE_S)
 
     def _take_lock(self) -> int | None:
@@ -108,11 +112,11 @@ class SearchIndexer:
         log.info("search index created at %s; every ticket queued", self.path)
         return writer
 
-    async def round(self, writer: tantivy.IndexWriter) -> int:
+    async def round(self, writer: tantivy.IndexWriter, batch: int = BATCH) -> int:
         """One batch indexed and committed; how many tickets it held (0: the queue was empty)."""
         async with self.sessions() as session:
             queue = SearchIndexQueue(session)
-            claimed = await queue.claim(BATCH)
+            claimed = await queue.claim(batch)
             if not claimed:
                 return 0
             texts = await queue.documents([q.ticket_id for q in claimed])
