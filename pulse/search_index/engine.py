@@ -272,6 +272,9 @@ class SearchIndexReader:
         assert self._searcher is not None
         now = time.monotonic()
         if generation > self._generation or now - self._reloaded_at > self.RELOAD_AT_LEAST_S:
+            if not is_current(self.path, index_id):  # being rebuilt (a new schema): PostgreSQL meanwhile
+                self._searcher, self._index_id = None, None
+                return None
             self._searcher.reload()  # ~0.4 ms
             self._generation, self._reloaded_at = generation, now
         return self._searcher

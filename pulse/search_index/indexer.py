@@ -103,7 +103,7 @@ class SearchIndexer:
             index = open_index(self.path)
             self.schema = index.schema
             return index.writer(heap_size=WRITER_HEAP, num_threads=1)
-        index = create_index(self.path)
+        index = create_index(self.path)  # its identity is written once every ticket is queued
         self.schema = index.schema
         writer = index.writer(heap_size=WRITER_HEAP, num_threads=1)
         async with self.sessions() as session, session.begin():
