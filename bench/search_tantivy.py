@@ -39,7 +39,7 @@ import random
 import resource
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,13 +53,21 @@ from bench import search, search_http  # noqa: E402
 from bench.search import log  # noqa: E402
 from pulse.domain.ticket_query import parse_ticket_query  # noqa: E402
 from pulse.repositories.search_index import DOCUMENTS_SELECT  # noqa: E402
-from pulse.search_index.documents import TicketText, analyzer, create_index, make_document, open_index  # noqa: E402
+from pulse.search_index.documents import (  # noqa: E402
+    TicketText,
+    analyzer,
+    create_index,
+    make_document,
+    open_index,
+    prefix_terms,
+)
 from pulse.search_index.engine import IndexSearcher, servable  # noqa: E402
 
 DEFAULT_INDEX = Path("/work/bench/tantivy")
 FRESH_ACCOUNT = 999_999_999  # the freshness writer's documents: no bench query sees them
 FRESH_MARK = "freshmarkzq"
 EXPORT = DOCUMENTS_SELECT + " WHERE t.deleted_at IS NULL ORDER BY t.id"
+COPY_ID_STEP = 100_000_000  # --copies: copy k of ticket i is ticket i + k × this
 
 
 # -- the index -------------------------------------------------------------------------------------
@@ -68,20 +76,31 @@ def directory_size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def build(url: str, path: Path) -> dict[str, str]:
+def build(url: str, path: Path, copies: int = 1) -> dict[str, str]:
     """Every live ticket into a new index at ``path``: one server-side cursor ordered by id, a
-    writer with two indexing threads."""
+    writer with two indexing threads. ``copies`` > 1: each ticket also as ``copies - 1`` older
+    tickets of the same account (ids + k × ``COPY_ID_STEP``, created and updated k × the data's
+    time span earlier): ten times the data without ten times the database."""
     index = create_index(path)
     writer = index.writer(heap_size=1_000_000_000, num_threads=2)
     started, count, stemmer = time.monotonic(), 0, analyzer()
     with psycopg.connect(url) as db, db.cursor(name="export") as cursor:
+        oldest, newest = db.execute("SELECT (extract(epoch FROM min(created_at)) * 1e6)::bigint, "
+                                    "(extract(epoch FROM max(updated_at)) * 1e6)::bigint FROM tickets").fetchone()
+        span = newest - oldest + 1
         cursor.itersize = 5_000
         cursor.execute(EXPORT)
         for row in cursor:
-            writer.add_document(make_document(TicketText(*row), stemmer))
-            count += 1
-            if count % 200_000 == 0:
-                log(f"  {count:,} documents ({time.monotonic() - started:.0f} s)")
+            ticket = TicketText(*row)
+            terms = prefix_terms(ticket, stemmer)
+            for k in range(copies):
+                copy = ticket if k == 0 else replace(ticket, ticket_id=ticket.ticket_id + k * COPY_ID_STEP,
+                                                     created_us=ticket.created_us - k * span,
+                                                     updated_us=ticket.updated_us - k * span)
+                writer.add_document(make_document(copy, stemmer, terms))
+                count += 1
+                if count % 1_000_000 == 0 or (copies == 1 and count % 200_000 == 0):
+                    log(f"  {count:,} documents ({time.monotonic() - started:.0f} s)")
     fed = time.monotonic() - started
     writer.commit()
     committed = time.monotonic() - started
@@ -90,7 +109,7 @@ def build(url: str, path: Path) -> dict[str, str]:
     index.reload()
     segments = index.searcher().num_segments
     return {
-        "documents": f"{count:,}",
+        "documents": f"{count:,}" + (f" ({copies} copies of each ticket)" if copies > 1 else ""),
         "read + fed (PostgreSQL export and indexing overlap)": f"{fed:.0f} s",
         "committed": f"{committed:.0f} s",
         "merges finished": f"{merged:.0f} s",
@@ -147,7 +166,7 @@ async def _run_share(which: str, url: str, index_path: str, account_id: int, war
         await connection.execute(text("SET max_parallel_workers_per_gather = 0"))
         await connection.execute(text("SELECT sum(length(subject)) FROM tickets"))
         await connection.execute(text("RESET max_parallel_workers_per_gather"))
-    engine = Engine(open_index(Path(index_path)), account_id) if which == "tantivy" else None
+    engine = Engine(open_index(Path(index_path)), account_id) if which.startswith("tantivy") else None
 
     async def one(sample: Timed) -> None:
         query = parse_ticket_query(sample.params)
@@ -162,6 +181,10 @@ async def _run_share(which: str, url: str, index_path: str, account_id: int, war
                 return
             result = engine.page(sample.params, sample.agent)
             searched = time.perf_counter()
+            if which == "tantivy-alone":  # --copies: most ids are in the index only
+                sample.engine_ms = sample.page_ms = (searched - started) * 1000
+                sample.ids, sample.total, sample.estimated = result.ids, result.total, result.estimated
+                return
             page = await lists.page_of_found(account_id, query, include_internal=sample.agent, ids=result.ids,
                                              total=result.total, estimated=result.estimated)
             sample.engine_ms = (searched - started) * 1000
@@ -362,6 +385,27 @@ def freshness(index_path: Path, account_id: int, samples: list[Timed], words: li
               f"{max(values):.1f} | {len(values):,} |")
 
 
+def at_copies(url: str, args: argparse.Namespace, account_id: int, context: search_http.Context,
+              warm: list[Timed]) -> int:
+    """``--copies``: the index alone (its ids, its total), 1 and 4 searchers, per kind."""
+    print(f"\n| the index alone at {args.copies} copies of each ticket, p50 / p95 / p99 ms | 1 searcher | 4 searchers |")
+    print("|---|---:|---:|")
+    runs = {clients: run("tantivy-alone", url, args.index, account_id, timed_samples(seed, args.queries, context),
+                         warm, clients) for clients, seed in ((1, args.seed), (4, args.seed + 1))}
+    labels = [label for label, _ in search_http.KINDS if label in search_http.SEARCH_KINDS]
+    for label in [*labels, "**all searches**"]:
+        cells = []
+        for clients in (1, 4):
+            values = [s.engine_ms for s in runs[clients] if s.kind == label or label == "**all searches**"]
+            cells.append(f"{pct(values, 50):.1f} / {pct(values, 95):.1f} / {pct(values, 99):.1f}")
+        print(f"| {label} | " + " | ".join(cells) + " |")
+    slow = sorted(runs[1], key=lambda s: -s.engine_ms)[:5]
+    print("slowest: " + "; ".join(f"{s.engine_ms:.0f} ms {s.params}{' +internal' if s.agent else ''} "
+                                  f"(total {s.total:,}{' est.' if s.estimated else ''})" for s in slow))
+    print(f"\nload at the end: {search.load()}")
+    return 0
+
+
 # -- main ------------------------------------------------------------------------------------------
 
 def main() -> int:
@@ -377,6 +421,9 @@ def main() -> int:
     parser.add_argument("--write-rate", type=float, default=50)
     parser.add_argument("--commit-ms", type=int, default=250)
     parser.add_argument("--reload-ms", type=int, default=100)
+    parser.add_argument("--copies", type=int, default=1,
+                        help="build the index with this many copies of each ticket (older ones: ten times "
+                             "the data without ten times the database) and time the index alone")
     parser.add_argument("--database", default=search.DATABASE)
     args = parser.parse_args()
     search.DATABASE = args.database
@@ -386,7 +433,7 @@ def main() -> int:
         print(f"machine: {os.cpu_count()} CPUs, load {search.load()}; tantivy {tantivy.__version__ if hasattr(tantivy, '__version__') else '0.27'}")
         if args.rebuild or not (args.index / "meta.json").exists():
             log(f"building the index at {args.index} …")
-            for name, value in build(url, args.index).items():
+            for name, value in build(url, args.index, args.copies).items():
                 print(f"| {name} | {value} |")
             print(f"load after the build: {search.load()}")
         if args.build_only:
@@ -403,6 +450,8 @@ def main() -> int:
                     pass
         warm = timed_samples(args.seed + 2, 20, context)
         runs: dict[str, list[Timed]] = {}
+        if args.copies > 1:
+            return at_copies(url, args, account_id, context, warm)
         for clients, seed in ((1, args.seed), (4, args.seed + 1)):
             for which in ("tantivy", "postgres"):
                 log(f"{which}, {clients} searcher(s), {args.queries} per kind (seed {seed}) …")

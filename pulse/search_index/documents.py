@@ -120,7 +120,17 @@ class TicketText:
     notes: str  # internal notes
 
 
-def make_document(ticket: TicketText, stemmer: tantivy.TextAnalyzer) -> tantivy.Document:
+def prefix_terms(ticket: TicketText, stemmer: tantivy.TextAnalyzer) -> tuple[str, str]:
+    """The ``public_prefixes`` and ``notes_prefixes`` of a ticket's text (most of a document's
+    cost: the text analyzed once more)."""
+    notes = prefixes(stemmer.analyze(ticket.notes)) if ticket.notes else ""
+    return prefixes(stemmer.analyze(ticket.public)), notes
+
+
+def make_document(ticket: TicketText, stemmer: tantivy.TextAnalyzer,
+                  terms: tuple[str, str] | None = None) -> tantivy.Document:
+    """The ticket's document; ``terms``: its ``prefix_terms`` when already known."""
+    public_prefixes, notes_prefixes = terms or prefix_terms(ticket, stemmer)
     document = tantivy.Document()
     document.add_unsigned("ticket_id", ticket.ticket_id)
     document.add_unsigned("account_id", ticket.account_id)
@@ -129,8 +139,8 @@ def make_document(ticket: TicketText, stemmer: tantivy.TextAnalyzer) -> tantivy.
     document.add_text("status", ticket.status)
     document.add_unsigned("priority_rank", ticket.priority_rank)
     document.add_text("public", ticket.public)
-    document.add_text("public_prefixes", prefixes(stemmer.analyze(ticket.public)))
+    document.add_text("public_prefixes", public_prefixes)
     if ticket.notes:
         document.add_text("notes", ticket.notes)
-        document.add_text("notes_prefixes", prefixes(stemmer.analyze(ticket.notes)))
+        document.add_text("notes_prefixes", notes_prefixes)
     return document
