@@ -7,11 +7,15 @@ PostgreSQL then ranks as it always does), newest first, last updated first, or h
 first. Anything else (a ``PULSE-n`` search, tags, assignees, custom fields, dates, other orders,
 pages past ``MAX_NEEDED``) is ``None``: PostgreSQL answers it.
 
-Newest first (ranked or by createdAt), words in more than ``EXACT_MATCHES`` documents are looked
-for in a recent window of the account's tickets first, sized by the words' document frequency to
-hold ``WINDOW_SPARE`` times the matches needed and grown by the rate it showed; the total is then
-extrapolated from the window's share of the account's tickets and flagged as an estimate, as
-PostgreSQL's slice is. Otherwise every match is visited and counted exactly.
+Newest first (ranked or by createdAt), words expected in more than ``EXACT_MATCHES`` documents
+(the least frequent word's count, or less if the words were independent) are looked for in a
+recent window of the account's tickets first, sized to hold ``WINDOW_SPARE`` times the matches
+needed and grown by the rate it showed; the total is then extrapolated from the window's share of
+the account's tickets and flagged as an estimate, as PostgreSQL's slice is. Otherwise every match
+is visited and counted exactly. (A window is a range over the ``created_at`` column: its cost grows
+with the index, while few matches of words each in many documents are found faster by
+intersecting their posting lists: at ten times the data, three such words took 0.5 s through
+windows.)
 """
 
 from __future__ import annotations
@@ -139,14 +143,16 @@ class IndexSearcher:
             return None
         return groups[0] if len(groups) == 1 else tantivy.Query.boolean_query([(tantivy.Occur.Should, g) for g in groups])
 
-    def bound(self, searcher: tantivy.Searcher, tsquery: str, include_internal: bool) -> int:
-        """An upper bound of the documents the words match: the smallest document frequency among
-        the operands every match must hold (the index's size when there is none)."""
+    def expected(self, searcher: tantivy.Searcher, tsquery: str, include_internal: bool) -> int:
+        """How many documents the words may match, from the term dictionary: the smallest document
+        frequency among the operands every match must hold, and below it the number expected if
+        the words occurred independently (the index's size when no operand must hold)."""
         fields = ["public", "notes"] if include_internal else ["public"]
         parts = tsquery.split(" | ")
+        documents = max(searcher.num_docs, 1)
         if len(parts) > 1:
-            return searcher.num_docs
-        least = searcher.num_docs
+            return documents
+        least, independent = documents, float(documents)
         for negated, quoted, star in OPERAND.findall(parts[0]):
             stems = self.analyzer.analyze(quoted.replace("''", "'"))
             if negated or not stems:
@@ -154,9 +160,10 @@ class IndexSearcher:
             if star and not (len(stems) == 1 and MIN_PREFIX_LENGTH <= len(stems[0]) <= MAX_PREFIXED):
                 continue
             suffix = "_prefixes" if star else ""
-            least = min(least, min(sum(searcher.doc_freq(f"{name}{suffix}", stem) for name in fields)
-                                   for stem in stems))
-        return least
+            frequency = min(sum(searcher.doc_freq(f"{name}{suffix}", stem) for name in fields) for stem in stems)
+            least = min(least, frequency)
+            independent *= frequency / documents
+        return min(least, int(independent))
 
     # -- pages -----------------------------------------------------------------------------------
 
@@ -225,10 +232,10 @@ class IndexSearcher:
 
     def _newest_first(self, searcher: tantivy.Searcher, account_id: int, tsquery: str, include_internal: bool,
                       restricted: Callable[..., tantivy.Query], needed: int) -> Found:
-        bound = self.bound(searcher, tsquery, include_internal)
-        if bound > EXACT_MATCHES:
+        expected = self.expected(searcher, tsquery, include_internal)
+        if expected > EXACT_MATCHES:
             span = self._span(searcher, account_id)
-            window = WINDOW_SPARE * needed * span.tickets / max(bound, 1)
+            window = WINDOW_SPARE * needed * span.tickets / max(expected, 1)
             while window < span.tickets / 2:
                 since = span.newest_us - int(window / span.tickets * span.span_us)
                 recent = tantivy.Query.range_query(self.schema, "created_at", tantivy.FieldType.Integer, since, None)
