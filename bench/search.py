@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -42,7 +43,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -93,6 +94,17 @@ def server_url() -> str:
     if EMBEDDED_URL:
         return EMBEDDED_URL[0]
     return os.environ.get("DATABASE_URL") or DEFAULT_SERVER
+
+
+@contextlib.contextmanager
+def embedded(data_dir: Path | None) -> Iterator[None]:
+    """``start_embedded(data_dir)`` for the block, stopped after it (nothing when None)."""
+    server = start_embedded(data_dir) if data_dir else None
+    try:
+        yield
+    finally:
+        if server is not None:
+            server.cleanup()
 
 
 def start_embedded(data_dir: Path) -> Any:
