@@ -50,28 +50,9 @@ BEGIN
     ON CONFLICT (ticket_id) DO UPDATE SET seq = EXCLUDED.seq;
     RETURN NULL;
 END $$;
-
-CREATE TRIGGER search_queue_ticket_insert AFTER INSERT ON tickets
-    REFERENCING NEW TABLE AS changed_tickets FOR EACH STATEMENT EXECUTE FUNCTION pulse_search_queue_tickets();
-CREATE TRIGGER search_queue_ticket_update AFTER UPDATE ON tickets
-    REFERENCING NEW TABLE AS changed_tickets FOR EACH STATEMENT EXECUTE FUNCTION pulse_search_queue_tickets();
-CREATE TRIGGER search_queue_ticket_delete AFTER DELETE ON tickets
-    REFERENCING OLD TABLE AS changed_tickets FOR EACH STATEMENT EXECUTE FUNCTION pulse_search_queue_tickets();
-CREATE TRIGGER search_queue_comment_insert AFTER INSERT ON ticket_comments
-    REFERENCING NEW TABLE AS changed_comments FOR EACH STATEMENT EXECUTE FUNCTION pulse_search_queue_comments();
-CREATE TRIGGER search_queue_comment_update AFTER UPDATE ON ticket_comments
-    REFERENCING NEW TABLE AS changed_comments FOR EACH STATEMENT EXECUTE FUNCTION pulse_search_queue_comments();
-CREATE TRIGGER search_queue_comment_delete AFTER DELETE ON ticket_comments
-    REFERENCING OLD TABLE AS changed_comments FOR EACH STATEMENT EXECUTE FUNCTION pulse_search_queue_comments();
 """
 
 DOWNGRADE = """
-DROP TRIGGER search_queue_comment_delete ON ticket_comments;
-DROP TRIGGER search_queue_comment_update ON ticket_comments;
-DROP TRIGGER search_queue_comment_insert ON ticket_comments;
-DROP TRIGGER search_queue_ticket_delete ON tickets;
-DROP TRIGGER search_queue_ticket_update ON tickets;
-DROP TRIGGER search_queue_ticket_insert ON tickets;
 DROP FUNCTION pulse_search_queue_comments();
 DROP FUNCTION pulse_search_queue_tickets();
 DROP TABLE search_index_state;
@@ -80,9 +61,23 @@ DROP TABLE search_index_queue;
 """
 
 
+# One statement-level trigger per table and event (a trigger with transition tables takes one
+# event): (trigger name's part, table, the transition table's name, function).
+QUEUED_BY = [("ticket", "tickets", "changed_tickets", "pulse_search_queue_tickets"),
+             ("comment", "ticket_comments", "changed_comments", "pulse_search_queue_comments")]
+EVENTS = [("insert", "NEW"), ("update", "NEW"), ("delete", "OLD")]
+
+
 def upgrade() -> None:
     op.execute(UPGRADE)
+    for part, table, transition, function in QUEUED_BY:
+        for event, rows in EVENTS:
+            op.execute(f"CREATE TRIGGER search_queue_{part}_{event} AFTER {event.upper()} ON {table} "
+                       f"REFERENCING {rows} TABLE AS {transition} FOR EACH STATEMENT EXECUTE FUNCTION {function}()")
 
 
 def downgrade() -> None:
+    for part, table, _, _ in QUEUED_BY:
+        for event, _ in EVENTS:
+            op.execute(f"DROP TRIGGER search_queue_{part}_{event} ON {table}")
     op.execute(DOWNGRADE)
