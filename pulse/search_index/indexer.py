@@ -18,6 +18,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import time
 from pathlib import Path
 
 import tantivy
@@ -36,6 +37,11 @@ from pulse.search_index.documents import (
 
 log = logging.getLogger("pulse.search_index")
 ROUND_IDLE_S = 0.05  # an empty queue is asked again this often
+# A round that found work starts the next one no sooner than this: under a steady stream of writes
+# a commit (a new segment, its files synced, every reader reloading) takes what came meanwhile
+# instead of one or two tickets. Searches stay exact meanwhile (queued tickets are checked in
+# PostgreSQL); a write is in the index within about this long plus a round.
+ROUND_EVERY_S = 0.25
 BATCH = 2_000  # tickets per round (and per commit)
 BACKLOG_BATCH = 25_000  # after a full round: fewer, larger segments while a new index fills
 LOCK_RETRY_S = 5.0
@@ -79,10 +85,14 @@ class SearchIndexer:
     async def _index(self, writer: tantivy.IndexWriter) -> None:
         batch = BATCH
         while True:
+            started = time.monotonic()
             taken = await self.round(writer, batch)
-            batch = BACKLOG_BATCH if taken >= batch else BATCH
-            if not taken:
-                await asyncio.sleep(ROUND_IDLE_S)
+            if taken >= batch:  # a backlog: the next round at once, larger
+                batch = BACKLOG_BATCH
+                continue
+            batch = BATCH
+            await asyncio.sleep(max(ROUND_IDLE_S, ROUND_EVERY_S - (time.monotonic() - started)) if taken
+                                else ROUND_IDLE_S)
 
     def _take_lock(self) -> int | None:
         """This process's claim to be the index's writer (``<index>.lock``, flock'd while the
