@@ -13,7 +13,6 @@ from typing import Any
 
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, TIMESTAMP
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pulse.domain.ids import is_storable_id
@@ -27,7 +26,6 @@ from pulse.domain.reports import (
     day_of,
     on_day,
 )
-from pulse.models.reports import TicketSummaryDay
 
 # The whole rollup of one account, from its tickets' timelines (the bench's load; migration 0018
 # holds the same statement for every account).
@@ -108,6 +106,19 @@ SELECT :account_id, date_bin('1 day', slot, timestamptz '2000-01-01 00:00:00+00'
 ON CONFLICT (account_id, day) DO UPDATE SET {", ".join(f"{n} = r.{n} + excluded.{n}" for n in COUNTS)}
 """)
 
+# A write's change of the summary's figures, one statement built once; rows locked in key order
+# (as Python sorts the keys: byte order, so two writes never lock two rows in opposite orders).
+_ADD_SUMMARY = text(f"""
+INSERT INTO ticket_summary_days AS r (account_id, created_on, dimension, value, {", ".join(SUMMARY_COUNTS)})
+SELECT :account_id, day, dimension, value, {", ".join(SUMMARY_COUNTS)}
+  FROM unnest(CAST(:days AS date[]), CAST(:dimensions AS text[]), CAST(:dimension_values AS text[]),
+              {", ".join(f"CAST(:{n} AS bigint[])" for n in SUMMARY_COUNTS)})
+       AS m(day, dimension, value, {", ".join(SUMMARY_COUNTS)})
+ ORDER BY day, dimension COLLATE "C", value COLLATE "C"
+ON CONFLICT (account_id, created_on, dimension, value) DO UPDATE
+  SET {", ".join(f"{n} = r.{n} + excluded.{n}" for n in SUMMARY_COUNTS)}
+""")
+
 # The marks of the timeline, as SQL over a row ``e`` of ticket_timeline (creation or status change).
 _MARK_COLUMNS = """
     (e.event_type = 'ticket_created')::int AS created,
@@ -164,13 +175,12 @@ class ReportRollup:
         """Add a write's change of the summary's figures (rows in key order)."""
         if not change:
             return
-        rows = [{"account_id": account_id, "created_on": day, "dimension": dimension, "value": value,
-                 **figures.as_dict()} for (day, dimension, value), figures in sorted(change.items())]
-        statement = pg_insert(TicketSummaryDay).values(rows)
-        await self.session.execute(statement.on_conflict_do_update(
-            index_elements=["account_id", "created_on", "dimension", "value"],
-            set_={name: getattr(TicketSummaryDay, name) + getattr(statement.excluded, name)
-                  for name in SUMMARY_COUNTS}))
+        keys = sorted(change)
+        columns: dict[str, Any] = {"days": [day for day, _, _ in keys], "dimensions": [d for _, d, _ in keys],
+                                   "dimension_values": [value for _, _, value in keys]}
+        for name in SUMMARY_COUNTS:
+            columns[name] = [getattr(change[key], name) for key in keys]
+        await self.session.execute(_ADD_SUMMARY, {"account_id": account_id, **columns})
 
     async def history(self, ticket_id: int) -> list[StatusMark]:
         """A ticket's creation and status changes (what a delete takes back out of the rollup)."""

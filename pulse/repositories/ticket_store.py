@@ -64,6 +64,10 @@ _RECORD_OUTCOME_AND_EXECUTIONS = text(
     "VALUES (:command_id, :ticket_id, CAST(:result AS jsonb))")
 
 
+# Core statements, not the ORM's bulk insert (which builds and compiles one per call).
+_INSERT_TIMELINE = insert(TimelineEvent.__table__)
+_INSERT_OUTBOX = insert(OutboxRow.__table__).returning(OutboxRow.__table__.c.id, sort_by_parameter_order=True)
+
 # The two statements every write starts with, built once (parameters: account_id, ticket_id, command_id).
 _POLICIES, _CALENDARS = _settings_json()
 _READ_FOR_WRITE = (
@@ -255,11 +259,9 @@ class TicketStore:
                          "field": event.field, "from": event.from_value, "to": event.to_value},
                 "occurred_at": event.occurred_at,
             })
-        await self.session.execute(insert(TimelineEvent), timeline)
+        await self.session.execute(_INSERT_TIMELINE, timeline)
         await self._add_report_marks(ticket, events)
-        ids = await self.session.scalars(insert(OutboxRow).returning(OutboxRow.id, sort_by_parameter_order=True),
-                                         outbox)
-        return list(ids)
+        return list(await self.session.scalars(_INSERT_OUTBOX, outbox))
 
     async def add_report_summary(self, before: records.Ticket | None, after: records.Ticket) -> None:
         """The summary's rollup, in the write's transaction: what the write changed of the ticket's
