@@ -11,14 +11,15 @@ from typing import Any, Callable, Coroutine
 import httpx
 
 
-async def wait_healthy(http: httpx.AsyncClient, timeout: float = 90, check_alive: Callable[[], None] | None = None) -> None:
-    """Until ``GET /api/health`` answers 200 (``check_alive`` raises if a process died meanwhile)."""
+async def wait_healthy(http: httpx.AsyncClient, timeout: float = 90, check_alive: Callable[[], None] | None = None,
+                       path: str = "/api/health") -> None:
+    """Until ``GET path`` answers 200 (``check_alive`` raises if a process died meanwhile)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check_alive:
             check_alive()
         try:
-            if (await http.get("/api/health")).status_code == 200:
+            if (await http.get(path)).status_code == 200:
                 return
         except httpx.TransportError:
             pass

@@ -8,6 +8,13 @@ updates each run ONE local activity against PostgreSQL and then answer:
 * ``edit`` UPDATEs the row this workflow inserted — reached by ``handle.execute_update`` on a
   long-lived workflow, the floor of ``PATCH /api/tickets/{id}``.
 
+And the **skeleton**: what Pulse's architecture makes every write do, with nothing of Pulse's own
+logic. An HTTP endpoint with a bearer token (``bench/floor_api.py``: FastAPI, pydantic body, no
+database lookup for the token) sends the update; its local activity writes, in ONE statement, the
+row, a timeline row, an outbox row and the command id that makes the write idempotent, and answers
+the row, which the endpoint renders as JSON (``create_recorded`` by update-with-start,
+``edit_recorded`` by update). Pulse's own code is what a Pulse write costs beyond the skeleton.
+
 The activities share one SQLAlchemy async engine (psycopg 3, a steady pool of ``POOL_SIZE``
 connections, no overflow and no pre-ping) in the bench process, so their CPU is counted under
 ``bench`` and their PostgreSQL backends under ``postgres``.
@@ -31,10 +38,29 @@ CREATE TABLE IF NOT EXISTS bench_floor (
     id bigserial PRIMARY KEY,
     workflow_id text NOT NULL,
     body text NOT NULL,
+    version int NOT NULL DEFAULT 1,
     created_at timestamptz NOT NULL DEFAULT now()
-)"""
+);
+CREATE TABLE IF NOT EXISTS bench_floor_timeline (
+    id bigserial PRIMARY KEY, row_id bigint NOT NULL, event_type text NOT NULL, to_value text,
+    created_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE IF NOT EXISTS bench_floor_outbox (
+    id bigserial PRIMARY KEY, row_id bigint NOT NULL, event_type text NOT NULL, data jsonb NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE IF NOT EXISTS bench_floor_applied (command_id text PRIMARY KEY, row_id bigint NOT NULL)"""
 INSERT = text("INSERT INTO bench_floor (workflow_id, body) VALUES (:workflow_id, :body) RETURNING id")
 UPDATE = text("UPDATE bench_floor SET body = :body WHERE id = :id")
+# The skeleton's write: the row, its timeline and outbox rows and the command id, one statement.
+_RECORDED = """, timeline AS (INSERT INTO bench_floor_timeline (row_id, event_type, to_value)
+                 SELECT id, :event, body FROM changed),
+ outbox AS (INSERT INTO bench_floor_outbox (row_id, event_type, data)
+            SELECT id, :event, jsonb_build_object('to', body) FROM changed),
+ applied AS (INSERT INTO bench_floor_applied (command_id, row_id) SELECT :command_id, id FROM changed)
+SELECT id, workflow_id, body, version, created_at FROM changed"""
+INSERT_RECORDED = text("WITH changed AS (INSERT INTO bench_floor (workflow_id, body) VALUES (:workflow_id, :body) "
+                       "RETURNING id, workflow_id, body, version, created_at)" + _RECORDED)
+UPDATE_RECORDED = text("WITH changed AS (UPDATE bench_floor SET body = :body, version = version + 1 WHERE id = :id "
+                       "RETURNING id, workflow_id, body, version, created_at)" + _RECORDED)
 LOCAL_ACTIVITY_TIMEOUT = timedelta(seconds=5)
 
 
@@ -46,7 +72,8 @@ def make_floor_engine(database_url: str, pool_size: int = POOL_SIZE) -> AsyncEng
 
 async def create_table(engine: AsyncEngine) -> None:
     async with engine.begin() as connection:
-        await connection.execute(text(TABLE_DDL))
+        for statement in TABLE_DDL.split(";"):
+            await connection.execute(text(statement))
 
 
 async def warm_pool(engine: AsyncEngine, size: int = POOL_SIZE) -> None:
@@ -85,8 +112,22 @@ class FloorActivities:
         async with self.engine.begin() as connection:
             return (await connection.execute(UPDATE, {"id": row_id, "body": body})).rowcount
 
+    @activity.defn(name="bench_floor_insert_recorded")
+    async def insert_recorded(self, workflow_id: str, body: str, command_id: str) -> dict:
+        async with self.engine.begin() as connection:
+            row = (await connection.execute(INSERT_RECORDED, {"workflow_id": workflow_id, "body": body,
+                                                              "event": "created", "command_id": command_id})).one()
+        return {**row._mapping, "created_at": row.created_at.isoformat()}
+
+    @activity.defn(name="bench_floor_update_recorded")
+    async def update_recorded(self, row_id: int, body: str, command_id: str) -> dict:
+        async with self.engine.begin() as connection:
+            row = (await connection.execute(UPDATE_RECORDED, {"id": row_id, "body": body, "event": "field_changed",
+                                                              "command_id": command_id})).one()
+        return {**row._mapping, "created_at": row.created_at.isoformat()}
+
     def all(self) -> list:
-        return [self.insert_row, self.update_row]
+        return [self.insert_row, self.update_row, self.insert_recorded, self.update_recorded]
 
 
 @workflow.defn(sandboxed=False)
@@ -120,6 +161,32 @@ class FloorWorkflow:
             FloorActivities.update_row, args=[self.row_id, body], start_to_close_timeout=LOCAL_ACTIVITY_TIMEOUT)
         self.version += 1
         return self.version
+
+    @workflow.update
+    async def create_recorded(self, body: str) -> dict:
+        """The skeleton's create: the row with its timeline, outbox and command rows; the row answered."""
+        row = await workflow.execute_local_activity_method(
+            FloorActivities.insert_recorded, args=[workflow.info().workflow_id, body, self._command_id()],
+            start_to_close_timeout=LOCAL_ACTIVITY_TIMEOUT)
+        self.row_id = row["id"]
+        self.version = row["version"]
+        return row
+
+    @workflow.update
+    async def edit_recorded(self, body: str) -> dict:
+        """The skeleton's edit: the row changed with its timeline, outbox and command rows; the row answered."""
+        if self.row_id is None:
+            raise ApplicationError("no row yet: create first", non_retryable=True)
+        row = await workflow.execute_local_activity_method(
+            FloorActivities.update_recorded, args=[self.row_id, body, self._command_id()],
+            start_to_close_timeout=LOCAL_ACTIVITY_TIMEOUT)
+        self.version = row["version"]
+        return row
+
+    @staticmethod
+    def _command_id() -> str:
+        update = workflow.current_update_info()
+        return f"{workflow.info().workflow_id}/{update.id if update else 'run'}"
 
     @workflow.signal
     def finish(self) -> None:

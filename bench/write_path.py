@@ -204,7 +204,8 @@ async def drive(label: str, total: int, concurrency: int, op: Callable[[int, int
     return Run(label, len(latencies), seconds, latencies, errors, cpu)
 
 
-CPU_COLUMNS = ("temporal", "worker", "api", "postgres", "bench")  # bench = the clients + the no-op/floor worker
+# bench = the clients + the no-op/floor worker; floor api = the skeleton's endpoint (bench/floor_api.py)
+CPU_COLUMNS = ("temporal", "worker", "api", "floor api", "postgres", "bench")
 
 
 def merge(label: str, runs: list[Run]) -> Run:
@@ -373,6 +374,9 @@ async def bench(args: argparse.Namespace, stack: Stack) -> int:
         stack.spawn("worker", [python, "-m", "pulse.cli", "worker"], env)
         stack.spawn("api", [python, "-m", "pulse.cli", "api"], env)
 
+    floor_api_port, floor_token = free_port(), uuid.uuid4().hex
+    stack.spawn("floor api", [sys.executable, str(ROOT / "bench" / "floor_api.py"), str(floor_api_port),
+                              temporal_address, NOOP_TASK_QUEUE, floor_token], dict(os.environ))
     client = await connect_when_ready(temporal_address)
 
     connections = max(args.concurrency + [args.patch_clients]) + 8
@@ -380,6 +384,8 @@ async def bench(args: argparse.Namespace, stack: Stack) -> int:
     headers = {"Authorization": f"Bearer {token}"}
     async with (
         httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}", headers=headers, timeout=120, limits=limits) as http,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{floor_api_port}", timeout=120, limits=limits,
+                          headers={"Authorization": f"Bearer {floor_token}"}) as skeleton_http,
         # the floors' database: a table of their own in the bench database, a steady pool in this process
         floor_pool(database_url) as floor_engine,
         Worker(client, task_queue=NOOP_TASK_QUEUE, workflows=[NoopWorkflow, NoopStartWorkflow, FloorWorkflow],
@@ -388,6 +394,7 @@ async def bench(args: argparse.Namespace, stack: Stack) -> int:
     ):
         if pulse_part:
             await wait_healthy(http, check_alive=stack.check_alive)
+        await wait_healthy(skeleton_http, check_alive=stack.check_alive, path="/floor/health")
         run_id = uuid.uuid4().hex[:8]
 
         async def api_create(_: int, i: int) -> None:
@@ -420,6 +427,15 @@ async def bench(args: argparse.Namespace, stack: Stack) -> int:
                                                                 start_workflow_operation=start)
             return op
 
+        def skeleton_create(tag: str) -> Callable[[int, int], Awaitable[None]]:
+            """The skeleton's create (bench/floors.py): HTTP, token, update-with-start, one recorded INSERT."""
+            async def op(_: int, i: int) -> None:
+                response = await skeleton_http.post(f"/floor/skeleton-{run_id}-{tag}-{i}",
+                                                    json={"subject": f"Bench ticket {i}"})
+                if response.status_code != 201:
+                    raise RuntimeError(f"{response.status_code} {response.text[:200]}")
+            return op
+
         async def drained() -> None:
             """Wait until every raw-started workflow has run its first task, so a backlog left by
             ``start_workflow`` (which does not wait for the worker) cannot slow the next phase."""
@@ -437,15 +453,16 @@ async def bench(args: argparse.Namespace, stack: Stack) -> int:
         await drive("warm-up raw start", 20, 5, raw_start("warm"))
         await drive("warm-up raw update-with-start", 20, 5, raw_update_with_start("warm-uws"))
         await drive("warm-up floor update-with-start", 20, 5, floor_create("warm-floor"))
+        await drive("warm-up skeleton create", 20, 5, skeleton_create("warm-skeleton"))
         await drained()
 
         # Raw, floor and API alternate in rounds, so load from elsewhere on the machine hits all alike.
         rounds = args.rounds
-        creates: list[tuple[int, Run, Run, Run, Run | None]] = []
+        creates: list[tuple[int, Run, Run, Run, Run, Run | None]] = []
         if args.concurrency:
             print(f"\n1. creation, {args.creates} each, in {rounds} alternating rounds (load before: {load()})", flush=True)
         for concurrency in args.concurrency:
-            raw, uws, floor, api = [], [], [], []
+            raw, uws, floor, skeleton, api = [], [], [], [], []
             per_round = max(1, args.creates // rounds)
             for r in range(rounds):
                 raw.append(await drive("raw start_workflow", per_round, concurrency, raw_start(f"c{concurrency}-{r}")))
@@ -454,12 +471,15 @@ async def bench(args: argparse.Namespace, stack: Stack) -> int:
                                        raw_update_with_start(f"u{concurrency}-{r}")))
                 floor.append(await drive("floor update-with-start", per_round, concurrency,
                                          floor_create(f"f{concurrency}-{r}")))
+                skeleton.append(await drive("skeleton create", per_round, concurrency,
+                                            skeleton_create(f"s{concurrency}-{r}")))
                 if pulse_part:
                     api.append(await drive("POST /api/tickets", per_round, concurrency, api_create))
                 stack.check_alive()
             merged = (merge(f"raw start_workflow, {concurrency} clients", raw),
                       merge(f"raw update-with-start (no-op), {concurrency} clients", uws),
                       merge(f"floor update-with-start + INSERT, {concurrency} clients", floor),
+                      merge(f"skeleton create (HTTP + recorded INSERT), {concurrency} clients", skeleton),
                       merge(f"POST /api/tickets, {concurrency} clients", api) if pulse_part else None)
             for run in merged:
                 if run is not None:
@@ -468,6 +488,7 @@ async def bench(args: argparse.Namespace, stack: Stack) -> int:
 
         raw_u: Run | None = None
         floor_u: Run | None = None
+        skeleton_u: Run | None = None
         patches: list[Run] = []
         clients = args.patch_clients
         if args.patches > 0:
@@ -504,6 +525,12 @@ async def bench(args: argparse.Namespace, stack: Stack) -> int:
             async def raw_update(w: int, i: int) -> None:
                 await noop_handles[w].execute_update(NoopWorkflow.touch, f"Patched {i}")
 
+            async def skeleton_patch(w: int, i: int) -> None:
+                """The skeleton's edit: HTTP, token, update, one recorded UPDATE of the floor's row."""
+                response = await skeleton_http.patch(f"/floor/floor-{run_id}-patch-{w}", json={"subject": f"Patched {i}"})
+                if response.status_code != 200:
+                    raise RuntimeError(f"{response.status_code} {response.text[:200]}")
+
             async def floor_update(w: int, i: int) -> None:
                 """The update floor: execute_update whose update UPDATEs its row in a local activity."""
                 await floor_handles[w].execute_update(FloorWorkflow.edit, f"Patched {i}")
@@ -512,22 +539,25 @@ async def bench(args: argparse.Namespace, stack: Stack) -> int:
                 await drive("warm-up api patch", 20, clients, api_patch_priority)
             await drive("warm-up raw update", 20, clients, raw_update)
             await drive("warm-up floor update", 20, clients, floor_update)
+            await drive("warm-up skeleton patch", 20, clients, skeleton_patch)
             print(f"\n2. updates, {args.patches} each, {clients} clients, {rounds} alternating rounds "
                   f"(load before: {load()})", flush=True)
-            raw_rounds, floor_rounds, edit_rounds, priority_rounds = [], [], [], []
+            raw_rounds, floor_rounds, skeleton_rounds, edit_rounds, priority_rounds = [], [], [], [], []
             per_round = max(1, args.patches // rounds)
             for r in range(rounds):
                 raw_rounds.append(await drive("raw execute_update", per_round, clients, raw_update))
                 floor_rounds.append(await drive("floor execute_update", per_round, clients, floor_update))
+                skeleton_rounds.append(await drive("skeleton PATCH", per_round, clients, skeleton_patch))
                 if pulse_part:
                     edit_rounds.append(await drive("PATCH subject", per_round, clients, api_patch_edit))
                     priority_rounds.append(await drive("PATCH priority", per_round, clients, api_patch_priority))
             raw_u = merge(f"raw execute_update (no-op), {clients} clients", raw_rounds)
             floor_u = merge(f"floor execute_update + UPDATE, {clients} clients", floor_rounds)
+            skeleton_u = merge(f"skeleton PATCH (HTTP + recorded UPDATE), {clients} clients", skeleton_rounds)
             if pulse_part:
                 patches = [merge(f"PATCH subject, {clients} clients", edit_rounds),
                            merge(f"PATCH subject+priority, {clients} clients", priority_rounds)]
-            for run in [raw_u, floor_u, *patches]:
+            for run in [raw_u, floor_u, skeleton_u, *patches]:
                 show(run)
             stack.check_alive()
 
@@ -551,7 +581,7 @@ async def bench(args: argparse.Namespace, stack: Stack) -> int:
     def verdict(met: bool) -> str:
         return "ok" if met else "MISSED"
 
-    for concurrency, raw, uws, floor, api in creates:
+    for concurrency, raw, uws, floor, skeleton, api in creates:
         def vs(base: Run) -> float | None:
             return api.rate / base.rate if api is not None and base.rate else None
 
@@ -561,11 +591,18 @@ async def bench(args: argparse.Namespace, stack: Stack) -> int:
             goals["creates"] = goals.get("creates", True) and ratio >= 0.8
         row("creates/s (floor = update-with-start + LA INSERT)", concurrency, floor.rate, api_rate, ratio,
             f">= 0.8x {verdict(ratio >= 0.8)}" if ratio is not None else ">= 0.8x")
+        row("creates/s (skeleton: HTTP + recorded INSERT, vs the floor)", concurrency, floor.rate, skeleton.rate,
+            skeleton.rate / floor.rate if floor.rate else None, "(the architecture's best)")
+        row("creates/s (Pulse vs the skeleton)", concurrency, skeleton.rate, api_rate, vs(skeleton), "(context)")
         ratio = vs(raw)
         row("creates/s (raw = start_workflow)", concurrency, raw.rate, api_rate, ratio,
             f"issue 2: >= 0.5x {verdict(ratio >= 0.5)} (reference)" if ratio is not None else "(reference)")
         row("creates/s (raw = update-with-start, no-op)", concurrency, uws.rate, api_rate, vs(uws), "(context)")
-    if floor_u is not None and raw_u is not None:
+    if floor_u is not None and raw_u is not None and skeleton_u is not None:
+        row("skeleton PATCH: p99 ms (vs the floor)", clients, floor_u.pct(99), skeleton_u.pct(99),
+            skeleton_u.pct(99) / floor_u.pct(99), "(the architecture's best)")
+        row("skeleton PATCH: p50 ms (vs the floor)", clients, floor_u.pct(50), skeleton_u.pct(50),
+            skeleton_u.pct(50) / floor_u.pct(50), "(context)")
         if not patches:
             for base, what in ((floor_u, "floor = execute_update + LA UPDATE"),
                                (raw_u, "raw = execute_update, no-op")):
@@ -581,6 +618,8 @@ async def bench(args: argparse.Namespace, stack: Stack) -> int:
                 api_u.pct(50) / floor_u.pct(50), "(context)")
             row(f"{what}: p99 ms (floor = execute_update + LA UPDATE)", clients, floor_u.pct(99), api_u.pct(99),
                 p99_floor, f"<= 1.5x {verdict(p99_floor <= 1.5)}" if subject else "(context)")
+            row(f"{what}: p99 ms (vs the skeleton)", clients, skeleton_u.pct(99), api_u.pct(99),
+                api_u.pct(99) / skeleton_u.pct(99), "(context)")
             row(f"{what}: p50 ms (raw = execute_update, no-op)", clients, raw_u.pct(50), api_u.pct(50),
                 api_u.pct(50) / raw_u.pct(50), "(context)")
             row(f"{what}: p99 ms (raw = execute_update, no-op)", clients, raw_u.pct(99), api_u.pct(99),
@@ -588,7 +627,7 @@ async def bench(args: argparse.Namespace, stack: Stack) -> int:
             row(f"{what}: updates/s (floor)", clients, floor_u.rate, api_u.rate,
                 api_u.rate / floor_u.rate if floor_u.rate else None, "(context)")
     measured = ([run for _, *runs in creates for run in runs if run is not None]
-                + [run for run in (raw_u, floor_u) if run is not None] + patches)
+                + [run for run in (raw_u, floor_u, skeleton_u) if run is not None] + patches)
     print("\nCPU ms per operation, by process (bench = the load generator + the in-process worker running the"
           " no-op and floor workflows and the floors' local activities):\n")
     print("| operation | " + " | ".join(CPU_COLUMNS) + " | total |")
