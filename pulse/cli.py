@@ -49,8 +49,12 @@ def main(argv: list[str] | None = None) -> int:
         # Idle keep-alive connections stay open 75 s (uvicorn's default is 5 s): longer than the
         # idle timeout of common load balancers (60 s) and HTTP clients' pools, so a client does not
         # send a request on a connection the server is closing at that moment (a ReadError).
-        uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="warning",
-                    timeout_keep_alive=75)
+        if settings.api_processes > 1:  # each process builds its app from the same environment
+            uvicorn.run("pulse.api.app:create_app", factory=True, workers=settings.api_processes,
+                        host=settings.api_host, port=settings.api_port, log_level="warning", timeout_keep_alive=75)
+        else:
+            uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="warning",
+                        timeout_keep_alive=75)
         return 0
     if args.command == "worker":
         from pulse.worker import main as worker_main

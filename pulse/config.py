@@ -16,6 +16,11 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".pulse")
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # `pulse api` processes on the one port (uvicorn workers). One process runs a request's Python
+    # on one core, so under load a short request waits behind others' rendering; on more cores,
+    # more processes. Each keeps its own database pool, token cache, rate limits and Prometheus
+    # registry (a scrape sees the process it reaches); every one reads the search index, one writes it.
+    api_processes: int = 1
     temporal_port: int = 7233
     temporal_ui_port: int = 8233
     temporal_address: str | None = Field(
