@@ -118,7 +118,7 @@ async def main(args: argparse.Namespace) -> None:
         import cProfile
         import pstats
 
-        profiler = cProfile.Profile()
+        profiler = cProfile.Profile(time.process_time)
         profiler.enable()
         for call in range(args.writes):
             await write("ruled", call)
