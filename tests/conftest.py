@@ -4,6 +4,8 @@ timer tests). Tests isolate themselves by account: each test gets its own accoun
 
 from __future__ import annotations
 
+import contextlib
+
 import os
 import uuid
 from dataclasses import dataclass, field
@@ -55,14 +57,20 @@ def database_server_url() -> Iterator[str]:
     server.cleanup()  # type: ignore[attr-defined]
 
 
-@pytest.fixture(scope="session")
-def database_url(database_server_url: str) -> Iterator[str]:
-    name = f"pulse_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    url = ensure_database(database_server_url, name)
+@contextlib.contextmanager
+def migrated_database(server_url: str, name: str) -> Iterator[str]:
+    """A new database ``name`` on ``server_url``'s server, migrated; dropped afterwards."""
+    url = ensure_database(server_url, name)
     migrate(url)
     yield url
-    with psycopg.connect(with_database(database_server_url, "postgres"), autocommit=True) as connection:
+    with psycopg.connect(with_database(server_url, "postgres"), autocommit=True) as connection:
         connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def database_url(database_server_url: str) -> Iterator[str]:
+    with migrated_database(database_server_url, f"pulse_test_{os.getpid()}_{uuid.uuid4().hex[:6]}") as url:
+        yield url
 
 
 @pytest_asyncio.fixture(scope="session")

@@ -1,5 +1,6 @@
 """``PULSE_API_PROCESSES=2``: ``pulse api`` serves one port from two processes, each a whole API
-on the same database and Temporal server."""
+on the same database and Temporal server, each reading the one search index that one of them
+writes."""
 
 from __future__ import annotations
 
@@ -8,13 +9,22 @@ import os
 import subprocess
 import sys
 import time
+import uuid
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterator
 
 import httpx
+import pytest
 
 from pulse.db import make_engine, make_sessionmaker
 from pulse.devstack import free_port
+from pulse.domain.changes import Actor, NewTicket
+from pulse.domain.commands import CreateCommand, CreateTicketInput
+from pulse.repositories.tickets import TicketRepository
 from pulse.services.auth import create_account_with_admin
+from pulse.services.ticket_engine import TicketEngine
+from tests.conftest import migrated_database
 
 
 def _children(pid: int) -> list[int]:
@@ -29,22 +39,40 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-async def _new_account_token(database_url: str) -> str:
+async def _account_with_a_ticket(database_url: str) -> str:
+    """A new account with one ticket, written by the ticket engine itself (no worker runs here);
+    the account's token."""
     engine = make_engine(database_url, pool_size=1)
     try:
-        async with make_sessionmaker(engine)() as session, session.begin():
-            _, _, token = await create_account_with_admin(session, "Two processes")
+        sessions = make_sessionmaker(engine)
+        async with sessions() as session, session.begin():
+            account_id, _, token = await create_account_with_admin(session, "Two processes")
+        async with sessions() as session, session.begin():
+            ticket_id, number = await TicketRepository(session).allocate(account_id)
+            await TicketEngine(session).create(CreateCommand(
+                command_id=f"create-{ticket_id}", account_id=account_id, ticket_id=ticket_id,
+                now=datetime.now(timezone.utc), input=CreateTicketInput(
+                    account_id=account_id, ticket_id=ticket_id, number=number, actor=Actor(kind="user"),
+                    ticket=NewTicket(subject="Printer zebracorn jams on page two"))))
         return token
     finally:
         await engine.dispose()
 
 
-def test_two_api_processes_serve_one_port_from_one_database(database_url: str, temporal_address: str,
+@pytest.fixture
+def own_database_url(database_server_url: str) -> Iterator[str]:
+    """A database of this test's own: its search index is the only one fed from its queue."""
+    with migrated_database(database_server_url, f"pulse_test_processes_{uuid.uuid4().hex[:8]}") as url:
+        yield url
+
+
+def test_two_api_processes_serve_one_port_from_one_database(own_database_url: str, temporal_address: str,
                                                             tmp_path: Path) -> None:
+    database_url = own_database_url
     port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url, "TEMPORAL_ADDRESS": temporal_address,
-           "PULSE_API_PORT": str(port), "PULSE_API_PROCESSES": "2", "PULSE_SEARCH_ENGINE": "postgres",
-           "PULSE_DATA_DIR": str(tmp_path)}
+           "PULSE_API_PORT": str(port), "PULSE_API_PROCESSES": "2", "PULSE_SEARCH_ENGINE": "tantivy",
+           "PULSE_SEARCH_INDEX_DIR": str(tmp_path / "search-index"), "PULSE_DATA_DIR": str(tmp_path)}
     api = subprocess.Popen([sys.executable, "-m", "pulse.cli", "api"], env=env, stdout=subprocess.DEVNULL,
                            stderr=subprocess.PIPE, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
@@ -65,13 +93,25 @@ def test_two_api_processes_serve_one_port_from_one_database(database_url: str, t
                    if b"multiprocessing" in Path(f"/proc/{pid}/cmdline").read_bytes()]) < 2:
             assert time.monotonic() < deadline, "two worker processes were not started"
             time.sleep(0.2)
-        # a token stored in the database works on fresh connections whichever process takes them
-        token = asyncio.run(_new_account_token(database_url))
-        for _ in range(8):
+        # a token stored in the database works on fresh connections whichever process takes them,
+        # and once the ticket is indexed each process finds it in the index (a reader reloads
+        # within a second of a commit)
+        token = asyncio.run(_account_with_a_ticket(database_url))
+
+        def search() -> httpx.Response:
             with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=10) as fresh:
-                listed = fresh.get("/api/tickets")
-                assert listed.status_code == 200, listed.text
-                assert listed.json()["pagination"]["total"] == 0
+                found = fresh.get("/api/tickets", params={"search": "zebracorn"})
+            assert found.status_code == 200, found.text
+            assert [t["subject"] for t in found.json()["tickets"]] == ["Printer zebracorn jams on page two"]
+            return found
+
+        deadline = time.monotonic() + 30
+        while "desc=tantivy" not in search().headers["server-timing"]:  # PostgreSQL answers meanwhile
+            assert time.monotonic() < deadline, "the ticket never reached the search index"
+            time.sleep(0.2)
+        time.sleep(1.5)
+        engines = [search().headers["server-timing"] for _ in range(8)]
+        assert all("desc=tantivy" in engine for engine in engines), engines
     finally:
         os.killpg(api.pid, 15)
         api.wait(20)
