@@ -45,11 +45,13 @@ def main(argv: list[str] | None = None) -> int:
         import uvicorn
 
         from pulse.api.app import create_app
+        from pulse.api.observability import use_multiprocess_metrics
 
         # Idle keep-alive connections stay open 75 s (uvicorn's default is 5 s): longer than the
         # idle timeout of common load balancers (60 s) and HTTP clients' pools, so a client does not
         # send a request on a connection the server is closing at that moment (a ReadError).
         if settings.api_processes > 1:  # each process builds its app from the same environment
+            use_multiprocess_metrics(settings.data_dir / "api-metrics")
             uvicorn.run("pulse.api.app:create_app", factory=True, workers=settings.api_processes,
                         host=settings.api_host, port=settings.api_port, log_level="warning", timeout_keep_alive=75)
         else:

@@ -18,8 +18,8 @@ class Settings(BaseSettings):
     api_port: int = 8000
     # `pulse api` processes on the one port (uvicorn workers). One process runs a request's Python
     # on one core, so under load a short request waits behind others' rendering; on more cores,
-    # more processes. Each keeps its own database pool, token cache, rate limits and Prometheus
-    # registry (a scrape sees the process it reaches); every one reads the search index, one writes it.
+    # more processes. Each keeps its own database pool, token cache and rate limits; /metrics sums
+    # the HTTP metrics of all of them; every one reads the search index, one writes it.
     api_processes: int = 1
     temporal_port: int = 7233
     temporal_ui_port: int = 8233

@@ -13,7 +13,7 @@ from temporalio.client import Client
 from pulse.api.deps import reject_unknown_write_params
 from pulse.api.errors import ERROR_RESPONSES, install_error_handlers
 from pulse.api.limits import RequestLimits
-from pulse.api.observability import ApiMetrics, Observability, bind_request_context
+from pulse.api.observability import ApiMetrics, Observability, bind_request_context, forget_this_process
 from pulse.api.observability import router as metrics_router
 from pulse.api.openapi import install_openapi
 from pulse.api.routers import accounts, health, reference, sla, ticket_ops, tickets, views
@@ -79,6 +79,7 @@ def create_app(settings: Settings | None = None, *, sessions: SessionFactory | N
                 await engine.dispose()
             if owns_provider:
                 shutdown(tracer_provider)
+            forget_this_process()  # its in-progress gauge no longer counts (several API processes)
 
     app = FastAPI(
         title="Pulse",

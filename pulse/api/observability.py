@@ -14,7 +14,8 @@ limits too). For every HTTP request it
   may add its own entries, e.g. the ticket list's ``repo``: the repository call).
 
 ``GET /metrics`` (not part of the API's schema) serves the app's registry in Prometheus' text
-format, after refreshing the support-lead gauges (open tickets by SLA status, failing
+format (with several API processes, ``PULSE_API_PROCESSES``, the HTTP metrics of all of them:
+prometheus_client's multiprocess mode), after refreshing the support-lead gauges (open tickets by SLA status, failing
 notification deliveries) with one cheap query each (pulse.repositories.operations).
 """
 
@@ -22,15 +23,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
+import shutil
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from pulse import logs
 from pulse.api.limits import ASGIApp, Message, Receive, Scope, Send
@@ -43,6 +48,9 @@ SERVER_TIMING_HEADER = b"server-timing"  # app;dur=<ms until the answer's header
 _SANE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 # Buckets from 5 ms (a cached read) to 10 s (a write that waited out a busy ticket).
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Where the API processes of one `pulse api` keep their metrics' values (prometheus_client's
+# multiprocess mode), so that a scrape, whichever process answers it, sees them all.
+MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 # The gauges are refreshed at most this often, however many scrapers ask.
 GAUGE_MAX_AGE_SECONDS = 5.0
 
@@ -83,9 +91,34 @@ class ApiMetrics:
                                  "method, route template and status", ["method", "route", "status"],
                                  buckets=LATENCY_BUCKETS, registry=self.registry)
         self.in_progress = Gauge("pulse_http_requests_in_progress", "HTTP requests being answered",
-                                 registry=self.registry)
+                                 registry=self.registry, multiprocess_mode="livesum")
         self.gauges = SupportLeadGauges()
         self.registry.register(self.gauges)
+        # What /metrics serves: this registry; with several API processes (PROMETHEUS_MULTIPROC_DIR,
+        # set by `pulse api` for its workers) the HTTP metrics summed over every live process.
+        self.exposed = self.registry
+        if multiprocess_metrics():
+            self.exposed = CollectorRegistry()
+            MultiProcessCollector(self.exposed)
+            self.exposed.register(self.gauges)
+
+
+def multiprocess_metrics() -> bool:
+    return bool(os.environ.get(MULTIPROCESS_DIR_VARIABLE))
+
+
+def use_multiprocess_metrics(directory: Path) -> None:
+    """Before `pulse api` starts several processes: their metrics go to ``directory`` (emptied:
+    what an earlier run left is not this run's), and each process's /metrics sums them all."""
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    os.environ[MULTIPROCESS_DIR_VARIABLE] = str(directory)
+
+
+def forget_this_process() -> None:
+    """An API process that ends takes its live gauges out of the sum (several API processes)."""
+    if multiprocess_metrics():
+        mark_process_dead(os.getpid())
 
 
 def _request_id(scope: Scope) -> str:
@@ -161,4 +194,4 @@ async def metrics(request: Request) -> Response:
         except Exception as error:  # noqa: BLE001 - the HTTP metrics are still worth serving
             gauges.scrape_errors += 1
             log.warning("support-lead gauges not refreshed: %s", type(error).__name__)
-    return Response(generate_latest(app_metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(app_metrics.exposed), media_type=CONTENT_TYPE_LATEST)

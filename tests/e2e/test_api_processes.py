@@ -1,6 +1,6 @@
 """``PULSE_API_PROCESSES=2``: ``pulse api`` serves one port from two processes, each a whole API
 on the same database and Temporal server, each reading the one search index that one of them
-writes."""
+writes, and each one's /metrics counting the requests of both."""
 
 from __future__ import annotations
 
@@ -98,9 +98,13 @@ def test_two_api_processes_serve_one_port_from_one_database(own_database_url: st
         # within a second of a commit)
         token = asyncio.run(_account_with_a_ticket(database_url))
 
+        searches = 0
+
         def search() -> httpx.Response:
+            nonlocal searches
             with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=10) as fresh:
                 found = fresh.get("/api/tickets", params={"search": "zebracorn"})
+            searches += 1
             assert found.status_code == 200, found.text
             assert [t["subject"] for t in found.json()["tickets"]] == ["Printer zebracorn jams on page two"]
             return found
@@ -112,6 +116,12 @@ def test_two_api_processes_serve_one_port_from_one_database(own_database_url: st
         time.sleep(1.5)
         engines = [search().headers["server-timing"] for _ in range(8)]
         assert all("desc=tantivy" in engine for engine in engines), engines
+        # whichever process answers a scrape counts every search, both processes' together
+        for _ in range(6):
+            scraped = httpx.get(base + "/metrics", timeout=10).text
+            counted = [line for line in scraped.splitlines()
+                       if line.startswith("pulse_http_requests_total{") and 'route="/api/tickets"' in line]
+            assert len(counted) == 1 and float(counted[0].rsplit(" ", 1)[1]) == searches, counted
     finally:
         os.killpg(api.pid, 15)
         api.wait(20)
