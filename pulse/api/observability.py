@@ -15,8 +15,9 @@ limits too). For every HTTP request it
 
 ``GET /metrics`` (not part of the API's schema) serves the app's registry in Prometheus' text
 format (with several API processes, ``PULSE_API_PROCESSES``, the HTTP metrics of all of them:
-prometheus_client's multiprocess mode), after refreshing the support-lead gauges (open tickets by SLA status, failing
-notification deliveries) with one cheap query each (pulse.repositories.operations).
+prometheus_client's multiprocess mode), after refreshing the support-lead gauges (open tickets
+by SLA status, failing notification deliveries) with one cheap query each
+(pulse.repositories.operations).
 """
 
 from __future__ import annotations
