@@ -24,7 +24,7 @@ from pathlib import Path
 import tantivy
 
 from pulse.db import SessionFactory, reading
-from pulse.repositories.search_index import Queued, SearchIndexQueue
+from pulse.repositories.search_index import PENDING_CAP, Queued, SearchIndexQueue
 from pulse.search_index.documents import (
     analyzer,
     create_index,
@@ -37,11 +37,15 @@ from pulse.search_index.documents import (
 
 log = logging.getLogger("pulse.search_index")
 ROUND_IDLE_S = 0.05  # an empty queue is asked again this often
-# A round that found work starts the next one no sooner than this: under a steady stream of writes
-# a commit (a new segment, its files synced, every reader reloading) takes what came meanwhile
-# instead of one or two tickets. Searches stay exact meanwhile (queued tickets are checked in
-# PostgreSQL); a write is in the index within about this long plus a round.
+# A round that found a little work starts the next one no sooner than this: under a steady stream
+# of writes a commit (a new segment, its files synced, every reader reloading) takes what came
+# meanwhile instead of one or two tickets. Searches stay exact meanwhile (queued tickets are
+# checked in PostgreSQL); a write is in the index within about this long plus a round.
 ROUND_EVERY_S = 0.25
+# A round that took at least this many tickets is followed at once: at such rates commits are
+# large anyway, and waiting would let an account's queue pass PENDING_CAP, past which PostgreSQL
+# answers the account's whole searches instead of checking the queued tickets.
+BUSY_ROUND = PENDING_CAP // 2
 BATCH = 2_000  # tickets per round (and per commit)
 BACKLOG_BATCH = 25_000  # after a full round: fewer, larger segments while a new index fills
 LOCK_RETRY_S = 5.0
@@ -91,6 +95,8 @@ class SearchIndexer:
                 batch = BACKLOG_BATCH
                 continue
             batch = BATCH
+            if taken >= BUSY_ROUND:
+                continue
             await asyncio.sleep(max(ROUND_IDLE_S, ROUND_EVERY_S - (time.monotonic() - started)) if taken
                                 else ROUND_IDLE_S)
 
